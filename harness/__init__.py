@@ -1,0 +1,1 @@
+"""SR edge benchmarking harness."""

@@ -1,0 +1,310 @@
+"""Command line: ``python -m harness <command>`` (also the ``harness`` script).
+
+Every command that prints a table takes ``--json``. Errors the user can fix print one
+line (``error: ...``) and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from .errors import HarnessError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+QUALITY_COLUMNS = ("model", "scale", "set", "psnr", "ssim", "images")
+BASELINES = ("bicubic-matlab", "bicubic-opencv", "Bicubic_s{scale}")
+
+
+def _csv_list(text: Optional[str]) -> List[str]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
+def _scales(text: Optional[str]) -> List[int]:
+    try:
+        return [int(s) for s in _csv_list(text)]
+    except ValueError:
+        raise HarnessError(f"--scale {text}: give integers such as 2 or 2,3,4") from None
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR",
+                   help="folder holding test sets as DIR/<Set>/HR/*.png (default: $HARNESS_DATA; "
+                        "without either, the embedded scikit-image set)")
+
+
+# --------------------------------------------------------------------------- quality
+
+def model_scale_pairs(model_ids: Sequence[str], scales: Sequence[int]):
+    """(model id, scale) pairs: a fixed-scale id keeps its own scale (and must agree with
+    --scale if given); a scale-free id runs at each --scale (default 2, 3, 4)."""
+    from .models import SCALES, id_scale
+
+    pairs = []
+    for mid in model_ids:
+        fixed = id_scale(mid)
+        if fixed is not None:
+            if scales and fixed not in scales:
+                raise HarnessError(f"model {mid} is a x{fixed} model but --scale {','.join(map(str, scales))} was given")
+            pairs.append((mid, fixed))
+        else:
+            pairs.extend((mid, s) for s in (scales or SCALES))
+    return pairs
+
+
+def run_quality(model_ids, scales, data, set_names, show_progress=True):
+    from .datasets import data_root, resolve_sets
+    from .models import resolve
+    from .quality import QualityEvaluator
+
+    pairs = model_scale_pairs(model_ids, scales)
+    models = [resolve(mid, s) for mid, s in pairs]  # fail on a bad id before any work
+    sets = resolve_sets(data_root(data), set_names)
+    evaluator = QualityEvaluator(show_progress=show_progress)
+    return [evaluator.evaluate(model, image_set) for image_set in sets for model in models]
+
+
+def cmd_quality(args) -> int:
+    from .output import emit
+
+    model_ids = _csv_list(args.model)
+    if not model_ids:
+        raise HarnessError("--model is required, e.g. --model bicubic-matlab (several: --model A,B)")
+    results = run_quality(model_ids, _scales(args.scale), args.data, _csv_list(args.sets),
+                          show_progress=not args.json and sys.stderr.isatty())
+    rows = [r.record(per_image=args.per_image) for r in results]
+    if not args.per_image:
+        rows = [{k: r[k] for k in QUALITY_COLUMNS} for r in rows]
+    emit(rows, QUALITY_COLUMNS, args.json, digits={"psnr": 2, "ssim": 4},
+         headers={"psnr": "PSNR (dB)", "ssim": "SSIM"})
+    return 0
+
+
+# --------------------------------------------------------------------------- data
+
+def cmd_data_list(args) -> int:
+    from .datasets import EMBEDDED, SOURCES, STANDARD_SETS, data_root, embedded_set, find_set
+    from .output import emit
+
+    root = data_root(args.data)
+    rows = []
+    for name in STANDARD_SETS:
+        row = {"set": name, "images": 0, "where": "", "download": ""}
+        source = SOURCES.get(name)
+        row["download"] = f"data fetch {name}" if source and source.url else "by request (see README)"
+        if root is not None:
+            try:
+                found = find_set(root, name)
+                row.update(images=len(found), where=found.origin)
+            except HarnessError:
+                row["where"] = "missing"
+        else:
+            row["where"] = "no --data / $HARNESS_DATA"
+        rows.append(row)
+    emb = embedded_set()
+    rows.append({"set": EMBEDDED, "images": len(emb), "where": emb.origin, "download": "bundled"})
+    emit(rows, ("set", "images", "where", "download"), args.json)
+    return 0
+
+
+def cmd_data_fetch(args) -> int:
+    from .datasets import ENV_DATA, fetch
+
+    target = args.data or os.environ.get(ENV_DATA) or str(PROJECT_ROOT / "data")
+    dest = fetch(args.name, Path(target), url=args.url, progress=not args.quiet)
+    count = sum(1 for p in dest.iterdir() if p.is_file())
+    print(f"{args.name}: {count} HR images in {dest}" + ("" if args.data or os.environ.get(ENV_DATA)
+                                                         else f" (use --data {target})"))
+    return 0
+
+
+# --------------------------------------------------------------------------- frames
+
+def cmd_frames(args) -> int:
+    from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames
+    from .imageio import save_rgb
+    from .output import emit
+
+    frames = load_frames(args.frames)
+    rows = []
+    for f in frames:
+        rows.append({"frame": f.name, "source": f.source, "size": f"{f.rgb.shape[1]}x{f.rgb.shape[0]}",
+                     "lr_x2": f"{FHD_WIDTH // 2}x{FHD_HEIGHT // 2}", "lr_x3": f"{FHD_WIDTH // 3}x{FHD_HEIGHT // 3}",
+                     "lr_x4": f"{FHD_WIDTH // 4}x{FHD_HEIGHT // 4}"})
+        if args.save:
+            save_rgb(Path(args.save) / f"{f.name.replace('#', '_')}.png", f.rgb)
+    emit(rows, ("frame", "source", "size", "lr_x2", "lr_x3", "lr_x4"), args.json)
+    return 0
+
+
+# --------------------------------------------------------------------------- zoo
+
+def _param_count(model) -> Optional[int]:
+    module = getattr(model, "module", None)
+    if module is None:
+        return None
+    return int(sum(p.numel() for p in module.parameters() if p.requires_grad) +
+               sum(p.numel() for p in module.parameters() if not p.requires_grad))
+
+
+def cmd_zoo_list(args) -> int:
+    from .models import SCALES, families, resolve
+    from .output import emit
+
+    scales = _scales(args.scale) or list(SCALES)
+    rows = []
+    for family in families():
+        for s in scales:
+            for mid in family.ids(s):
+                model = resolve(mid, s)
+                rows.append({"id": mid, "family": family.name, "scale": s, "input": model.input_space,
+                             "params": _param_count(model), "description": family.description})
+    emit(rows, ("id", "family", "scale", "input", "params", "description"), args.json)
+    return 0
+
+
+# --------------------------------------------------------------------------- run-all
+
+def cmd_run_all(args) -> int:
+    """The main job as far as the harness goes today: quality of every model on every set
+    found (else the embedded set) at each scale, the Full-HD frames prepared and checked, results
+    written to results/."""
+    from .datasets import data_root, resolve_sets
+    from .devices import load_profile
+    from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames, lr_input
+    from .models import resolve
+    from .output import emit
+    from .quality import QualityEvaluator
+
+    profile = load_profile(args.device)
+    scales = _scales(args.scale) or [2, 3, 4]
+    model_ids = _csv_list(args.models) or list(BASELINES)
+    pairs = []
+    for s in scales:
+        for template in model_ids:
+            mid = template.format(scale=s)
+            pairs.extend(p for p in model_scale_pairs([mid], [s]) if p not in pairs)
+    models = [resolve(mid, s) for mid, s in pairs]
+    root = data_root(args.data)
+    sets = resolve_sets(root, _csv_list(args.sets))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    print(f"device {profile['name']} ({profile.get('description', '')}); sets: "
+          f"{', '.join(f'{s.name} ({len(s)})' for s in sets)}; {len(models)} model runs at x{','.join(map(str, scales))}",
+          file=sys.stderr)
+
+    frames = load_frames(args.frames)
+    for s in scales:
+        net = resolve(f"Bicubic_s{s}")
+        out = net(lr_input(frames[0], s))
+        if out.shape != (FHD_HEIGHT, FHD_WIDTH):
+            raise HarnessError(f"x{s}: frame output is {out.shape}, not Full-HD; report this as a bug")
+    print(f"{len(frames)} Full-HD frames ready ({frames[0].source}); every x{'/x'.join(map(str, scales))} "
+          f"output is {FHD_WIDTH}x{FHD_HEIGHT}", file=sys.stderr)
+
+    evaluator = QualityEvaluator(show_progress=sys.stderr.isatty())
+    results = []
+    csv_path = out_dir / f"quality_{profile['name']}.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(QUALITY_COLUMNS) + ["weights", "device"])
+        writer.writeheader()
+        for image_set in sets:
+            for model in models:
+                res = evaluator.evaluate(model, image_set)
+                record = res.record()
+                record["device"] = profile["name"]
+                writer.writerow({k: record[k] for k in writer.fieldnames})
+                fh.flush()  # keep every measured row even if the run is killed
+                results.append(record)
+    with open(out_dir / f"quality_{profile['name']}.json", "w") as fh:
+        json.dump(results, fh, indent=2)
+    emit([{k: r[k] for k in QUALITY_COLUMNS} for r in results], QUALITY_COLUMNS, args.json,
+         digits={"psnr": 2, "ssim": 4}, headers={"psnr": "PSNR (dB)", "ssim": "SSIM"})
+    print(f"wrote {csv_path} and {csv_path.with_suffix('.json')} in {time.time() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness",
+                                     description="Benchmark super-resolution models on edge devices: "
+                                                 "quality (PSNR/SSIM), speed (Full-HD frames/s), power.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("quality", help="PSNR/SSIM of models on test sets (standard Y-channel protocol)")
+    p.add_argument("--model", required=True, help="model id(s), comma-separated (python -m harness zoo list)")
+    p.add_argument("--scale", help="scale(s) for scale-free ids such as bicubic-matlab (default 2,3,4)")
+    _add_data(p)
+    p.add_argument("--sets", help="comma-separated sets (default: every set found under --data, else embedded)")
+    p.add_argument("--per-image", action="store_true", help="include per-image scores (with --json)")
+    _add_json(p)
+    p.set_defaults(func=cmd_quality)
+
+    p = sub.add_parser("data", help="list or download test sets")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub.required = True
+    q = dsub.add_parser("list", help="which test sets are present")
+    _add_data(q)
+    _add_json(q)
+    q.set_defaults(func=cmd_data_list)
+    q = dsub.add_parser("fetch", help="download a test set (hash-checked) into DATA/<Set>/HR")
+    q.add_argument("name", help="Set5, Set14, BSD100, Urban100 or DIV2K")
+    q.add_argument("--data", metavar="DIR", help="data folder (default: $HARNESS_DATA, else ./data)")
+    q.add_argument("--url", help="a mirror of the same archive (http(s):// or file://); the pinned hash is still checked")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_data_fetch)
+
+    p = sub.add_parser("frames", help="the 14 Full-HD frames of the speed benchmark")
+    p.add_argument("--frames", metavar="DIR", help="folder of Full-HD (or larger) images; default: embedded mosaics")
+    p.add_argument("--save", metavar="DIR", help="also write the frames as PNG into DIR")
+    _add_json(p)
+    p.set_defaults(func=cmd_frames)
+
+    p = sub.add_parser("zoo", help="the models the harness knows")
+    zsub = p.add_subparsers(dest="zoo_command", metavar="ACTION")
+    zsub.required = True
+    q = zsub.add_parser("list", help="model ids with family, scale and parameters")
+    q.add_argument("--scale", help="only these scales (default 2,3,4)")
+    _add_json(q)
+    q.set_defaults(func=cmd_zoo_list)
+
+    p = sub.add_parser("run-all", help="the main job (what ./run_all.sh runs)")
+    p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml)")
+    p.add_argument("--models", help=f"model ids, comma-separated; '{{scale}}' is filled in "
+                                    f"(default: {','.join(BASELINES)})")
+    p.add_argument("--scale", help="scales (default 2,3,4)")
+    _add_data(p)
+    p.add_argument("--sets", help="comma-separated sets (default: every set found, else embedded)")
+    p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
+    p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="results folder (default: results/)")
+    _add_json(p)
+    p.set_defaults(func=cmd_run_all)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,32 @@
+"""The model zoo: every model the harness can run, by id."""
+from __future__ import annotations
+
+import re
+
+from . import bicubic
+from .base import TorchUpscaler, Upscaler
+from .registry import SCALES, Family, all_ids, families, id_scale, register, resolve
+
+register(Family(
+    name="bicubic-matlab",
+    pattern=re.compile(r"bicubic-matlab"),
+    build=lambda m, s: bicubic.matlab_bicubic(s),
+    ids=lambda s: ["bicubic-matlab"],
+    description="MATLAB imresize bicubic on uint8 RGB (the literature's bicubic row)",
+))
+register(Family(
+    name="bicubic-opencv",
+    pattern=re.compile(r"bicubic-opencv"),
+    build=lambda m, s: bicubic.opencv_bicubic(s),
+    ids=lambda s: ["bicubic-opencv"],
+    description="cv2.resize INTER_CUBIC (a=-0.75) on uint8 RGB",
+))
+register(Family(
+    name="Bicubic",
+    pattern=re.compile(r"Bicubic_s(?P<scale>\d+)"),
+    build=lambda m, s: bicubic.bicubic_network(s),
+    ids=lambda s: [f"Bicubic_s{s}"],
+    description="bicubic as a network (5x5 conv + PixelShuffle, Keys a=-0.5, MATLAB grid), Y channel",
+))
+
+__all__ = ["Family", "SCALES", "TorchUpscaler", "Upscaler", "all_ids", "families", "id_scale", "register", "resolve"]

@@ -1,0 +1,54 @@
+"""What every model of the harness looks like to the rest of the pipeline.
+
+An :class:`Upscaler` takes an LR image in [0, 1] (HxW for ``input_space='y'`` models, the
+ITU-R BT.601 Y channel; HxWx3 for ``'rgb'`` models) and returns the HR image of the same
+space, *unclamped*: the quality protocol clamps. ``module`` is the PyTorch network where
+there is one (exported to ONNX by later stages); classical methods have none.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+import numpy as np
+
+
+@dataclass
+class Upscaler:
+    id: str
+    family: str
+    scale: int
+    input_space: str = "y"  # "y" (1 channel) or "rgb" (3 channels)
+    weights: str = "none"   # which weights ran: none (fixed/classical), shipped, official, a path
+    notes: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.input_space == "y" else 3
+
+    def upscale(self, lr: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __call__(self, lr: np.ndarray) -> np.ndarray:
+        expected = 2 if self.input_space == "y" else 3
+        if lr.ndim != expected or (expected == 3 and lr.shape[2] != 3):
+            raise ValueError(f"{self.id} takes {'HxW Y' if expected == 2 else 'HxWx3 RGB'} input, got {lr.shape}")
+        return self.upscale(lr)
+
+
+class TorchUpscaler(Upscaler):
+    """An eager PyTorch network (the reference path; ONNX/TensorRT backends come later)."""
+
+    def __init__(self, module, **kwargs):
+        super().__init__(**kwargs)
+        self.module = module.eval()
+
+    def upscale(self, lr: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32))
+        x = x[None, None] if self.input_space == "y" else x.permute(2, 0, 1)[None]
+        with torch.inference_mode():
+            y = self.module(x)
+        y = y[0, 0] if self.input_space == "y" else y[0].permute(1, 2, 0)
+        return y.numpy()

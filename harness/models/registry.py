@@ -1,0 +1,87 @@
+"""Model registry: ids -> model factories.
+
+Each family registers a full-match regular expression for its ids; a ``scale`` group in it
+fixes the scale (``Bicubic_s3``), otherwise the scale comes from ``--scale``
+(``bicubic-matlab``). Adding a model is one module plus one :func:`register` call in
+``harness/models/__init__.py``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, List, Optional
+
+from ..errors import HarnessError
+from .base import Upscaler
+
+SCALES = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    pattern: "re.Pattern"
+    build: Callable[["re.Match", int], Upscaler]
+    ids: Callable[[int], List[str]]  # every id of this family at a scale (for listings and pools)
+    description: str = ""
+
+
+_FAMILIES: List[Family] = []
+
+
+def register(family: Family) -> None:
+    if any(f.name == family.name for f in _FAMILIES):
+        raise ValueError(f"model family {family.name} registered twice")
+    _FAMILIES.append(family)
+
+
+def families() -> List[Family]:
+    return list(_FAMILIES)
+
+
+def _match(model_id: str):
+    for family in _FAMILIES:
+        m = family.pattern.fullmatch(model_id)
+        if m:
+            return family, m
+    return None, None
+
+
+def id_scale(model_id: str) -> Optional[int]:
+    """The scale an id fixes (``Bicubic_s3`` -> 3), or None for scale-free ids."""
+    family, m = _match(model_id)
+    if family is None:
+        raise HarnessError(unknown_id_message(model_id))
+    return int(m.group("scale")) if "scale" in m.groupdict() and m.group("scale") else None
+
+
+def unknown_id_message(model_id: str) -> str:
+    names = ", ".join(f.name for f in _FAMILIES)
+    return f"unknown model id '{model_id}' (known families: {names}); list ids with: python -m harness zoo list"
+
+
+def resolve(model_id: str, scale: Optional[int] = None) -> Upscaler:
+    """Build the model for ``model_id``; ``scale`` is required for scale-free ids and must agree otherwise."""
+    family, m = _match(model_id)
+    if family is None:
+        raise HarnessError(unknown_id_message(model_id))
+    fixed = id_scale(model_id)
+    if fixed is not None:
+        if scale is not None and scale != fixed:
+            raise HarnessError(f"model {model_id} is a x{fixed} model but --scale {scale} was given")
+        scale = fixed
+    if scale is None:
+        raise HarnessError(f"model {model_id} needs a scale: add --scale 2, 3 or 4")
+    if scale not in SCALES:
+        raise HarnessError(f"scale x{scale} is not supported (use 2, 3 or 4)")
+    return family.build(m, scale)
+
+
+def all_ids(scales=SCALES) -> List[str]:
+    out: List[str] = []
+    for s in scales:
+        for family in _FAMILIES:
+            for i in family.ids(s):
+                if i not in out:
+                    out.append(i)
+    return out
