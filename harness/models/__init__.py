@@ -1,9 +1,10 @@
 """The model zoo: every model the harness can run, by id."""
 from __future__ import annotations
 
+import functools
 import re
 
-from . import bicubic
+from . import bicubic, esr
 from .base import TorchUpscaler, Upscaler
 from .registry import SCALES, Family, all_ids, families, id_scale, register, resolve
 
@@ -28,5 +29,16 @@ register(Family(
     ids=lambda s: [f"Bicubic_s{s}"],
     description="bicubic as a network (5x5 conv + PixelShuffle, Keys a=-0.5, MATLAB grid), Y channel",
 ))
+# The eSR pool (WACV 2022): eSR-MAX/TM/TR/CNN, the authors' ESPCN and FSRCNN, and their
+# bicubic deconvolution under its own id (``Bicubic_s*`` above is ours, on MATLAB's grid).
+for _name in esr.FAMILIES:
+    register(Family(
+        name=_name,
+        pattern=esr.PATTERNS[_name],
+        build=esr.build_from_match,
+        ids=functools.partial(esr.design_space, _name),
+        description=esr.DESCRIPTIONS[_name],
+    ))
+del _name
 
 __all__ = ["Family", "SCALES", "TorchUpscaler", "Upscaler", "all_ids", "families", "id_scale", "register", "resolve"]
