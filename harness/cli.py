@@ -37,6 +37,12 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
 
 
+def _add_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default="official",
+                   help="weights of the learned models: official (imported with zoo import-esr; the default), "
+                        "init (untrained), or a weights file; bicubic baselines ignore it")
+
+
 def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="folder holding test sets as DIR/<Set>/HR/*.png (default: $HARNESS_DATA; "
@@ -62,13 +68,26 @@ def model_scale_pairs(model_ids: Sequence[str], scales: Sequence[int]):
     return pairs
 
 
-def run_quality(model_ids, scales, data, set_names, show_progress=True):
+def _model_ids(args) -> List[str]:
+    """Ids from --model and/or --pool (a pool is filtered to --scale when given)."""
+    from .models import id_scale
+    from .models.pools import pool_ids
+
+    ids = _csv_list(getattr(args, "model", None))
+    pool = getattr(args, "pool", None)
+    if pool:
+        scales = _scales(getattr(args, "scale", None))
+        ids += [i for i in pool_ids(pool) if not scales or id_scale(i) in scales]
+    return ids
+
+
+def run_quality(model_ids, scales, data, set_names, weights="official", show_progress=True):
     from .datasets import data_root, resolve_sets
     from .models import resolve
     from .quality import QualityEvaluator
 
     pairs = model_scale_pairs(model_ids, scales)
-    models = [resolve(mid, s) for mid, s in pairs]  # fail on a bad id before any work
+    models = [resolve(mid, s, weights) for mid, s in pairs]  # fail on a bad id/weights before any work
     sets = resolve_sets(data_root(data), set_names)
     evaluator = QualityEvaluator(show_progress=show_progress)
     return [evaluator.evaluate(model, image_set) for image_set in sets for model in models]
@@ -77,10 +96,10 @@ def run_quality(model_ids, scales, data, set_names, show_progress=True):
 def cmd_quality(args) -> int:
     from .output import emit
 
-    model_ids = _csv_list(args.model)
+    model_ids = _model_ids(args)
     if not model_ids:
-        raise HarnessError("--model is required, e.g. --model bicubic-matlab (several: --model A,B)")
-    results = run_quality(model_ids, _scales(args.scale), args.data, _csv_list(args.sets),
+        raise HarnessError("give --model ID (several: --model A,B) or --pool NAME, e.g. --model bicubic-matlab")
+    results = run_quality(model_ids, _scales(args.scale), args.data, _csv_list(args.sets), weights=args.weights,
                           show_progress=not args.json and sys.stderr.isatty())
     rows = [r.record(per_image=args.per_image) for r in results]
     if not args.per_image:
@@ -158,19 +177,52 @@ def _param_count(model) -> Optional[int]:
 
 
 def cmd_zoo_list(args) -> int:
-    from .models import SCALES, families, resolve
+    from .models import SCALES, families, id_scale, resolve
+    from .models.pools import pool_ids
     from .output import emit
 
     scales = _scales(args.scale) or list(SCALES)
+    if args.pool:
+        pairs = [(i, id_scale(i)) for i in pool_ids(args.pool) if id_scale(i) in scales]
+    else:
+        pairs = [(mid, s) for family in families() for s in scales for mid in family.ids(s)]
     rows = []
-    for family in families():
-        for s in scales:
-            for mid in family.ids(s):
-                model = resolve(mid, s)
-                rows.append({"id": mid, "family": family.name, "scale": s, "input": model.input_space,
-                             "params": _param_count(model), "description": family.description})
-    emit(rows, ("id", "family", "scale", "input", "params", "description"), args.json)
+    for mid, s in progress_list(pairs, "zoo", args.json):
+        model = resolve(mid, s)
+        row = {"id": mid, "family": model.family, "scale": s, "input": model.input_space,
+               "params": _param_count(model)}
+        row.update(_complexity(model))
+        rows.append(row)
+    emit(rows, ("id", "family", "scale", "input", "params", "macs_per_fhd"), args.json,
+         headers={"macs_per_fhd": "MACs/FHD frame"})
     return 0
+
+
+def progress_list(items, desc, quiet):
+    from .progress import progress
+
+    return progress(items, total=len(items), desc=desc, disable=quiet or not sys.stderr.isatty(), leave=False)
+
+
+def _complexity(model) -> dict:
+    """MACs per Full-HD output frame (and bytes moved) where the model is a network."""
+    module = getattr(model, "module", None)
+    if module is None:
+        return {"macs_per_fhd": None}
+    try:
+        from .models.complexity import complexity
+    except ImportError:  # pragma: no cover - complexity lands with the export stage
+        return {"macs_per_fhd": None}
+    info = complexity(module, model.scale, channels=model.channels)
+    return {"macs_per_fhd": info["macs_per_fhd"], "bytes_per_fhd": info["bytes_per_fhd"]}
+
+
+def cmd_zoo_import_esr(args) -> int:
+    from .weights import import_esr
+
+    report = import_esr(args.path, show_progress=sys.stderr.isatty())
+    print(report.summary())
+    return 1 if report.mismatched else 0
 
 
 # --------------------------------------------------------------------------- run-all
@@ -188,13 +240,17 @@ def cmd_run_all(args) -> int:
 
     profile = load_profile(args.device)
     scales = _scales(args.scale) or [2, 3, 4]
-    model_ids = _csv_list(args.models) or list(BASELINES)
+    model_ids = _csv_list(args.models) or ([] if args.pool else list(BASELINES))
     pairs = []
     for s in scales:
         for template in model_ids:
             mid = template.format(scale=s)
             pairs.extend(p for p in model_scale_pairs([mid], [s]) if p not in pairs)
-    models = [resolve(mid, s) for mid, s in pairs]
+    if args.pool:
+        from .models.pools import pool_ids
+
+        pairs.extend(p for p in model_scale_pairs(pool_ids(args.pool), []) if p[1] in scales and p not in pairs)
+    models = [resolve(mid, s, args.weights) for mid, s in pairs]
     root = data_root(args.data)
     sets = resolve_sets(root, _csv_list(args.sets))
     out_dir = Path(args.out)
@@ -245,8 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("quality", help="PSNR/SSIM of models on test sets (standard Y-channel protocol)")
-    p.add_argument("--model", required=True, help="model id(s), comma-separated (python -m harness zoo list)")
-    p.add_argument("--scale", help="scale(s) for scale-free ids such as bicubic-matlab (default 2,3,4)")
+    p.add_argument("--model", help="model id(s), comma-separated (python -m harness zoo list)")
+    p.add_argument("--pool", help="a named pool of models: all, default, paper-front")
+    p.add_argument("--scale", help="scale(s) for scale-free ids such as bicubic-matlab, and the pool's "
+                                   "scales (default 2,3,4)")
+    _add_weights(p)
     _add_data(p)
     p.add_argument("--sets", help="comma-separated sets (default: every set found under --data, else embedded)")
     p.add_argument("--per-image", action="store_true", help="include per-image scores (with --json)")
@@ -276,15 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("zoo", help="the models the harness knows")
     zsub = p.add_subparsers(dest="zoo_command", metavar="ACTION")
     zsub.required = True
-    q = zsub.add_parser("list", help="model ids with family, scale and parameters")
+    q = zsub.add_parser("list", help="model ids with family, scale, parameters and MACs per Full-HD frame")
+    q.add_argument("--pool", help="only this pool: all, default, paper-front")
     q.add_argument("--scale", help="only these scales (default 2,3,4)")
     _add_json(q)
     q.set_defaults(func=cmd_zoo_list)
+    q = zsub.add_parser("import-esr", help="verify (SHA-256) and store the official eSR weights for --weights official")
+    q.add_argument("path", help="a folder of eSR .model files (searched recursively) or the pnavarre/eSR zip archive")
+    q.set_defaults(func=cmd_zoo_import_esr)
 
     p = sub.add_parser("run-all", help="the main job (what ./run_all.sh runs)")
     p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml)")
     p.add_argument("--models", help=f"model ids, comma-separated; '{{scale}}' is filled in "
                                     f"(default: {','.join(BASELINES)})")
+    p.add_argument("--pool", help="also every model of this pool: all, default, paper-front")
+    _add_weights(p)
     p.add_argument("--scale", help="scales (default 2,3,4)")
     _add_data(p)
     p.add_argument("--sets", help="comma-separated sets (default: every set found, else embedded)")

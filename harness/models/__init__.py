@@ -38,6 +38,7 @@ for _name in esr.FAMILIES:
         build=esr.build_from_match,
         ids=functools.partial(esr.design_space, _name),
         description=esr.DESCRIPTIONS[_name],
+        load_weights=esr.load_weights,
     ))
 del _name
 

@@ -408,3 +408,12 @@ def official_id(file_stem: str) -> str:
 
 
 FAMILIES = tuple(PATTERNS)
+
+
+def load_weights(model_id: str, choice: str):
+    """The registry's weight loader: ``official`` (the imported store) or a path to a ``.model`` file."""
+    if choice == "official":
+        from ..weights import official_file
+
+        return load_official(model_id, official_file(official_name(model_id)))
+    return load_official(model_id, choice)

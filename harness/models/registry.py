@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 from ..errors import HarnessError
 from .base import Upscaler
@@ -24,6 +24,8 @@ class Family:
     build: Callable[["re.Match", int], Upscaler]
     ids: Callable[[int], List[str]]  # every id of this family at a scale (for listings and pools)
     description: str = ""
+    # (model id, weights choice) -> nn.Module with those weights; None for fixed-weight models.
+    load_weights: Optional[Callable[[str, str], object]] = None
 
 
 _FAMILIES: List[Family] = []
@@ -60,8 +62,12 @@ def unknown_id_message(model_id: str) -> str:
     return f"unknown model id '{model_id}' (known families: {names}); list ids with: python -m harness zoo list"
 
 
-def resolve(model_id: str, scale: Optional[int] = None) -> Upscaler:
-    """Build the model for ``model_id``; ``scale`` is required for scale-free ids and must agree otherwise."""
+def resolve(model_id: str, scale: Optional[int] = None, weights: Union[str, None] = None) -> Upscaler:
+    """Build the model for ``model_id``; ``scale`` is required for scale-free ids and must agree otherwise.
+
+    ``weights``: None or ``init`` (fresh initialisation), ``official`` (the imported official
+    weights), or a path to a weights file. Models with fixed weights ignore it (``weights='none'``).
+    """
     family, m = _match(model_id)
     if family is None:
         raise HarnessError(unknown_id_message(model_id))
@@ -74,7 +80,11 @@ def resolve(model_id: str, scale: Optional[int] = None) -> Upscaler:
         raise HarnessError(f"model {model_id} needs a scale: add --scale 2, 3 or 4")
     if scale not in SCALES:
         raise HarnessError(f"scale x{scale} is not supported (use 2, 3 or 4)")
-    return family.build(m, scale)
+    model = family.build(m, scale)
+    if weights not in (None, "init") and family.load_weights is not None:
+        model.module = family.load_weights(model_id, str(weights)).eval()
+        model.weights = str(weights)
+    return model
 
 
 def all_ids(scales=SCALES) -> List[str]:

@@ -1,0 +1,124 @@
+"""Where model weights come from, and the local store of the imported official eSR pool.
+
+The official eSR weights (pnavarre/eSR, GPL-3.0) are never committed to the project: the
+user imports them once from a folder of ``.model`` files or the repository's zip archive
+(``python -m harness zoo import-esr PATH``). Each file is checked against the SHA-256
+manifest committed in ``harness/models/esr_official_manifest.json`` and copied into
+``$HARNESS_CACHE/weights/esr-official/`` (default ``.cache/`` in the checkout).
+
+Weight choices (``--weights``): ``official`` (the imported pool), ``init`` (the authors'
+initialisation, for training), or a path to a state-dict file. Fixed-weight models (the
+bicubic baselines) ignore the choice and record ``none``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
+
+from .errors import HarnessError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = Path(__file__).resolve().parent / "models" / "esr_official_manifest.json"
+CACHE_ENV = "HARNESS_CACHE"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or PROJECT_ROOT / ".cache").expanduser()
+
+
+def official_dir() -> Path:
+    return cache_dir() / "weights" / "esr-official"
+
+
+def manifest() -> Dict[str, Dict]:
+    """file stem (e.g. ``eSR-TM_s2_K7_C16``, ``Bicubic_s3``) -> {sha256, bytes}."""
+    with open(MANIFEST) as fh:
+        return json.load(fh)["files"]
+
+
+def official_file(file_stem: str) -> Path:
+    """The imported official weights file; a one-line error saying how to import when absent."""
+    path = official_dir() / f"{file_stem}.model"
+    if not path.is_file():
+        raise HarnessError(f"official weights for {file_stem} are not imported (no {path}); run: "
+                           f"python -m harness zoo import-esr PATH (a folder of eSR .model files or the "
+                           f"pnavarre/eSR zip archive)")
+    return path
+
+
+@dataclass
+class ImportReport:
+    imported: List[str] = field(default_factory=list)
+    unchanged: List[str] = field(default_factory=list)
+    mismatched: List[str] = field(default_factory=list)  # "name (where)"
+    unknown: List[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        total = len(manifest())
+        have = sum(1 for _ in official_dir().glob("*.model")) if official_dir().is_dir() else 0
+        parts = [f"imported {len(self.imported)}", f"already present {len(self.unchanged)}"]
+        if self.unknown:
+            parts.append(f"{len(self.unknown)} not in the manifest (skipped)")
+        if self.mismatched:
+            parts.append(f"{len(self.mismatched)} with a wrong SHA-256 (NOT imported: "
+                         f"{', '.join(self.mismatched[:3])}{' ...' if len(self.mismatched) > 3 else ''})")
+        return f"{'; '.join(parts)}; the store {official_dir()} holds {have} of {total} official models"
+
+
+def _sources(path: Path) -> Iterator[Tuple[str, str, callable]]:
+    """(file stem, where, opener) for every ``.model`` file in a folder (recursively) or a zip."""
+    if path.is_dir():
+        for p in sorted(path.rglob("*.model")):
+            yield p.stem, str(p), (lambda p=p: open(p, "rb"))
+    elif path.is_file() and zipfile.is_zipfile(path):
+        zf = zipfile.ZipFile(path)
+        for info in zf.infolist():
+            if not info.is_dir() and info.filename.endswith(".model"):
+                yield Path(info.filename).stem, f"{path}:{info.filename}", (lambda i=info: zf.open(i))
+    elif path.exists():
+        raise HarnessError(f"{path}: neither a folder of .model files nor a zip archive; give the eSR "
+                           f"repository's model-files/ folder or its zip archive")
+    else:
+        raise HarnessError(f"{path}: no such file or folder; give the eSR model-files/ folder or the repository zip")
+
+
+def import_esr(path, show_progress: bool = False) -> ImportReport:
+    """Verify each official ``.model`` file against the manifest and copy it into the store."""
+    from .progress import progress
+
+    path = Path(path).expanduser()
+    known = manifest()
+    dest = official_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    report = ImportReport()
+    found = list(_sources(path))
+    if not found:
+        raise HarnessError(f"{path}: holds no .model files; give the eSR repository's model-files/ folder or its zip")
+    for stem, where, opener in progress(found, desc="import eSR weights", disable=not show_progress):
+        entry = known.get(stem)
+        if entry is None:
+            report.unknown.append(stem)
+            continue
+        with opener() as fh:
+            data = fh.read()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            report.mismatched.append(f"{stem} ({where})")
+            continue
+        target = dest / f"{stem}.model"
+        if target.is_file() and target.stat().st_size == len(data) and \
+                hashlib.sha256(target.read_bytes()).hexdigest() == entry["sha256"]:
+            report.unchanged.append(stem)
+            continue
+        fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, target)  # atomic: a killed import never leaves a half file under the real name
+        report.imported.append(stem)
+    return report
