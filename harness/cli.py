@@ -225,6 +225,118 @@ def cmd_zoo_import_esr(args) -> int:
     return 1 if report.mismatched else 0
 
 
+# --------------------------------------------------------------------------- bench
+
+SPEED_COLUMNS = ("model", "scale", "backend", "precision", "form", "median_ms", "p90_ms", "p99_ms", "fhd_per_s",
+                 "cov", "cpu_util_pct", "mean_w", "mj_per_frame", "psnr_vs_reference", "status")
+SPEED_HEADERS = {"median_ms": "median ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms", "fhd_per_s": "FHD/s",
+                 "cov": "CoV", "cpu_util_pct": "CPU %", "mean_w": "W", "mj_per_frame": "mJ/frame",
+                 "psnr_vs_reference": "vs ref dB"}
+
+
+def bench_config(profile: dict, args):
+    """The runner's configuration: the device profile, overridden by command-line options."""
+    from .runner import BenchConfig
+
+    backend = getattr(args, "backend", None) or profile["backend"]
+    target = profile.get("target", "cpu")
+    if backend == "tensorrt":
+        target = "cuda"
+    return BenchConfig(
+        device=profile["name"], backend=backend, precision=getattr(args, "precision", None) or profile["precision"],
+        target=target, threads=int(profile.get("threads", 0)), warmup=int(profile.get("warmup", 1)),
+        repeats=int(getattr(args, "repeats", None) or profile.get("repeats", 5)),
+        min_repeats=int(profile.get("min_repeats", 1)), max_time_s=float(profile.get("max_time_s", 10)),
+        weights=getattr(args, "weights", "official"), form=getattr(args, "form", "auto") or "auto",
+        power_meter=profile.get("power_meter", "none"),
+        timeout_s=float(getattr(args, "timeout", None) or profile.get("timeout_s", 600)),
+        frames_dir=getattr(args, "frames", None))
+
+
+def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True):
+    """Measure each (model, scale) not yet in the run; every record is stored as soon as it exists."""
+    from .models import resolve
+    from .progress import progress
+    from .runner import measure, measure_isolated
+
+    done = store.done_keys(run_id)
+    records = []
+    bar = progress(pairs, total=len(pairs), desc=f"bench {cfg.device}", disable=not show_progress)
+    for mid, s in bar:
+        weights = resolve(mid, s, cfg.weights).weights
+        key = (cfg.device, cfg.backend, cfg.precision, mid, s, "speed", weights)
+        if key in done:
+            continue
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{mid} x{s}")
+        if isolate:
+            rec = measure_isolated(mid, s, cfg)
+        else:
+            try:
+                rec = measure(mid, s, cfg)
+                rec.update(status="ok" if rec.get("reference_ok", True) else "flagged",
+                           reason=rec.get("reference_note", ""))
+            except HarnessError as exc:
+                from .runner import failure_record
+
+                rec = failure_record(mid, s, cfg, str(exc))
+        rec.setdefault("weights", weights)
+        rec["weights"] = weights
+        store.add(run_id, "speed", rec)
+        records.append(rec)
+    return records
+
+
+def _config_key(*parts) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cmd_bench(args) -> int:
+    from .devices import load_profile
+    from .environment import capture
+    from .models import resolve
+    from .output import emit
+    from .store import ResultStore
+
+    profile = load_profile(args.device)
+    cfg = bench_config(profile, args)
+    model_ids = _model_ids(args)
+    if not model_ids:
+        raise HarnessError("give --model ID (several: --model A,B) or --pool NAME")
+    pairs = model_scale_pairs(model_ids, _scales(args.scale))
+    for mid, s in pairs:  # fail on a bad id or missing weights before any measurement
+        resolve(mid, s, cfg.weights)
+    from .backends import make_backend
+
+    make_backend(cfg.backend, precision=cfg.precision, device=cfg.target)  # unknown backend/precision: one line
+    store = ResultStore(args.db)
+    key = _config_key(cfg.device, cfg.backend, cfg.precision, cfg.weights, cfg.form, cfg.frames_dir, pairs)
+    run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
+                                      environment=capture(), resume=args.resume)
+    if resumed:
+        print(f"resuming run {run_id}: {len(store.done_keys(run_id))} measurement(s) already stored", file=sys.stderr)
+    records = run_bench(pairs, cfg, store, run_id, isolate=not args.in_process,
+                        show_progress=not args.json and sys.stderr.isatty())
+    rows = [dict(r) for r in store.rows("run_id = ? AND measurement = 'speed'", (run_id,))]
+    csv_path = store.export_csv(Path(args.db).parent / f"speed_{cfg.device}.csv", "run_id = ?", (run_id,))
+    if args.json:
+        emit([json.loads(r["data"]) for r in rows], SPEED_COLUMNS, True)
+    else:
+        emit(rows, SPEED_COLUMNS, False, digits={"median_ms": 2, "p90_ms": 2, "p99_ms": 2, "fhd_per_s": 2, "cov": 3,
+                                                "cpu_util_pct": 0, "mean_w": 2, "mj_per_frame": 1,
+                                                "psnr_vs_reference": 1}, headers=SPEED_HEADERS)
+        for r in rows:
+            if r["status"] != "ok":
+                print(f"{r['model']} x{r['scale']}: {r['status']}: {r['reason']}", file=sys.stderr)
+        reasons = {json.loads(r["data"]).get("power_reason") for r in rows if r["mean_w"] is None}
+        for reason in sorted(x for x in reasons if x):
+            print(f"power not measured: {reason}", file=sys.stderr)
+        print(f"run {run_id}: {len(records)} measured now, stored in {args.db}; CSV {csv_path}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------- run-all
 
 def cmd_run_all(args) -> int:
@@ -343,6 +455,25 @@ def build_parser() -> argparse.ArgumentParser:
     q = zsub.add_parser("import-esr", help="verify (SHA-256) and store the official eSR weights for --weights official")
     q.add_argument("path", help="a folder of eSR .model files (searched recursively) or the pnavarre/eSR zip archive")
     q.set_defaults(func=cmd_zoo_import_esr)
+
+    p = sub.add_parser("bench", help="speed (FHD/s), latency percentiles and power on the 14 Full-HD frames")
+    p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml)")
+    p.add_argument("--model", help="model id(s), comma-separated")
+    p.add_argument("--pool", help="a named pool: all, default, paper-front")
+    p.add_argument("--scale", help="scales for scale-free ids and pools (default 2,3,4)")
+    p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
+    p.add_argument("--backend", help="override the profile's backend: onnxruntime, tensorrt, torch")
+    p.add_argument("--precision", help="override the profile's precision: fp32, fp16, int8")
+    p.add_argument("--form", default="auto", choices=("auto", "fast", "naive"),
+                   help="graph form for ONNX backends (auto: time both, keep the faster)")
+    _add_weights(p)
+    p.add_argument("--repeats", type=int, help="at most this many timed passes over the frames (profile default)")
+    p.add_argument("--timeout", type=float, help="seconds per model before it is recorded as hung (profile default)")
+    p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration")
+    p.add_argument("--in-process", action="store_true", help="measure in this process (no isolation; for debugging)")
+    p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
+    _add_json(p)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("run-all", help="the main job (what ./run_all.sh runs)")
     p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml)")

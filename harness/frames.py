@@ -11,6 +11,7 @@ than its photo), so the content has real image statistics rather than blurred up
 """
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,3 +111,30 @@ def lr_input(frame: Frame, scale: int, input_space: str = "y") -> np.ndarray:
     if input_space == "y":
         return (rgb_to_y(lr) / 255.0).astype(np.float32)
     return (lr.astype(np.float32) / 255.0)
+
+
+def lr_inputs(frames: List[Frame], scale: int, input_space: str = "y", cache: bool = True) -> List[np.ndarray]:
+    """The LR inputs of all frames at ``scale``; cached on disk (the MATLAB resize of 14 Full-HD
+    frames takes seconds, and every model at that scale reuses the same inputs)."""
+    import hashlib
+
+    from .weights import cache_dir
+
+    digest = hashlib.sha1(f"{scale}:{input_space}:{len(frames)}".encode())
+    for f in frames:
+        digest.update(f.name.encode())
+        digest.update(f.rgb.tobytes())
+    path = cache_dir() / "frames" / f"lr_x{scale}_{input_space}_{digest.hexdigest()[:16]}.npz"
+    if cache and path.is_file():
+        try:
+            with np.load(path) as data:
+                return [data[f"f{i:02d}"] for i in range(len(frames))]
+        except (OSError, KeyError, ValueError):
+            pass  # a damaged cache file is simply rebuilt
+    out = [lr_input(f, scale, input_space) for f in frames]
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **{f"f{i:02d}": x for i, x in enumerate(out)})
+        os.replace(tmp, path)
+    return out

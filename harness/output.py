@@ -8,6 +8,8 @@ from typing import Dict, List, Optional, Sequence
 
 
 def _fmt(value, digits: int) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import re
 
-from . import bicubic, esr
+from . import bicubic, custom, esr
 from .base import TorchUpscaler, Upscaler
 from .registry import SCALES, Family, all_ids, families, id_scale, register, resolve
 
@@ -41,5 +41,14 @@ for _name in esr.FAMILIES:
         load_weights=esr.load_weights,
     ))
 del _name
+
+register(Family(
+    name="custom",
+    pattern=re.compile(custom.PATTERN),
+    build=custom.build,
+    ids=lambda s: [],
+    description="a user's nn.Module as package.module:Class (with --scale and --weights FILE)",
+    load_weights=custom.load_weights,
+))
 
 __all__ = ["Family", "SCALES", "TorchUpscaler", "Upscaler", "all_ids", "families", "id_scale", "register", "resolve"]

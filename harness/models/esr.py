@@ -410,7 +410,7 @@ def official_id(file_stem: str) -> str:
 FAMILIES = tuple(PATTERNS)
 
 
-def load_weights(model_id: str, choice: str):
+def load_weights(model_id: str, choice: str, model=None):
     """The registry's weight loader: ``official`` (the imported store) or a path to a ``.model`` file."""
     if choice == "official":
         from ..weights import official_file

@@ -24,8 +24,9 @@ class Family:
     build: Callable[["re.Match", int], Upscaler]
     ids: Callable[[int], List[str]]  # every id of this family at a scale (for listings and pools)
     description: str = ""
-    # (model id, weights choice) -> nn.Module with those weights; None for fixed-weight models.
-    load_weights: Optional[Callable[[str, str], object]] = None
+    # (model id, weights choice, the built Upscaler) -> nn.Module with those weights;
+    # None for fixed-weight models.
+    load_weights: Optional[Callable[[str, str, Upscaler], object]] = None
 
 
 _FAMILIES: List[Family] = []
@@ -82,7 +83,7 @@ def resolve(model_id: str, scale: Optional[int] = None, weights: Union[str, None
         raise HarnessError(f"scale x{scale} is not supported (use 2, 3 or 4)")
     model = family.build(m, scale)
     if weights not in (None, "init") and family.load_weights is not None:
-        model.module = family.load_weights(model_id, str(weights)).eval()
+        model.module = family.load_weights(model_id, str(weights), model).eval()
         model.weights = str(weights)
     return model
 

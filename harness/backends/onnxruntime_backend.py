@@ -1,0 +1,179 @@
+"""ONNX Runtime: the CPU path (Raspberry Pi, host CPU) and the CUDA / TensorRT providers on NVIDIA.
+
+On CPU, inputs are fed as NumPy arrays; on GPU providers an IOBinding keeps the input and
+output on the device, so ``compute`` times the inference alone and ``load``/``fetch`` the
+copies. The graph form (``naive`` export or the ``fast`` LR-resolution reduction) is chosen
+per model: ``auto`` times both briefly on this backend and keeps the faster, recording both.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import HarnessError
+from .base import Backend, BackendUnavailable, Session, Shape
+from .native import NativeSession
+
+_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
+def module_digest(module) -> str:
+    """Short hash of a module's weights: the export cache key (same id, other weights -> other file)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def exported_onnx(model, form: str, workdir: Path) -> Tuple[Path, str]:
+    """The model's ONNX file in the requested form (cached by id, weights and form)."""
+    from ..export import export_model
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    key = f"{model.id}.{module_digest(model.module)}"
+    cached = sorted(workdir.glob(f"{key}.{form}.onnx"))
+    if cached:
+        return cached[0], form
+    path, got = export_model(model.id, model.module, workdir / key, form=form)
+    return Path(path), got
+
+
+class OrtSession(Session):
+    def __init__(self, session, form: str, device: str, device_id: int = 0):
+        super().__init__()
+        self.session = session
+        self.form = form
+        self.input_name = session.get_inputs()[0].name
+        self.output_name = session.get_outputs()[0].name
+        self.on_gpu = device != "cpu"
+        self.device_id = device_id
+        self._feed = None
+        self._out = None
+        self.details["providers"] = session.get_providers()
+        if self.on_gpu:
+            self.binding = session.io_binding()
+
+    def load(self, lr: np.ndarray) -> None:
+        if self.on_gpu:
+            import onnxruntime as ort
+
+            self._feed = ort.OrtValue.ortvalue_from_numpy(lr, "cuda", self.device_id)
+            self.binding.bind_ortvalue_input(self.input_name, self._feed)
+            self.binding.bind_output(self.output_name, "cuda", self.device_id)
+        else:
+            self._feed = {self.input_name: lr}
+
+    def compute(self) -> None:
+        if self.on_gpu:
+            self.session.run_with_iobinding(self.binding)
+            self.binding.synchronize_outputs()
+        else:
+            self._out = self.session.run([self.output_name], self._feed)[0]
+
+    def fetch(self) -> np.ndarray:
+        if self.on_gpu:
+            return self.binding.copy_outputs_to_cpu()[0]
+        return self._out
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    precisions = ("fp32", "fp16")
+
+    @classmethod
+    def probe(cls) -> Tuple[bool, str]:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return False, "onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu on NVIDIA)"
+        return True, ""
+
+    def _provider(self) -> str:
+        import onnxruntime as ort
+
+        kind = self.device.split(":")[0]
+        provider = _PROVIDERS.get(kind)
+        if provider is None:
+            raise HarnessError(f"onnxruntime device '{self.device}' is not one of {', '.join(_PROVIDERS)}")
+        if provider not in ort.get_available_providers():
+            raise BackendUnavailable(f"onnxruntime {ort.__version__} has no {provider} here (available: "
+                                     f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu "
+                                     f"for CUDA/TensorRT, or use --device cpu")
+        if self.precision == "fp16" and kind != "tensorrt":
+            raise HarnessError(f"onnxruntime fp16 runs through the TensorRT provider only; use --precision fp32 "
+                               f"with {provider}")
+        return provider
+
+    def _session(self, path: Path, provider: str):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        device_id = int(self.device.split(":")[1]) if ":" in self.device else 0
+        if provider == "CPUExecutionProvider":
+            providers = [provider]
+        elif provider == "CUDAExecutionProvider":
+            providers = [(provider, {"device_id": device_id}), "CPUExecutionProvider"]
+        else:
+            cache = str(Path(self.workdir or ".") / "ort-trt-cache")
+            os.makedirs(cache, exist_ok=True)
+            providers = [(provider, {"device_id": device_id, "trt_fp16_enable": self.precision == "fp16",
+                                     "trt_engine_cache_enable": True, "trt_engine_cache_path": cache}),
+                         ("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
+        try:
+            return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - ORT raises several types for a bad graph
+            raise HarnessError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+
+    def prepare(self, model, input_shapes: List[Shape]) -> Session:
+        ok, why = self.probe()
+        if not ok:
+            raise BackendUnavailable(why)
+        if getattr(model, "module", None) is None:
+            return NativeSession(model)
+        provider = self._provider()
+        workdir = Path(self.workdir or ".") / "onnx"
+        forms = ["fast", "naive"] if self.form == "auto" else [self.form]
+        candidates = {}
+        for form in forms:
+            path, got = exported_onnx(model, form, workdir)
+            if got not in candidates:
+                candidates[got] = path
+        sessions = {form: OrtSession(self._session(path, provider), form, self.device) for form, path in candidates.items()}
+        if len(sessions) == 1:
+            chosen = next(iter(sessions.values()))
+        else:
+            timings = {form: _quick_time(s, input_shapes[0]) for form, s in sessions.items()}
+            best = min(timings, key=timings.get)
+            chosen = sessions[best]
+            chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
+        chosen.details["onnx"] = str(candidates[chosen.form])
+        return chosen
+
+    def versions(self) -> Dict[str, str]:
+        import onnxruntime as ort
+
+        return {"onnxruntime": ort.__version__, "onnxruntime_providers": ",".join(ort.get_available_providers())}
+
+
+def _quick_time(session: Session, shape: Shape, runs: int = 3) -> float:
+    """Median seconds of a few runs after one warm-up: enough to rank two graph forms."""
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    session.load(x)
+    session.compute()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        session.compute()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))

@@ -1,0 +1,82 @@
+"""PyTorch eager: the reference path (and the fp32 reference every backend is checked against)."""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from .base import Backend, BackendUnavailable, Session, Shape
+from .native import NativeSession
+
+
+class TorchSession(Session):
+    form = "eager"
+
+    def __init__(self, module, device: str, dtype):
+        super().__init__()
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.module = module.to(self.device, dtype).eval()
+        self._x = None
+        self._y = None
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def load(self, lr: np.ndarray) -> None:
+        self._x = self.torch.from_numpy(lr).to(self.device, self.dtype)
+        self._sync()
+
+    def compute(self) -> None:
+        with self.torch.inference_mode():
+            self._y = self.module(self._x)
+        self._sync()
+
+    def fetch(self) -> np.ndarray:
+        return self._y.float().cpu().numpy()
+
+    def device_memory_bytes(self):
+        if self.device.type == "cuda":
+            return int(self.torch.cuda.max_memory_allocated(self.device))
+        return None
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    precisions = ("fp32", "fp16")
+
+    @classmethod
+    def probe(cls) -> Tuple[bool, str]:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return False, "torch is not installed (./scripts/bootstrap.sh installs it)"
+        return True, ""
+
+    def prepare(self, model, input_shapes: List[Shape]) -> Session:
+        ok, why = self.probe()
+        if not ok:
+            raise BackendUnavailable(why)
+        import torch
+
+        module = getattr(model, "module", None)
+        if module is None:
+            return NativeSession(model)
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendUnavailable("torch backend on cuda: this torch build sees no CUDA device "
+                                     f"(torch {torch.__version__}); use --backend onnxruntime or a CUDA torch")
+        if self.precision == "fp16" and not self.device.startswith("cuda"):
+            raise BackendUnavailable("torch fp16 runs on cuda only here; use --precision fp32 on the CPU")
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        return TorchSession(module, self.device, dtype)
+
+    def versions(self) -> Dict[str, str]:
+        import torch
+
+        return {"torch": torch.__version__, "torch_cuda": str(torch.version.cuda)}

@@ -1,0 +1,61 @@
+"""User models given as ``package.module:ClassName`` (an ``nn.Module`` taking (N, C, H, W) in [0, 1]).
+
+The class is instantiated with ``scale=`` when its constructor takes it, else with no
+arguments; ``input_space`` ("y" or "rgb") is read from the class (default "y"). Weights come
+from ``--weights FILE`` (a state dict, or a checkpoint with the state dict under ``params``,
+``state_dict`` or ``model``).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+
+from ..errors import HarnessError
+from .base import TorchUpscaler
+
+PATTERN = r"(?P<module>[A-Za-z_][\w.]*):(?P<cls>[A-Za-z_]\w*)"
+
+
+def build(match, scale: int) -> TorchUpscaler:
+    module_name, cls_name = match.group("module"), match.group("cls")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise HarnessError(f"cannot import {module_name} for model {match.group(0)} ({exc}); "
+                           f"make it importable (PYTHONPATH) or give an ONNX file") from None
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        raise HarnessError(f"{module_name} has no class {cls_name} (model {match.group(0)})")
+    try:
+        takes_scale = "scale" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        takes_scale = False
+    net = cls(scale=scale) if takes_scale else cls()
+    space = getattr(net, "input_space", getattr(cls, "input_space", "y"))
+    if space not in ("y", "rgb"):
+        raise HarnessError(f"{match.group(0)}: input_space must be 'y' or 'rgb', not {space!r}")
+    return TorchUpscaler(net, id=match.group(0), family="custom", scale=scale, input_space=space, weights="init")
+
+
+def load_weights(model_id: str, choice: str, model: TorchUpscaler):
+    import torch
+
+    if choice == "official":
+        raise HarnessError(f"{model_id} has no official weights; pass --weights FILE (or init)")
+    path = Path(choice)
+    if not path.is_file():
+        raise HarnessError(f"weights file {path} for {model_id} does not exist")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise HarnessError(f"cannot read weights file {path} ({type(exc).__name__}); give a PyTorch state dict") from None
+    for key in ("params", "state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    try:
+        model.module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise HarnessError(f"weights file {path} does not fit {model_id} ({str(exc).splitlines()[0][:160]})") from None
+    return model.module

@@ -1,0 +1,290 @@
+"""The runner: times one model on the 14 Full-HD frames with one backend, power-windowed.
+
+For each (model, scale): build the model, prepare the backend session for the Full-HD LR
+shape, check its output against the PyTorch fp32 reference (PSNR between them, so a broken
+FP16/INT8 conversion is flagged rather than plotted), warm up, then time every frame over
+several passes. Passes continue until ``repeats`` passes are done or ``max_time_s`` is
+spent (at least ``min_repeats``). Reported: median/p90/p99/mean latency, FHD/s (Full-HD
+output frames per second, 1000 / median ms), the coefficient of variation, CPU use in % of
+one core, peak RSS, device memory, temperatures and clocks before/after, and power/energy
+windowed exactly on the timed loop. On GPU backends compute-only (inputs already on the
+device) and end-to-end (with host<->device copies) are timed separately.
+
+:func:`measure_isolated` runs :func:`measure` in a child process with a timeout, so a crash,
+hang, NaN output or out-of-memory becomes a failure record and a sweep goes on.
+"""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .errors import HarnessError
+
+REFERENCE_MIN_PSNR = {"fp32": 60.0, "fp16": 40.0, "int8": 30.0}
+
+
+@dataclass
+class BenchConfig:
+    device: str = "cpu"            # profile name
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    target: str = "cpu"            # where the backend runs: cpu, cuda, cuda:1, tensorrt (ORT provider)
+    threads: int = 0
+    warmup: int = 1                # warm-up passes over the frames
+    repeats: int = 5               # at most this many timed passes
+    min_repeats: int = 1
+    max_time_s: float = 20.0       # stop adding passes after this long
+    weights: str = "official"
+    form: str = "auto"
+    power_meter: object = "none"
+    timeout_s: float = 600.0
+    frames_dir: Optional[str] = None
+    workdir: Optional[str] = None  # export/engine cache (default: $HARNESS_CACHE or .cache/)
+    reference_check: bool = True
+
+
+def latency_stats(seconds: List[float]) -> Dict[str, float]:
+    """Median/p90/p99/mean in ms, FHD/s from the median, and the coefficient of variation."""
+    if not seconds:
+        nan = float("nan")
+        return {"median_ms": nan, "p90_ms": nan, "p99_ms": nan, "mean_ms": nan, "min_ms": nan, "cov": nan,
+                "fhd_per_s": nan, "n": 0}
+    ms = np.asarray(seconds, dtype=np.float64) * 1e3
+    median = float(np.median(ms))
+    mean = float(ms.mean())
+    return {"median_ms": median, "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
+            "mean_ms": mean, "min_ms": float(ms.min()), "cov": float(ms.std() / mean) if mean > 0 else float("nan"),
+            "fhd_per_s": 1000.0 / median if median > 0 else float("nan"), "n": int(ms.size)}
+
+
+def output_psnr(reference: np.ndarray, test: np.ndarray) -> float:
+    """PSNR (dB, 0..255 scale) between two model outputs after the protocol's clamp."""
+    from .metrics import psnr
+
+    return psnr(np.clip(reference, 0, 1) * 255.0, np.clip(test, 0, 1) * 255.0)
+
+
+def _thermal_and_clocks() -> Dict[str, object]:
+    import psutil
+
+    out: Dict[str, object] = {}
+    try:
+        temps = psutil.sensors_temperatures() or {}
+        out["temps_c"] = {name: max(t.current for t in entries) for name, entries in temps.items() if entries}
+    except (AttributeError, OSError):
+        out["temps_c"] = {}
+    try:
+        freq = psutil.cpu_freq()
+        out["cpu_mhz"] = float(freq.current) if freq else None
+    except (AttributeError, OSError, NotImplementedError):
+        out["cpu_mhz"] = None
+    return out
+
+
+def _make_sampler(spec):
+    """(sampler or None, reason): the power stage is optional until a meter is configured."""
+    if spec in (None, "none"):
+        return None, "no power meter configured"
+    try:
+        from .power import make_meter
+        from .power.sampler import PowerSampler
+    except ImportError as exc:  # pragma: no cover - the power package is part of the harness
+        return None, f"power stage unavailable ({exc})"
+    try:
+        meter = make_meter(spec)
+        ok, why = meter.probe()
+        if not ok:
+            return None, why
+        return PowerSampler(meter), ""
+    except HarnessError as exc:
+        return None, str(exc)
+
+
+def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[np.ndarray]] = None) -> Dict:
+    """Time one model in this process; returns a record (see module docstring)."""
+    import psutil
+
+    from .backends import as_nchw, make_backend
+    from .backends.torch_backend import TorchBackend
+    from .frames import lr_inputs, load_frames
+    from .models import resolve
+
+    from .weights import cache_dir
+
+    model = resolve(model_id, scale, cfg.weights)
+    if inputs is None:
+        inputs = lr_inputs(load_frames(cfg.frames_dir), scale, model.input_space)
+    batch = [as_nchw(x) for x in inputs]
+    backend = make_backend(cfg.backend, precision=cfg.precision, threads=cfg.threads, device=cfg.target,
+                           workdir=cfg.workdir or str(cache_dir()), form=cfg.form)
+    record: Dict[str, object] = {"model": model.id, "scale": scale, "family": model.family, "device": cfg.device,
+                                 "backend": cfg.backend, "precision": cfg.precision, "weights": model.weights,
+                                 "frames": len(batch), "input_shape": list(batch[0].shape)}
+    t0 = time.perf_counter()
+    session = backend.prepare(model, [batch[0].shape])
+    record["prepare_s"] = time.perf_counter() - t0
+    record["form"] = session.form
+    record["session"] = dict(session.details)
+    record["versions"] = backend.versions()
+
+    out = session.infer(batch[0])
+    expected = (1, model.channels, batch[0].shape[2] * scale, batch[0].shape[3] * scale)
+    if tuple(out.shape) != expected:
+        raise HarnessError(f"{model.id} on {cfg.backend}: output shape {tuple(out.shape)} is not {expected}")
+    if not np.all(np.isfinite(out)):
+        raise HarnessError(f"{model.id} on {cfg.backend}/{cfg.precision}: output holds NaN/inf")
+    if cfg.reference_check and getattr(model, "module", None) is not None:
+        ref_session = TorchBackend(precision="fp32", device="cpu", threads=cfg.threads).prepare(model, [batch[0].shape])
+        ref = ref_session.infer(batch[0])
+        record["psnr_vs_reference"] = output_psnr(ref, out)
+        floor = REFERENCE_MIN_PSNR.get(cfg.precision, 30.0)
+        record["reference_ok"] = bool(record["psnr_vs_reference"] >= floor)
+        if not record["reference_ok"]:
+            record["reference_note"] = (f"output differs from the PyTorch fp32 reference: "
+                                        f"{record['psnr_vs_reference']:.1f} dB < {floor:.0f} dB for {cfg.precision}")
+
+    for _ in range(max(cfg.warmup, 0)):
+        for x in batch:
+            session.load(x)
+            session.compute()
+
+    record["before"] = _thermal_and_clocks()
+    sampler, power_reason = _make_sampler(cfg.power_meter)
+    if sampler is not None:
+        sampler.start()
+    proc = psutil.Process()
+    cpu0 = proc.cpu_times()
+    compute_s: List[float] = []
+    gpu_ms: List[float] = []
+    passes = 0
+    wall0 = time.perf_counter()
+    if sampler is not None:
+        sampler.window_start()
+    while passes < max(cfg.repeats, cfg.min_repeats):
+        for x in batch:
+            session.load(x)
+            t = time.perf_counter()
+            session.compute()
+            compute_s.append(time.perf_counter() - t)
+            last_gpu = getattr(session, "last_gpu_ms", None)
+            if last_gpu is not None:
+                gpu_ms.append(float(last_gpu))
+        passes += 1
+        if passes >= cfg.min_repeats and time.perf_counter() - wall0 >= cfg.max_time_s:
+            break
+    if sampler is not None:
+        sampler.window_end()
+    wall = time.perf_counter() - wall0
+    cpu1 = proc.cpu_times()
+    record["passes"] = passes
+    record["timed_wall_s"] = wall
+    record["cpu_util_pct"] = 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / wall if wall > 0 else float("nan")
+    record.update(latency_stats(compute_s))
+    if gpu_ms:
+        record["gpu_median_ms"] = float(np.median(gpu_ms))
+
+    if sampler is not None:
+        sampler.stop()
+        summary = sampler.summary()
+        record["power"] = asdict(summary) if hasattr(summary, "__dataclass_fields__") else dict(summary)
+        record["mean_w"] = float(summary.mean_w)
+        record["mj_per_frame"] = float(summary.energy_j) * 1e3 / len(compute_s) if compute_s else float("nan")
+        record["power_reason"] = summary.reason or ""
+    else:
+        record["mean_w"] = float("nan")
+        record["mj_per_frame"] = float("nan")
+        record["power_reason"] = power_reason
+
+    if cfg.target != "cpu" and session.form != "native":
+        e2e = []
+        for _ in range(passes):
+            for x in batch:
+                t = time.perf_counter()
+                session.infer(x)
+                e2e.append(time.perf_counter() - t)
+        record["e2e"] = latency_stats(e2e)
+    record["after"] = _thermal_and_clocks()
+    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    record["device_memory_bytes"] = session.device_memory_bytes()
+    session.close()
+    return record
+
+
+# --------------------------------------------------------------------------- isolation
+
+def _child(conn, model_id, scale, cfg, inputs_path):
+    try:
+        inputs = None
+        if inputs_path:
+            data = np.load(inputs_path)
+            inputs = [data[k] for k in sorted(data.files)]
+        conn.send(("ok", measure(model_id, scale, cfg, inputs)))
+    except HarnessError as exc:
+        conn.send(("error", str(exc)))
+    except MemoryError:
+        conn.send(("error", "out of memory"))
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a record
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
+        conn.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}{where}"))
+    finally:
+        conn.close()
+
+
+def failure_record(model_id: str, scale: int, cfg: BenchConfig, reason: str) -> Dict:
+    return {"model": model_id, "scale": scale, "device": cfg.device, "backend": cfg.backend,
+            "precision": cfg.precision, "weights": cfg.weights, "status": "failed", "reason": reason}
+
+
+def measure_isolated(model_id: str, scale: int, cfg: BenchConfig, inputs_path: Optional[str] = None) -> Dict:
+    """:func:`measure` in a fresh child process (spawned: no inherited threads or CUDA state)."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, model_id, scale, cfg, inputs_path), daemon=True)
+    proc.start()
+    child.close()
+    deadline = time.monotonic() + cfg.timeout_s
+    message = None
+    while time.monotonic() < deadline:
+        if parent.poll(0.2):
+            try:
+                message = parent.recv()
+            except EOFError:
+                message = None
+            break
+        if not proc.is_alive():
+            if parent.poll(0.1):
+                message = parent.recv()
+            break
+    if message is None and proc.is_alive():
+        proc.kill()
+        proc.join(5)
+        return failure_record(model_id, scale, cfg, f"timed out after {cfg.timeout_s:.0f} s (hung?); raise --timeout "
+                                                    f"if the model is just slow")
+    proc.join(10)
+    if message is None:
+        code = proc.exitcode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            why = f"crashed ({name})" + (" - killed, likely out of memory" if name == "SIGKILL" else "")
+        else:
+            why = f"child process exited with status {code} without a result"
+        return failure_record(model_id, scale, cfg, why)
+    status, payload = message
+    if status == "ok":
+        payload["status"] = "ok"
+        payload["reason"] = payload.get("reference_note", "")
+        if not payload.get("reference_ok", True):
+            payload["status"] = "flagged"
+        return payload
+    return failure_record(model_id, scale, cfg, payload)

@@ -1,0 +1,162 @@
+"""Results store: SQLite (``results/harness.db``), one row per measurement, committed at once.
+
+A row is one (run, device, backend, precision, model, scale, measurement, weights) with the
+headline figures in columns (for SQL and plots) and the full record as JSON. Each row is
+committed as soon as it is measured, so a killed sweep keeps everything measured so far;
+``--resume`` reopens the newest run with the same configuration and skips what it holds.
+Stores from several devices merge without duplicates (the same unique key).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+COLUMNS = ("median_ms", "p90_ms", "p99_ms", "fhd_per_s", "cov", "cpu_util_pct", "mean_w", "mj_per_frame",
+           "psnr", "ssim", "psnr_vs_reference", "peak_rss_mb")
+KEY = ("run_id", "device", "backend", "precision", "model", "scale", "measurement", "weights")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started REAL NOT NULL,
+    device TEXT NOT NULL,
+    config_key TEXT NOT NULL,
+    command TEXT,
+    profile TEXT,
+    environment TEXT
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    device TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    model TEXT NOT NULL,
+    scale INTEGER NOT NULL,
+    measurement TEXT NOT NULL,
+    weights TEXT NOT NULL,
+    family TEXT,
+    form TEXT,
+    status TEXT NOT NULL,
+    reason TEXT,
+    created REAL NOT NULL,
+    {", ".join(f"{c} REAL" for c in COLUMNS)},
+    data TEXT,
+    UNIQUE ({", ".join(KEY)})
+);
+CREATE INDEX IF NOT EXISTS measurements_model ON measurements(model, scale);
+"""
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    return obj
+
+
+def _real(value) -> Optional[float]:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if not math.isnan(v) else None
+
+
+class ResultStore:
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path))
+        self.db.row_factory = sqlite3.Row
+        self.db.executescript(_SCHEMA)
+        self.db.commit()
+
+    def close(self):
+        self.db.close()
+
+    # ---- runs
+    def start_run(self, device: str, config_key: str, command: str = "", profile: Optional[Dict] = None,
+                  environment: Optional[Dict] = None, resume: bool = False) -> Tuple[str, bool]:
+        """(run id, resumed?) — with ``resume``, the newest run of the same configuration."""
+        if resume:
+            row = self.db.execute("SELECT run_id FROM runs WHERE config_key = ? ORDER BY started DESC LIMIT 1",
+                                  (config_key,)).fetchone()
+            if row:
+                return row["run_id"], True
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, time.time(), device, config_key, command,
+                         json.dumps(_json_safe(profile or {})), json.dumps(_json_safe(environment or {}))))
+        self.db.commit()
+        return run_id, False
+
+    # ---- measurements
+    def done_keys(self, run_id: str) -> Set[Tuple]:
+        rows = self.db.execute("SELECT device, backend, precision, model, scale, measurement, weights "
+                               "FROM measurements WHERE run_id = ?", (run_id,))
+        return {tuple(r) for r in rows}
+
+    def add(self, run_id: str, measurement: str, record: Dict) -> None:
+        """Insert one measurement and commit it now (INSERT OR IGNORE: a resumed run never duplicates)."""
+        values = {
+            "run_id": run_id, "device": record["device"], "backend": record.get("backend", ""),
+            "precision": record.get("precision", ""), "model": record["model"], "scale": int(record["scale"]),
+            "measurement": measurement, "weights": record.get("weights", "none"), "family": record.get("family"),
+            "form": record.get("form"), "status": record.get("status", "ok"), "reason": record.get("reason", ""),
+            "created": time.time(),
+        }
+        for c in COLUMNS:
+            values[c] = _real(record.get(c))
+        values["data"] = json.dumps(_json_safe(record))
+        cols = ", ".join(values)
+        self.db.execute(f"INSERT OR IGNORE INTO measurements ({cols}) VALUES ({', '.join('?' * len(values))})",
+                        tuple(values.values()))
+        self.db.commit()
+
+    def rows(self, where: str = "", params: Iterable = ()) -> List[sqlite3.Row]:
+        sql = "SELECT * FROM measurements" + (f" WHERE {where}" if where else "") + " ORDER BY id"
+        return list(self.db.execute(sql, tuple(params)))
+
+    def export_csv(self, path, where: str = "", params: Iterable = ()) -> Path:
+        import csv
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = self.rows(where, params)
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            names = [d[0] for d in self.db.execute("SELECT * FROM measurements LIMIT 0").description if d[0] != "data"]
+            writer.writerow(names)
+            for r in rows:
+                writer.writerow([r[n] for n in names])
+        return path
+
+    def merge(self, other_path) -> Tuple[int, int]:
+        """Copy runs and measurements of another store in; (rows added, rows already present)."""
+        other = sqlite3.connect(str(other_path))
+        other.row_factory = sqlite3.Row
+        before = self.db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+        for r in other.execute("SELECT * FROM runs"):
+            self.db.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", tuple(r))
+        total = 0
+        for r in other.execute("SELECT * FROM measurements"):
+            d = dict(r)
+            d.pop("id")
+            self.db.execute(f"INSERT OR IGNORE INTO measurements ({', '.join(d)}) VALUES ({', '.join('?' * len(d))})",
+                            tuple(d.values()))
+            total += 1
+        self.db.commit()
+        other.close()
+        added = self.db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] - before
+        return added, total - added

@@ -1,0 +1,130 @@
+"""The runner (timing, reference check, isolation), the results store and the bench command."""
+import json
+import math
+import sqlite3
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.runner import BenchConfig, latency_stats, measure, measure_isolated
+from harness.store import ResultStore
+
+
+def small_inputs(n=3, shape=(36, 64)):
+    rng = np.random.default_rng(0)
+    return [rng.random(shape, dtype=np.float32) for _ in range(n)]
+
+
+@pytest.fixture
+def inputs_npz(tmp_path):
+    path = tmp_path / "inputs.npz"
+    np.savez(path, **{f"f{i}": x for i, x in enumerate(small_inputs())})
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+
+
+def test_latency_stats_known_values():
+    s = latency_stats([0.010] * 9 + [0.020])
+    assert s["median_ms"] == pytest.approx(10.0)
+    assert s["fhd_per_s"] == pytest.approx(100.0)
+    assert s["p99_ms"] > s["p90_ms"] >= s["median_ms"]
+    assert s["cov"] == pytest.approx(np.std([10] * 9 + [20]) / 11.0)
+    assert math.isnan(latency_stats([])["median_ms"])
+
+
+def test_measure_records_everything_and_checks_against_reference():
+    cfg = BenchConfig(weights="init", repeats=2, max_time_s=30, threads=1)
+    rec = measure("eSR-TM_s2_K3_C2", 2, cfg, inputs=small_inputs())
+    assert rec["frames"] == 3 and rec["passes"] == 2 and rec["n"] == 6
+    assert rec["form"] in ("fast", "naive") and set(rec["session"]["form_trial_ms"]) == {"fast", "naive"}
+    assert rec["median_ms"] > 0 and rec["fhd_per_s"] == pytest.approx(1000 / rec["median_ms"])
+    assert rec["psnr_vs_reference"] > 60 and rec["reference_ok"]
+    assert rec["peak_rss_mb"] > 0 and 0 <= rec["cpu_util_pct"] < 1000  # 10 ms CPU-time ticks
+    # no meter configured: NaN with the reason, never a number
+    assert math.isnan(rec["mean_w"]) and math.isnan(rec["mj_per_frame"]) and rec["power_reason"]
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_classical_and_torch_backends(backend):
+    cfg = BenchConfig(backend=backend, weights="init", repeats=1)
+    rgb = [np.repeat(x[:, :, None], 3, axis=2) for x in small_inputs(2)]
+    rec = measure("bicubic-opencv", 2, cfg, inputs=rgb)
+    assert rec["form"] == "native" and rec["median_ms"] > 0
+    rec = measure("Bicubic_s3", 3, cfg, inputs=small_inputs(2, (30, 30)))
+    assert rec["form"] == ("eager" if backend == "torch" else rec["form"])
+    assert rec["psnr_vs_reference"] > 60
+
+
+@pytest.mark.parametrize("cls,reason", [("Crash", "crashed (SIGSEGV)"), ("Produces_NaN", "NaN"),
+                                        ("Hang", "timed out after 20 s")])
+def test_isolation_turns_failures_into_records(cls, reason, inputs_npz):
+    cfg = BenchConfig(weights="init", repeats=1, timeout_s=20)
+    rec = measure_isolated(f"fixtures.fake_models:{cls}", 2, cfg, inputs_path=inputs_npz)
+    assert rec["status"] == "failed" and reason in rec["reason"]
+
+
+def test_isolated_success(inputs_npz):
+    rec = measure_isolated("fixtures.fake_models:Nearest", 2, BenchConfig(weights="init", repeats=1), inputs_npz)
+    assert rec["status"] == "ok" and rec["median_ms"] > 0
+
+
+def _rec(model, **kw):
+    base = {"model": model, "scale": 2, "device": "cpu", "backend": "onnxruntime", "precision": "fp32",
+            "weights": "official", "median_ms": 5.0, "fhd_per_s": 200.0, "mean_w": float("nan"), "status": "ok"}
+    base.update(kw)
+    return base
+
+
+def test_store_commits_resumes_merges_and_exports(tmp_path):
+    db = tmp_path / "a.db"
+    store = ResultStore(db)
+    run, resumed = store.start_run("cpu", "cfg1", environment={"cpu": "x"})
+    assert not resumed
+    store.add(run, "speed", _rec("m1"))
+    # committed immediately: visible to another connection
+    assert sqlite3.connect(str(db)).execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 1
+    store.add(run, "speed", _rec("m1"))  # same key: ignored, no duplicate
+    assert len(store.rows()) == 1
+    row = store.rows()[0]
+    assert row["mean_w"] is None and json.loads(row["data"])["mean_w"] is None  # NaN stored as NULL
+    run2, resumed = store.start_run("cpu", "cfg1", resume=True)
+    assert resumed and run2 == run
+    assert ("cpu", "onnxruntime", "fp32", "m1", 2, "speed", "official") in store.done_keys(run)
+    assert store.start_run("cpu", "cfg2", resume=True)[1] is False
+    # a second device's store merges without duplicates
+    other = ResultStore(tmp_path / "b.db")
+    run_b, _ = other.start_run("rpi", "cfg1")
+    other.add(run_b, "speed", _rec("m1", device="rpi"))
+    other.close()
+    assert store.merge(tmp_path / "b.db") == (1, 0)
+    assert store.merge(tmp_path / "b.db") == (0, 1)
+    csv_text = store.export_csv(tmp_path / "out.csv").read_text().splitlines()
+    assert len(csv_text) == 3 and "fhd_per_s" in csv_text[0]
+
+
+def test_bench_command_stores_rows_and_resumes(tmp_path, capsys):
+    db = tmp_path / "r" / "harness.db"
+    args = ["bench", "--device", "cpu", "--model", "Bicubic_s4", "--repeats", "1", "--db", str(db), "--in-process"]
+    assert main(args + ["--json"]) == 0
+    recs = json.loads(capsys.readouterr().out)
+    assert len(recs) == 1 and recs[0]["model"] == "Bicubic_s4" and recs[0]["frames"] == 14
+    assert recs[0]["input_shape"] == [1, 1, 270, 480]
+    assert main(args + ["--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming run" in err and "0 measured now" in err
+    assert len(ResultStore(db).rows()) == 1
+    assert (tmp_path / "r" / "speed_cpu.csv").is_file()
+
+
+def test_bench_rejects_bad_input_before_measuring(tmp_path, capsys):
+    assert main(["bench", "--model", "nope", "--db", str(tmp_path / "x.db")]) == 2
+    assert "unknown model id" in capsys.readouterr().err
+    assert main(["bench", "--model", "Bicubic_s2", "--backend", "nosuch", "--db", str(tmp_path / "x.db")]) == 2
+    assert "unknown backend 'nosuch'" in capsys.readouterr().err
+    assert main(["bench", "--model", "Bicubic_s2", "--precision", "int8", "--db", str(tmp_path / "x.db")]) == 2
+    assert "does not run int8" in capsys.readouterr().err
