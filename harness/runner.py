@@ -91,21 +91,22 @@ def _thermal_and_clocks() -> Dict[str, object]:
     return out
 
 
-def _make_sampler(spec):
-    """(sampler or None, reason): the power stage is optional until a meter is configured."""
+def _make_sampler(spec, device: str):
+    """(sampler or None, reason). ``auto`` picks the device's first working meter; a meter
+    that is absent or unreadable leaves power as NaN with the reason, never estimated."""
     if spec in (None, "none"):
         return None, "no power meter configured"
+    from .power import make_meter
+    from .power.sampler import PowerSampler
+
     try:
-        from .power import make_meter
-        from .power.sampler import PowerSampler
-    except ImportError as exc:  # pragma: no cover - the power package is part of the harness
-        return None, f"power stage unavailable ({exc})"
-    try:
-        meter = make_meter(spec)
+        meter = make_meter(spec, device=device)
         ok, why = meter.probe()
         if not ok:
             return None, why
-        return PowerSampler(meter), ""
+        sampler = PowerSampler(meter)
+        sampler.start()
+        return sampler, ""
     except HarnessError as exc:
         return None, str(exc)
 
@@ -159,9 +160,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
             session.compute()
 
     record["before"] = _thermal_and_clocks()
-    sampler, power_reason = _make_sampler(cfg.power_meter)
-    if sampler is not None:
-        sampler.start()
+    sampler, power_reason = _make_sampler(cfg.power_meter, cfg.device)
     proc = psutil.Process()
     cpu0 = proc.cpu_times()
     compute_s: List[float] = []
@@ -196,7 +195,8 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     if sampler is not None:
         sampler.stop()
         summary = sampler.summary()
-        record["power"] = asdict(summary) if hasattr(summary, "__dataclass_fields__") else dict(summary)
+        record["power"] = summary.to_dict()
+        record["power_meter"] = sampler.info()
         record["mean_w"] = float(summary.mean_w)
         record["mj_per_frame"] = float(summary.energy_j) * 1e3 / len(compute_s) if compute_s else float("nan")
         record["power_reason"] = summary.reason or ""
@@ -266,6 +266,8 @@ def measure_isolated(model_id: str, scale: int, cfg: BenchConfig, inputs_path: O
             if parent.poll(0.1):
                 message = parent.recv()
             break
+    if message is None:
+        proc.join(max(0.0, min(10.0, deadline - time.monotonic())))  # a crashing child may still be exiting
     if message is None and proc.is_alive():
         proc.kill()
         proc.join(5)

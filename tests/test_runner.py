@@ -60,10 +60,10 @@ def test_classical_and_torch_backends(backend):
     assert rec["psnr_vs_reference"] > 60
 
 
-@pytest.mark.parametrize("cls,reason", [("Crash", "crashed (SIGSEGV)"), ("Produces_NaN", "NaN"),
-                                        ("Hang", "timed out after 20 s")])
-def test_isolation_turns_failures_into_records(cls, reason, inputs_npz):
-    cfg = BenchConfig(weights="init", repeats=1, timeout_s=20)
+@pytest.mark.parametrize("cls,reason,timeout", [("Crash", "crashed (SIGSEGV)", 300), ("Produces_NaN", "NaN", 300),
+                                                ("Hang", "timed out after 20 s", 20)])
+def test_isolation_turns_failures_into_records(cls, reason, timeout, inputs_npz):
+    cfg = BenchConfig(weights="init", repeats=1, timeout_s=timeout)
     rec = measure_isolated(f"fixtures.fake_models:{cls}", 2, cfg, inputs_path=inputs_npz)
     assert rec["status"] == "failed" and reason in rec["reason"]
 
@@ -128,3 +128,17 @@ def test_bench_rejects_bad_input_before_measuring(tmp_path, capsys):
     assert "unknown backend 'nosuch'" in capsys.readouterr().err
     assert main(["bench", "--model", "Bicubic_s2", "--precision", "int8", "--db", str(tmp_path / "x.db")]) == 2
     assert "does not run int8" in capsys.readouterr().err
+
+
+def test_exported_onnx_is_cached_by_weights(tmp_path):
+    from harness.backends.onnxruntime_backend import exported_onnx
+    from harness.models import resolve
+
+    model = resolve("eSR-MAX_s2_K3_C2", weights="init")
+    path, form = exported_onnx(model, "fast", tmp_path)
+    mtime = path.stat().st_mtime_ns
+    assert exported_onnx(model, "fast", tmp_path) == (path, form) and path.stat().st_mtime_ns == mtime
+    plain = resolve("FSRCNN_s2_D6_S1_M1", weights="init")
+    assert exported_onnx(plain, "fast", tmp_path)[1] == "naive"  # no fast form: the one graph it has
+    model.module.filter.weight.data += 1  # other weights -> another file
+    assert exported_onnx(model, "fast", tmp_path)[0] != path
