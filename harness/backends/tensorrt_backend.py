@@ -1,0 +1,657 @@
+"""TensorRT with pycuda buffers: FP16 engines on the Jetson AGX Xavier and on desktop NVIDIA GPUs.
+
+The engine is built once from the model's ONNX export (input ``lr``, dynamic N/H/W) with ONE
+optimisation profile covering every input shape of the run, and cached on disk, since an FP16
+build takes minutes on a Xavier. The versions in the field differ in API, and every path here
+is chosen by what the installed ``tensorrt`` has, not by its version number:
+
+* JetPack 4.6 = TensorRT 8.2: binding-index execution (``set_binding_shape``,
+  ``execute_async_v2``), ``max_workspace_size``.
+* JetPack 5.1 = TensorRT 8.5, pip 8.6: name-based I/O (``set_input_shape``,
+  ``set_tensor_address``, ``execute_async_v3``), ``set_memory_pool_limit``.
+* TensorRT 10.x: networks are always explicit-batch (the flag is gone), no ``build_engine``,
+  ``device_memory_size_v2``.
+
+``tensorrt`` and ``pycuda`` are imported lazily, so the harness runs (and this module imports)
+where they are absent. One CUDA context (the device's primary context, the one TensorRT's
+runtime-API calls use) is shared by all sessions of the process; it is pushed while sessions
+are open and popped when the last one closes.
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import HarnessError
+from .base import Backend, BackendUnavailable, Session, Shape
+from .native import NativeSession
+
+TENSORRT_MISSING = ("tensorrt is not importable: on a Jetson it comes with JetPack (python3-libnvinfer; the "
+                    "harness venv uses system site-packages), on a desktop pip install tensorrt")
+PYCUDA_MISSING = "pycuda is not importable: pip install pycuda (needs the CUDA toolkit)"
+DEFAULT_WORKSPACE_MB = 1024
+_BUILD_FACTS = ("platform_has_fast_fp16", "platform_has_fast_int8", "workspace_bytes", "int8_source")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _import_trt():
+    import tensorrt as trt
+
+    return trt
+
+
+def _import_cuda():
+    import pycuda.driver as cuda
+
+    return cuda
+
+
+def trt_version(trt) -> str:
+    return str(getattr(trt, "__version__", "unknown"))
+
+
+def _trt_major(trt) -> int:
+    try:
+        return int(trt_version(trt).split(".")[0])
+    except ValueError:
+        return 0
+
+
+# --- one logger, one CUDA context per process --------------------------------------------
+_LOGGER = None
+
+
+def _logger(trt):
+    """A process-wide logger that prints warnings and remembers errors (for one-line messages).
+
+    TensorRT wants a single logger that outlives every builder/runtime; a Python subclass of
+    ``ILogger`` keeps the last errors so a failed build can say why. Plain ``trt.Logger`` is
+    the fallback where subclassing is not possible.
+    """
+    global _LOGGER
+    if _LOGGER is not None:
+        return _LOGGER
+    try:
+        severity = trt.ILogger.Severity
+        errors = (severity.INTERNAL_ERROR, severity.ERROR)
+
+        class _Recorder(trt.ILogger):
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.errors: List[str] = []
+
+            def log(self, level, msg):  # called from TensorRT: must never raise
+                try:
+                    if level in errors:
+                        self.errors.append(str(msg))
+                        del self.errors[:-20]
+                    if level in errors or level == severity.WARNING:
+                        print(f"[TensorRT] {msg}", file=sys.stderr)
+                except Exception:  # noqa: BLE001
+                    pass
+
+        _LOGGER = _Recorder()
+    except Exception:  # noqa: BLE001 - bindings without a subclassable ILogger
+        _LOGGER = trt.Logger(trt.Logger.WARNING)
+    return _LOGGER
+
+
+def _last_error(logger, since: int = 0) -> str:
+    errors = getattr(logger, "errors", [])[since:]
+    return errors[0].strip().splitlines()[0][:200] if errors else "see the TensorRT messages above"
+
+
+class _SharedContext:
+    """The process's one CUDA context, pushed while at least one session is open.
+
+    Creating a context per session leaks contexts on Jetson and makes TensorRT (runtime API,
+    primary context) and pycuda disagree about which one is current; so the primary context
+    is retained once, pushed on first use, popped when the last session closes, and a context
+    already current (``pycuda.autoinit``, another library) is shared instead of replaced.
+    """
+
+    def __init__(self):
+        self.ctx = None
+        self.owned = False
+        self.pushed = False
+        self.users = 0
+        self.device_index: Optional[int] = None
+        self._atexit = False
+
+    def acquire(self, cuda, device_index: int) -> None:
+        if self.ctx is None:
+            cuda.init()
+            current = None
+            get_current = getattr(getattr(cuda, "Context", None), "get_current", None)
+            if get_current is not None:
+                current = get_current()
+            if current is not None:
+                self.ctx, self.owned, self.pushed = current, False, False
+            else:
+                device = cuda.Device(device_index)
+                if hasattr(device, "retain_primary_context"):
+                    self.ctx = device.retain_primary_context()
+                    self.ctx.push()
+                else:  # pycuda < 2017: a context of our own (made current by make_context)
+                    self.ctx = device.make_context()
+                self.owned, self.pushed = True, True
+                if not self._atexit:
+                    atexit.register(self._at_exit)
+                    self._atexit = True
+            self.device_index = device_index
+        elif self.device_index != device_index:
+            raise HarnessError(f"tensorrt: this process already runs on cuda:{self.device_index}; run cuda:"
+                               f"{device_index} in a separate harness invocation")
+        elif self.owned and not self.pushed:
+            self.ctx.push()
+            self.pushed = True
+        self.users += 1
+
+    def release(self) -> None:
+        self.users = max(0, self.users - 1)
+        if self.users == 0 and self.owned and self.pushed:
+            self.ctx.pop()
+            self.pushed = False
+
+    def _at_exit(self) -> None:
+        try:
+            if self.pushed:
+                self.ctx.pop()
+                self.pushed = False
+        except Exception:  # noqa: BLE001 - the driver may already be shutting down
+            pass
+
+
+_CUDA = _SharedContext()
+
+
+# --- engine cache -----------------------------------------------------------------------
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "gpu"
+
+
+def profile_of(shapes: Sequence[Shape]) -> Tuple[Shape, Shape, Shape]:
+    """(min, opt, max) of one optimisation profile covering ``shapes``: elementwise min/max, opt = the first."""
+    lo = tuple(min(s[i] for s in shapes) for i in range(4))
+    hi = tuple(max(s[i] for s in shapes) for i in range(4))
+    return lo, tuple(shapes[0]), hi  # type: ignore[return-value]
+
+
+def _normalise_shapes(input_shapes) -> List[Shape]:
+    shapes = [tuple(int(d) for d in s) for s in (input_shapes or [])]
+    if not shapes or any(len(s) != 4 or min(s) < 1 for s in shapes):
+        raise HarnessError(f"tensorrt needs one or more positive (N, C, H, W) input shapes, got {input_shapes}")
+    return shapes  # type: ignore[return-value]
+
+
+def _has_qdq(onnx_bytes: bytes) -> bool:
+    """Whether the graph is explicitly quantised (QuantizeLinear/DequantizeLinear): INT8 without a calibrator."""
+    try:
+        import onnx
+
+        model = onnx.load_from_string(onnx_bytes)
+        ops = {n.op_type for n in model.graph.node}
+        return "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    except Exception:  # noqa: BLE001 - onnx absent or unreadable: the op names appear verbatim
+        return b"QuantizeLinear" in onnx_bytes and b"DequantizeLinear" in onnx_bytes
+
+
+def _parse_device_index(device: str) -> int:
+    if ":" in str(device):
+        tail = str(device).rsplit(":", 1)[1]
+        if not tail.isdigit():
+            raise HarnessError(f"tensorrt device '{device}' is not cuda or cuda:N; use e.g. --device cuda:0")
+        return int(tail)
+    return 0
+
+
+def _device_memory_size(engine) -> int:
+    """Activation memory of one execution context (TRT 10.1+ ``*_v2``, else ``device_memory_size``)."""
+    for name in ("device_memory_size_v2", "get_device_memory_size_v2", "device_memory_size"):
+        value = getattr(engine, name, None)
+        if value is None:
+            continue
+        try:
+            value = value() if callable(value) else value
+            return int(value)
+        except Exception:  # noqa: BLE001 - deprecated accessors may raise on newer engines
+            continue
+    return 0
+
+
+# --- the session -----------------------------------------------------------------------
+class TensorRTSession(Session):
+    """An engine, its execution context and fixed device buffers sized for the largest input shape."""
+
+    def __init__(self, trt, cuda, engine, shapes: Sequence[Shape], profile, form: str,
+                 details: Dict[str, object], release=None, runtime=None):
+        super().__init__()
+        self.runtime = runtime  # TensorRT 8 wants the runtime to outlive its engines
+        self.form = form
+        self.details.update(details)
+        self.cuda = cuda
+        self.engine = engine
+        self.profile = profile
+        self._release = release
+        self._closed = False
+        self.last_gpu_ms: Optional[float] = None
+        self._shape: Optional[Shape] = None
+        self._out_shape: Optional[Tuple[int, ...]] = None
+        self.d_in = self.d_out = None
+        self.context = engine.create_execution_context()
+        if self.context is None:
+            raise HarnessError(f"{details.get('engine')}: TensorRT could not create an execution context "
+                               f"(device memory?); close other GPU programs or use smaller input shapes")
+        self.v3 = all(hasattr(engine, a) for a in ("num_io_tensors", "get_tensor_name")) and \
+            all(hasattr(self.context, a) for a in ("set_input_shape", "set_tensor_address", "execute_async_v3"))
+        try:
+            self._setup(trt, cuda, shapes)
+        except BaseException:
+            self._free()  # the caller releases the CUDA context
+            raise
+
+    def _setup(self, trt, cuda, shapes: Sequence[Shape]) -> None:
+        self._find_io(trt)
+        self.details["trt_api"] = "v3 (name-based)" if self.v3 else "v2 (binding index)"
+        # Output size for every prepared shape: the buffers fit the largest, so no reallocation later.
+        out_elems = 0
+        for shape in shapes:
+            out_elems = max(out_elems, int(np.prod(self._set_shape(shape))))
+        in_elems = max(int(np.prod(s)) for s in shapes)
+        self.h_in = cuda.pagelocked_empty(in_elems, self.in_dtype)
+        self.h_out = cuda.pagelocked_empty(out_elems, self.out_dtype)
+        self.d_in = cuda.mem_alloc(max(1, self.h_in.nbytes))
+        self.d_out = cuda.mem_alloc(max(1, self.h_out.nbytes))
+        self.buffer_bytes = int(self.h_in.nbytes + self.h_out.nbytes)
+        if self.v3:
+            self.context.set_tensor_address(self.in_name, int(self.d_in))
+            self.context.set_tensor_address(self.out_name, int(self.d_out))
+        else:
+            self.bindings = [0] * self.num_bindings
+            self.bindings[self.in_index] = int(self.d_in)
+            self.bindings[self.out_index] = int(self.d_out)
+        self.stream = cuda.Stream()
+        self._start, self._end = cuda.Event(), cuda.Event()
+        self._set_shape(tuple(shapes[0]))
+
+    def _find_io(self, trt) -> None:
+        engine = self.engine
+        inputs, outputs = [], []
+        if self.v3:
+            for i in range(engine.num_io_tensors):
+                name = engine.get_tensor_name(i)
+                is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+                (inputs if is_input else outputs).append((name, i, trt.nptype(engine.get_tensor_dtype(name))))
+        else:
+            self.num_bindings = engine.num_bindings
+            for i in range(self.num_bindings):
+                entry = (engine.get_binding_name(i), i, trt.nptype(engine.get_binding_dtype(i)))
+                (inputs if engine.binding_is_input(i) else outputs).append(entry)
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise HarnessError(f"{self.details.get('onnx')}: the engine has {len(inputs)} inputs and {len(outputs)} "
+                               f"outputs; the harness feeds one (N, C, H, W) image and reads one: re-export it")
+        (self.in_name, self.in_index, self.in_dtype), = inputs
+        (self.out_name, self.out_index, self.out_dtype), = outputs
+        self.details["io_dtypes"] = {self.in_name: np.dtype(self.in_dtype).name,
+                                     self.out_name: np.dtype(self.out_dtype).name}
+
+    def _set_shape(self, shape: Shape) -> Tuple[int, ...]:
+        """Set the input shape on the context (if it changed) and return the output shape it implies."""
+        shape = tuple(int(d) for d in shape)
+        if shape == self._shape:
+            return self._out_shape  # type: ignore[return-value]
+        lo, _, hi = self.profile
+        if len(shape) != 4 or any(not (a <= d <= b) for a, d, b in zip(lo, shape, hi)):
+            raise HarnessError(f"{self.details.get('engine')}: input shape {shape} is outside the engine's profile "
+                               f"{tuple(lo)}..{tuple(hi)}; prepare the session with this shape too")
+        if self.v3:
+            ok = self.context.set_input_shape(self.in_name, shape)
+            out = self.context.get_tensor_shape(self.out_name)
+        else:
+            ok = self.context.set_binding_shape(self.in_index, shape)
+            out = self.context.get_binding_shape(self.out_index)
+        out = tuple(int(d) for d in out)
+        if ok is False or any(d < 0 for d in out):
+            raise HarnessError(f"{self.details.get('engine')}: TensorRT rejects input shape {shape} (output {out}); "
+                               f"delete the engine file to rebuild it for these shapes")
+        self._shape, self._out_shape = shape, out
+        return out
+
+    def load(self, lr: np.ndarray) -> None:
+        x = np.asarray(lr)
+        self._set_shape(x.shape)
+        host = self.h_in[:x.size].reshape(x.shape)
+        np.copyto(host, x, casting="unsafe")
+        self.cuda.memcpy_htod_async(self.d_in, host, self.stream)
+        self.stream.synchronize()
+
+    def compute(self) -> None:
+        """Execute and wait; ``last_gpu_ms`` is the GPU time of this execution from CUDA events."""
+        self._start.record(self.stream)
+        if self.v3:
+            ok = self.context.execute_async_v3(self.stream.handle)
+        else:
+            ok = self.context.execute_async_v2(bindings=self.bindings, stream_handle=self.stream.handle)
+        self._end.record(self.stream)
+        self.stream.synchronize()
+        if ok is False:
+            raise RuntimeError(f"TensorRT execution failed for input {self._shape} ({self.details.get('engine')})")
+        self.last_gpu_ms = float(self._start.time_till(self._end))
+
+    def fetch(self) -> np.ndarray:
+        shape = self._out_shape
+        host = self.h_out[:int(np.prod(shape))].reshape(shape)
+        self.cuda.memcpy_dtoh_async(host, self.d_out, self.stream)
+        self.stream.synchronize()
+        return host.astype(np.float32, copy=True)
+
+    def device_memory_bytes(self) -> Optional[int]:
+        return _device_memory_size(self.engine) + self.buffer_bytes
+
+    def close(self) -> None:
+        """Free the device buffers and TensorRT objects while the context is current, then release it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._free()
+        finally:
+            if self._release is not None:
+                self._release()
+
+    def _free(self) -> None:
+        for buf in (self.d_in, self.d_out):
+            if buf is not None and hasattr(buf, "free"):
+                buf.free()
+        self.d_in = self.d_out = None
+        self.context = None
+        self.engine = None
+        self.runtime = None
+
+
+# --- the backend -----------------------------------------------------------------------
+class TensorRTBackend(Backend):
+    """TensorRT engines built from the ONNX export; options: ``workspace_mb``, ``int8_calibrator``."""
+
+    name = "tensorrt"
+    precisions = ("fp32", "fp16", "int8")
+
+    @classmethod
+    def probe(cls) -> Tuple[bool, str]:
+        try:
+            _import_trt()
+        except ImportError as exc:
+            missing = str(getattr(exc, "name", None) or "")
+            if missing.split(".")[0].startswith("tensorrt"):  # tensorrt itself, or its pip bindings/libs
+                return False, TENSORRT_MISSING
+            return False, f"tensorrt is installed but does not import ({_first_line(exc)}); reinstall it"
+        except Exception as exc:  # noqa: BLE001 - e.g. OSError for a missing libnvinfer
+            return False, f"tensorrt is installed but does not import ({_first_line(exc)}); reinstall it"
+        try:
+            cuda = _import_cuda()
+        except ImportError as exc:
+            if getattr(exc, "name", None) in ("pycuda", "pycuda.driver"):
+                return False, PYCUDA_MISSING
+            return False, f"pycuda does not import ({_first_line(exc)}); pip install --force-reinstall pycuda"
+        except Exception as exc:  # noqa: BLE001
+            return False, f"pycuda does not import ({_first_line(exc)}); pip install --force-reinstall pycuda"
+        try:
+            cuda.init()
+            if cuda.Device.count() < 1:
+                return False, "no CUDA device is visible (check nvidia-smi / tegrastats and CUDA_VISIBLE_DEVICES)"
+        except Exception as exc:  # noqa: BLE001 - pycuda raises its own error types
+            return False, f"CUDA does not initialise ({_first_line(exc)}); check the NVIDIA driver"
+        return True, ""
+
+    # -- public entry points --
+    def prepare(self, model, input_shapes: List[Shape]) -> Session:
+        ok, why = self.probe()
+        if not ok:
+            raise BackendUnavailable(why)
+        if getattr(model, "module", None) is None:
+            return NativeSession(model)
+        from .onnxruntime_backend import exported_onnx
+
+        shapes = _normalise_shapes(input_shapes)
+        onnx_dir = Path(self.workdir or ".") / "onnx"
+        forms = ["fast", "naive"] if self.form == "auto" else [self.form]
+        candidates: Dict[str, Path] = {}
+        for form in forms:
+            path, got = exported_onnx(model, form, onnx_dir)
+            candidates.setdefault(got, path)
+        sessions: Dict[str, TensorRTSession] = {}
+        try:
+            for form, path in candidates.items():
+                sessions[form] = self.prepare_onnx(path, shapes, form=form)
+            if len(sessions) == 1:
+                return next(iter(sessions.values()))
+            timings = {form: _quick_time(s, shapes[0]) for form, s in sessions.items()}
+        except BaseException:
+            for s in sessions.values():
+                s.close()
+            raise
+        best = min(timings, key=timings.get)
+        for form, s in sessions.items():
+            if form != best:
+                s.close()
+        chosen = sessions[best]
+        chosen.details["form_trial_ms"] = {k: round(v, 3) for k, v in timings.items()}
+        return chosen
+
+    def prepare_onnx(self, onnx_path, input_shapes: List[Shape], form: str = "onnx") -> TensorRTSession:
+        """A session for an ONNX file (one input, one output): the engine from the cache or freshly built."""
+        ok, why = self.probe()
+        if not ok:
+            raise BackendUnavailable(why)
+        trt, cuda = _import_trt(), _import_cuda()
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            raise HarnessError(f"ONNX file {onnx_path} does not exist; give the path of a .onnx model")
+        shapes = _normalise_shapes(input_shapes)
+        index = _parse_device_index(self.device)
+        _CUDA.acquire(cuda, index)
+        try:
+            engine, runtime, details = self._engine(trt, cuda, onnx_path, shapes, index)
+            details["form"] = form
+            return TensorRTSession(trt, cuda, engine, shapes, profile_of(shapes), form, details,
+                                   release=_CUDA.release, runtime=runtime)
+        except BaseException:
+            _CUDA.release()
+            raise
+
+    def versions(self) -> Dict[str, str]:
+        out: Dict[str, str] = {}
+        try:
+            out["tensorrt"] = trt_version(_import_trt())
+        except Exception:  # noqa: BLE001
+            return out
+        try:
+            import pycuda
+
+            cuda = _import_cuda()
+            out["pycuda"] = str(getattr(pycuda, "VERSION_TEXT", "unknown"))
+            out["cuda_pycuda_built"] = ".".join(str(v) for v in cuda.get_version())
+            driver = int(cuda.get_driver_version())
+            out["cuda_driver"] = f"{driver // 1000}.{driver % 1000 // 10}"
+        except Exception:  # noqa: BLE001 - versions are informative only
+            pass
+        return out
+
+    # -- engine cache and build --
+    def _workspace_bytes(self) -> int:
+        return int(float(self.options.get("workspace_mb", DEFAULT_WORKSPACE_MB)) * (1 << 20))
+
+    def _calibrator(self):
+        return self.options.get("int8_calibrator") or self.options.get("calibrator")
+
+    def engine_path(self, onnx_bytes: bytes, shapes: Sequence[Shape], trt_ver: str, device_name: str) -> Path:
+        """``<workdir>/trt-engines/<onnx sha>_<precision>_trt<ver>_<device>_<profile hash>.engine``."""
+        lo, opt, hi = profile_of(shapes)
+        calibrator = self._calibrator()
+        settings = {"min": lo, "opt": opt, "max": hi, "workspace": self._workspace_bytes(),
+                    "int8": None if self.precision != "int8" else
+                    (type(calibrator).__name__ if calibrator is not None else "qdq")}
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        name = (f"{hashlib.sha256(onnx_bytes).hexdigest()[:16]}_{self.precision}_trt{trt_ver}_"
+                f"{slug(device_name)}_{key}.engine")
+        return Path(self.workdir or ".") / "trt-engines" / name
+
+    def _engine(self, trt, cuda, onnx_path: Path, shapes: List[Shape], index: int):
+        data = onnx_path.read_bytes()
+        if self.precision == "int8" and self._calibrator() is None and not _has_qdq(data):
+            raise HarnessError(f"int8 needs calibration: {onnx_path} has no QuantizeLinear/DequantizeLinear nodes "
+                               f"and no int8_calibrator was given; pass a calibrator, a QDQ-quantised ONNX, "
+                               f"or use --precision fp16")
+        try:
+            device_name = cuda.Device(index).name()
+        except Exception:  # noqa: BLE001
+            device_name = f"cuda{index}"
+        version = trt_version(trt)
+        path = self.engine_path(data, shapes, version, device_name)
+        logger = _logger(trt)
+        runtime = trt.Runtime(logger)
+        lo, opt, hi = profile_of(shapes)
+        details: Dict[str, object] = {"engine": str(path), "onnx": str(onnx_path), "tensorrt": version,
+                                      "precision": self.precision, "device_name": device_name,
+                                      "profile": {"min": list(lo), "opt": list(opt), "max": list(hi)}}
+        engine = None
+        if path.is_file():
+            engine = self._deserialize(runtime, path.read_bytes())
+            if engine is None:
+                print(f"[harness] {path}: cached TensorRT engine does not load; rebuilding it", file=sys.stderr)
+            else:
+                meta = _read_meta(path)  # the build's facts: no Builder is created on a cache hit
+                details.update({k: meta.get(k) for k in _BUILD_FACTS}, engine_source="cache",
+                               build_s=meta.get("build_s"))
+        if engine is None:
+            t0 = time.perf_counter()
+            serialized, build_facts = self._build(trt, logger, onnx_path, data, shapes)
+            build_s = round(time.perf_counter() - t0, 3)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+            tmp.write_bytes(serialized)
+            os.replace(str(tmp), str(path))
+            meta = dict(build_facts, build_s=build_s, onnx=str(onnx_path), tensorrt=version,
+                        precision=self.precision, device_name=device_name, profile=details["profile"])
+            _meta_path(path).write_text(json.dumps(meta, indent=1, default=str))
+            engine = self._deserialize(runtime, serialized)
+            if engine is None:
+                raise HarnessError(f"{path}: TensorRT {version} cannot load the engine it just built "
+                                   f"({_last_error(logger)}); delete {path.parent} and retry")
+            details.update(build_facts, engine_source="built", build_s=build_s)
+        return engine, runtime, details
+
+    @staticmethod
+    def _deserialize(runtime, blob: bytes):
+        try:
+            return runtime.deserialize_cuda_engine(blob)
+        except Exception:  # noqa: BLE001 - some versions raise instead of returning None
+            return None
+
+    def _build(self, trt, logger, onnx_path: Path, data: bytes, shapes: List[Shape]):
+        """Parse the ONNX, configure precision/workspace/profile and build the serialized engine."""
+        since = len(getattr(logger, "errors", []))
+        builder = trt.Builder(logger)
+        flag_enum = getattr(trt, "NetworkDefinitionCreationFlag", None)
+        explicit = getattr(flag_enum, "EXPLICIT_BATCH", None)
+        if _trt_major(trt) >= 10 or explicit is None:  # explicit batch is the only mode in TensorRT 10
+            flags = 0
+        else:
+            flags = 1 << int(explicit)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(data):
+            first = "no error reported"
+            if parser.num_errors:
+                err = parser.get_error(0)
+                desc = err.desc() if hasattr(err, "desc") else str(err)
+                node = err.node() if hasattr(err, "node") else -1
+                first = (f"node {node}: " if isinstance(node, int) and node >= 0 else "") + str(desc)
+            first = " ".join(first.split())[:300]
+            raise HarnessError(f"{onnx_path}: TensorRT {trt_version(trt)} cannot parse it ({first}); re-export "
+                               f"the model (harness export) or try the naive form")
+        if network.num_inputs != 1 or network.num_outputs != 1:
+            raise HarnessError(f"{onnx_path}: {network.num_inputs} inputs and {network.num_outputs} outputs; the "
+                               f"harness feeds one (N, C, H, W) image and reads one: re-export it")
+        tensor = network.get_input(0)
+        declared = tuple(int(d) for d in tensor.shape)
+        lo, opt, hi = profile_of(shapes)
+        for shape in shapes:
+            if len(declared) != 4 or any(d >= 0 and d != s for d, s in zip(declared, shape)):
+                raise HarnessError(f"{onnx_path}: input '{tensor.name}' is {declared} but the run feeds {shape}; "
+                                   f"use a model with the run's channels (Y: 1, RGB: 3) and dynamic H/W")
+        config = builder.create_builder_config()
+        workspace = self._workspace_bytes()
+        if hasattr(config, "set_memory_pool_limit") and hasattr(trt, "MemoryPoolType"):
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+        else:  # TensorRT < 8.4 (JetPack 4.6)
+            config.max_workspace_size = workspace
+        fast_fp16 = bool(getattr(builder, "platform_has_fast_fp16", False))
+        fast_int8 = bool(getattr(builder, "platform_has_fast_int8", False))
+        if self.precision in ("fp16", "int8"):
+            if not fast_fp16:
+                print(f"[harness] TensorRT: this GPU has no fast FP16; {self.precision} may not be faster than "
+                      f"fp32", file=sys.stderr)
+            config.set_flag(trt.BuilderFlag.FP16)  # for int8: the fallback for layers without int8 kernels
+        calibrator = None
+        if self.precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)
+            calibrator = self._calibrator()
+            if calibrator is not None:
+                config.int8_calibrator = calibrator
+        profile = builder.create_optimization_profile()
+        profile.set_shape(tensor.name, lo, opt, hi)
+        config.add_optimization_profile(profile)
+        if calibrator is not None and hasattr(config, "set_calibration_profile"):
+            config.set_calibration_profile(profile)
+        if hasattr(builder, "build_serialized_network"):
+            serialized = builder.build_serialized_network(network, config)
+            blob = None if serialized is None else bytes(serialized)
+        else:  # TensorRT 7
+            engine = builder.build_engine(network, config)
+            blob = None if engine is None else bytes(engine.serialize())
+        if not blob:
+            raise HarnessError(f"{onnx_path}: TensorRT {trt_version(trt)} could not build a {self.precision} engine "
+                               f"({_last_error(logger, since)}); try --precision fp32 or a larger workspace_mb")
+        int8_source = None
+        if self.precision == "int8":
+            int8_source = "calibrator" if calibrator is not None else "qdq"
+        facts = {"platform_has_fast_fp16": fast_fp16, "platform_has_fast_int8": fast_int8,
+                 "workspace_bytes": workspace, "int8_source": int8_source}
+        return blob, facts
+
+
+def _meta_path(engine_path: Path) -> Path:
+    return engine_path.with_suffix(".json")
+
+
+def _read_meta(engine_path: Path) -> Dict[str, object]:
+    try:
+        return json.loads(_meta_path(engine_path).read_text())
+    except Exception:  # noqa: BLE001 - the sidecar is informative only
+        return {}
+
+
+def _quick_time(session: TensorRTSession, shape: Shape, runs: int = 3) -> float:
+    """Median GPU milliseconds of a few runs after one warm-up: enough to rank two graph forms."""
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    session.load(x)
+    session.compute()
+    times = []
+    for _ in range(runs):
+        session.compute()
+        times.append(session.last_gpu_ms or 0.0)
+    return float(np.median(times))
