@@ -239,11 +239,13 @@ def bench_config(profile: dict, args):
     from .runner import BenchConfig
 
     backend = getattr(args, "backend", None) or profile["backend"]
+    precision = getattr(args, "precision", None) or profile["precision"]
     target = profile.get("target", "cpu")
     if backend == "tensorrt":
         target = "cuda"
     return BenchConfig(
-        device=profile["name"], backend=backend, precision=getattr(args, "precision", None) or profile["precision"],
+        device=profile["name"], backend=backend, precision=precision,
+        peak_gflops=profile.get(f"peak_gflops_{precision}"), peak_gbps=profile.get("peak_gbps"),
         target=target, threads=int(profile.get("threads", 0)), warmup=int(profile.get("warmup", 1)),
         repeats=int(getattr(args, "repeats", None) or profile.get("repeats", 5)),
         min_repeats=int(profile.get("min_repeats", 1)), max_time_s=float(profile.get("max_time_s", 10)),
@@ -334,6 +336,28 @@ def cmd_bench(args) -> int:
         for reason in sorted(x for x in reasons if x):
             print(f"power not measured: {reason}", file=sys.stderr)
         print(f"run {run_id}: {len(records)} measured now, stored in {args.db}; CSV {csv_path}", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- selfcheck
+
+def cmd_selfcheck(args) -> int:
+    from .devices import load_profile
+    from .output import emit
+    from .selfcheck import LARGE, SMALL, TARGET_PCT, check_model
+
+    profile = load_profile(args.device)
+    cfg = bench_config(profile, args)
+    models = _csv_list(args.model) or [SMALL, LARGE]
+    rows = [check_model(mid, cfg, runs=args.runs, frames_dir=args.frames) for mid in models]
+    emit(rows, ("model", "form", "bare_ms", "runner_ms", "overhead_pct", "within_target", "bare_spread_pct",
+                "runner_spread_pct", "power_sampler"), args.json,
+         digits={"bare_ms": 3, "runner_ms": 3, "overhead_pct": 2, "bare_spread_pct": 2, "runner_spread_pct": 2},
+         headers={"bare_ms": "bare ms/frame", "runner_ms": "runner ms/frame", "overhead_pct": "overhead %",
+                  "within_target": f"within {TARGET_PCT:.0f}%", "bare_spread_pct": "bare spread %",
+                  "runner_spread_pct": "runner spread %", "power_sampler": "with sampler"})
+    if not args.json and rows and not rows[0]["power_sampler"]:
+        print(f"power sampler not running: {rows[0]['power_reason']}", file=sys.stderr)
     return 0
 
 
@@ -474,6 +498,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
     _add_json(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("selfcheck", help="the harness's own timing overhead against a bare loop, and the spread")
+    p.add_argument("--device", default="cpu", help="device profile name or path")
+    p.add_argument("--model", help="models to check (default: a small and a large one)")
+    p.add_argument("--backend", help="override the profile's backend")
+    p.add_argument("--precision", help="override the profile's precision")
+    p.add_argument("--runs", type=int, default=3, help="alternating runs of each way (default 3)")
+    p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
+    _add_json(p)
+    p.set_defaults(func=cmd_selfcheck)
 
     p = sub.add_parser("run-all", help="the main job (what ./run_all.sh runs)")
     p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml)")

@@ -51,6 +51,8 @@ class BenchConfig:
     frames_dir: Optional[str] = None
     workdir: Optional[str] = None  # export/engine cache (default: $HARNESS_CACHE or .cache/)
     reference_check: bool = True
+    peak_gflops: Optional[float] = None  # the device's peak compute at this precision, when known
+    peak_gbps: Optional[float] = None    # the device's peak memory bandwidth, when known
 
 
 def latency_stats(seconds: List[float]) -> Dict[str, float]:
@@ -113,7 +115,6 @@ def _make_sampler(spec, device: str):
 
 def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[np.ndarray]] = None) -> Dict:
     """Time one model in this process; returns a record (see module docstring)."""
-    import psutil
 
     from .backends import as_nchw, make_backend
     from .backends.torch_backend import TorchBackend
@@ -161,33 +162,14 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
 
     record["before"] = _thermal_and_clocks()
     sampler, power_reason = _make_sampler(cfg.power_meter, cfg.device)
-    proc = psutil.Process()
-    cpu0 = proc.cpu_times()
-    compute_s: List[float] = []
-    gpu_ms: List[float] = []
-    passes = 0
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)  # microsecond accounting (psutil's ticks are 10 ms)
     wall0 = time.perf_counter()
-    if sampler is not None:
-        sampler.window_start()
-    while passes < max(cfg.repeats, cfg.min_repeats):
-        for x in batch:
-            session.load(x)
-            t = time.perf_counter()
-            session.compute()
-            compute_s.append(time.perf_counter() - t)
-            last_gpu = getattr(session, "last_gpu_ms", None)
-            if last_gpu is not None:
-                gpu_ms.append(float(last_gpu))
-        passes += 1
-        if passes >= cfg.min_repeats and time.perf_counter() - wall0 >= cfg.max_time_s:
-            break
-    if sampler is not None:
-        sampler.window_end()
+    compute_s, gpu_ms, passes = time_session(session, batch, cfg, sampler)
     wall = time.perf_counter() - wall0
-    cpu1 = proc.cpu_times()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     record["passes"] = passes
     record["timed_wall_s"] = wall
-    record["cpu_util_pct"] = 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / wall if wall > 0 else float("nan")
+    record["cpu_util_pct"] = 100.0 * ((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)) / wall if wall > 0 else float("nan")
     record.update(latency_stats(compute_s))
     if gpu_ms:
         record["gpu_median_ms"] = float(np.median(gpu_ms))
@@ -213,11 +195,65 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
                 session.infer(x)
                 e2e.append(time.perf_counter() - t)
         record["e2e"] = latency_stats(e2e)
+    out_hw = (batch[0].shape[2] * scale, batch[0].shape[3] * scale)
+    record.update(roofline(model, cfg, record.get("fhd_per_s"), out_hw))
     record["after"] = _thermal_and_clocks()
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     record["device_memory_bytes"] = session.device_memory_bytes()
     session.close()
     return record
+
+
+def roofline(model, cfg: BenchConfig, fhd_per_s, out_hw=(1080, 1920)) -> Dict[str, object]:
+    """MACs and bytes per output frame (Full-HD in every real run), and where the device's peaks are known the roofline
+    bound on FHD/s (min of compute- and bandwidth-bound) and the fraction of it attained."""
+    module = getattr(model, "module", None)
+    if module is None:
+        return {}
+    from .models.complexity import complexity
+
+    info = complexity(module, model.scale, out_hw=tuple(out_hw), channels=model.channels)
+    traffic = info["bytes_per_fhd_fp16"] if cfg.precision in ("fp16", "int8") else info["bytes_per_fhd"]
+    out: Dict[str, object] = {"params": info["params"], "macs_per_fhd": info["macs_per_fhd"], "bytes_per_fhd": traffic}
+    bounds = []
+    if cfg.peak_gflops and info["macs_per_fhd"]:
+        bounds.append(cfg.peak_gflops * 1e9 / (2.0 * info["macs_per_fhd"]))
+    if cfg.peak_gbps and traffic:
+        bounds.append(cfg.peak_gbps * 1e9 / traffic)
+    if bounds:
+        out["roofline_fhd_per_s"] = min(bounds)
+        if fhd_per_s and math.isfinite(fhd_per_s):
+            out["roofline_fraction"] = fhd_per_s / out["roofline_fhd_per_s"]
+    return out
+
+
+def time_session(session, batch, cfg: BenchConfig, sampler=None):
+    """The timed loop: passes over the frames, each frame loaded then computed under the clock.
+
+    Returns (per-frame compute seconds, per-frame GPU ms where the backend measures it, passes).
+    The power window is opened and closed exactly around it.
+    """
+    compute_s: List[float] = []
+    gpu_ms: List[float] = []
+    passes = 0
+    start = time.perf_counter()
+    if sampler is not None:
+        sampler.window_start()
+    while passes < max(cfg.repeats, cfg.min_repeats):
+        for x in batch:
+            session.load(x)
+            t = time.perf_counter()
+            session.compute()
+            compute_s.append(time.perf_counter() - t)
+            last_gpu = getattr(session, "last_gpu_ms", None)
+            if last_gpu is not None:
+                gpu_ms.append(float(last_gpu))
+        passes += 1
+        if passes >= cfg.min_repeats and time.perf_counter() - start >= cfg.max_time_s:
+            break
+    if sampler is not None:
+        sampler.window_end()
+    return compute_s, gpu_ms, passes
 
 
 # --------------------------------------------------------------------------- isolation

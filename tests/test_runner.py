@@ -142,3 +142,24 @@ def test_exported_onnx_is_cached_by_weights(tmp_path):
     assert exported_onnx(plain, "fast", tmp_path)[1] == "naive"  # no fast form: the one graph it has
     model.module.filter.weight.data += 1  # other weights -> another file
     assert exported_onnx(model, "fast", tmp_path)[0] != path
+
+
+def test_selfcheck_compares_runner_and_bare_loop(capsys):
+    assert main(["selfcheck", "--model", "Bicubic_s4", "--runs", "1", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["model"] == "Bicubic_s4" and row["bare_ms"] > 0 and row["runner_ms"] > 0
+    assert row["overhead_pct"] == pytest.approx(100 * (row["runner_ms"] - row["bare_ms"]) / row["bare_ms"])
+
+
+def test_roofline_bound_from_device_peaks():
+    inputs = small_inputs(1, (30, 40))
+    rec = measure("eSR-MAX_s2_K3_C2", 2, BenchConfig(weights="init", repeats=1, peak_gflops=100.0, peak_gbps=10.0),
+                  inputs=inputs)
+    macs = 60 * 80 * 2 * 9  # one 3x3 filter per HR pixel and channel (C=2)
+    assert rec["macs_per_fhd"] == macs
+    compute_bound = 100e9 / (2 * macs)
+    memory_bound = 10e9 / rec["bytes_per_fhd"]
+    assert rec["roofline_fhd_per_s"] == pytest.approx(min(compute_bound, memory_bound))
+    assert rec["roofline_fraction"] == pytest.approx(rec["fhd_per_s"] / rec["roofline_fhd_per_s"])
+    assert "roofline_fhd_per_s" not in measure("eSR-MAX_s2_K3_C2", 2, BenchConfig(weights="init", repeats=1),
+                                               inputs=inputs)
