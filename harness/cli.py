@@ -289,6 +289,17 @@ def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True):
     return records
 
 
+def report_problems(rows) -> None:
+    """Failures and flagged outputs one line each, and why power was not measured (once)."""
+    for r in rows:
+        if r["status"] != "ok":
+            print(f"{r['model']} x{r['scale']}: {r['status']}: {r['reason']}", file=sys.stderr)
+    reasons = {json.loads(r["data"]).get("power_reason") for r in rows
+               if r["measurement"] == "speed" and r["mean_w"] is None and r["status"] == "ok"}
+    for reason in sorted(x for x in reasons if x):
+        print(f"power not measured: {reason}", file=sys.stderr)
+
+
 def _config_key(*parts) -> str:
     import hashlib
 
@@ -329,12 +340,7 @@ def cmd_bench(args) -> int:
         emit(rows, SPEED_COLUMNS, False, digits={"median_ms": 2, "p90_ms": 2, "p99_ms": 2, "fhd_per_s": 2, "cov": 3,
                                                 "cpu_util_pct": 0, "mean_w": 2, "mj_per_frame": 1,
                                                 "psnr_vs_reference": 1}, headers=SPEED_HEADERS)
-        for r in rows:
-            if r["status"] != "ok":
-                print(f"{r['model']} x{r['scale']}: {r['status']}: {r['reason']}", file=sys.stderr)
-        reasons = {json.loads(r["data"]).get("power_reason") for r in rows if r["mean_w"] is None}
-        for reason in sorted(x for x in reasons if x):
-            print(f"power not measured: {reason}", file=sys.stderr)
+        report_problems(rows)
         print(f"run {run_id}: {len(records)} measured now, stored in {args.db}; CSV {csv_path}", file=sys.stderr)
     return 0
 
@@ -364,17 +370,19 @@ def cmd_selfcheck(args) -> int:
 # --------------------------------------------------------------------------- run-all
 
 def cmd_run_all(args) -> int:
-    """The main job as far as the harness goes today: quality of every model on every set
-    found (else the embedded set) at each scale, the Full-HD frames prepared and checked, results
-    written to results/."""
+    """The main job: quality of every model on every set found (else the embedded set), speed and
+    power on the 14 Full-HD frames with the device profile, all in one results store, then a summary."""
     from .datasets import data_root, resolve_sets
     from .devices import load_profile
-    from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames, lr_input
+    from .environment import capture
+    from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames
     from .models import resolve
     from .output import emit
     from .quality import QualityEvaluator
+    from .store import ResultStore
 
     profile = load_profile(args.device)
+    cfg = bench_config(profile, args)
     scales = _scales(args.scale) or [2, 3, 4]
     model_ids = _csv_list(args.models) or ([] if args.pool else list(BASELINES))
     pairs = []
@@ -386,45 +394,71 @@ def cmd_run_all(args) -> int:
         from .models.pools import pool_ids
 
         pairs.extend(p for p in model_scale_pairs(pool_ids(args.pool), []) if p[1] in scales and p not in pairs)
-    models = [resolve(mid, s, args.weights) for mid, s in pairs]
-    root = data_root(args.data)
-    sets = resolve_sets(root, _csv_list(args.sets))
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    print(f"device {profile['name']} ({profile.get('description', '')}); sets: "
-          f"{', '.join(f'{s.name} ({len(s)})' for s in sets)}; {len(models)} model runs at x{','.join(map(str, scales))}",
-          file=sys.stderr)
-
+    models = [resolve(mid, s, cfg.weights) for mid, s in pairs]  # bad ids/weights fail before any work
+    sets = resolve_sets(data_root(args.data), _csv_list(args.sets))
     frames = load_frames(args.frames)
-    for s in scales:
-        net = resolve(f"Bicubic_s{s}")
-        out = net(lr_input(frames[0], s))
-        if out.shape != (FHD_HEIGHT, FHD_WIDTH):
-            raise HarnessError(f"x{s}: frame output is {out.shape}, not Full-HD; report this as a bug")
-    print(f"{len(frames)} Full-HD frames ready ({frames[0].source}); every x{'/x'.join(map(str, scales))} "
-          f"output is {FHD_WIDTH}x{FHD_HEIGHT}", file=sys.stderr)
+    out_dir = Path(args.out)
+    store = ResultStore(out_dir / "harness.db")
+    key = _config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, args.frames,
+                      [s.name for s in sets], pairs)
+    run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
+                                      environment=capture(), resume=args.resume)
+    started = time.time()
+    print(f"run {run_id}{' (resumed)' if resumed else ''}: device {profile['name']} ({profile.get('description', '')}); "
+          f"sets: {', '.join(f'{s.name} ({len(s)})' for s in sets)}; {len(models)} models at x"
+          f"{','.join(map(str, scales))}; {len(frames)} Full-HD frames ({frames[0].source}, "
+          f"{FHD_WIDTH}x{FHD_HEIGHT})", file=sys.stderr)
 
+    # quality: device-independent (PyTorch fp32 / classical code), stored once per run
+    done = store.done_keys(run_id)
     evaluator = QualityEvaluator(show_progress=sys.stderr.isatty())
-    results = []
-    csv_path = out_dir / f"quality_{profile['name']}.csv"
-    with open(csv_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(QUALITY_COLUMNS) + ["weights", "device"])
-        writer.writeheader()
-        for image_set in sets:
-            for model in models:
-                res = evaluator.evaluate(model, image_set)
-                record = res.record()
-                record["device"] = profile["name"]
-                writer.writerow({k: record[k] for k in writer.fieldnames})
-                fh.flush()  # keep every measured row even if the run is killed
-                results.append(record)
-    with open(out_dir / f"quality_{profile['name']}.json", "w") as fh:
-        json.dump(results, fh, indent=2)
-    emit([{k: r[k] for k in QUALITY_COLUMNS} for r in results], QUALITY_COLUMNS, args.json,
-         digits={"psnr": 2, "ssim": 4}, headers={"psnr": "PSNR (dB)", "ssim": "SSIM"})
-    print(f"wrote {csv_path} and {csv_path.with_suffix('.json')} in {time.time() - started:.0f} s", file=sys.stderr)
+    for image_set in sets:
+        for model in models:
+            qkey = (cfg.device, "torch", "fp32", model.id, model.scale, f"quality:{image_set.name}", model.weights)
+            if qkey in done:
+                continue
+            try:
+                rec = evaluator.evaluate(model, image_set).record()
+                rec.update(status="ok", reason="")
+            except HarnessError as exc:
+                rec = {"model": model.id, "scale": model.scale, "set": image_set.name, "weights": model.weights,
+                       "status": "failed", "reason": str(exc)}
+            rec.update(device=cfg.device, backend="torch", precision="fp32", family=model.family)
+            store.add(run_id, f"quality:{image_set.name}", rec)
+
+    # speed and power: each model in its own process
+    run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=sys.stderr.isatty())
+
+    rows = summary_rows(store, run_id)
+    store.export_csv(out_dir / f"results_{cfg.device}.csv", "run_id = ?", (run_id,))
+    with open(out_dir / f"summary_{cfg.device}.json", "w") as fh:
+        json.dump(rows, fh, indent=2, default=str)
+    columns = ["model", "scale"] + [f"psnr:{s.name}" for s in sets] + ["fhd_per_s", "median_ms", "mj_per_frame",
+                                                                        "form", "status"]
+    digits = dict({c: 2 for c in columns if c.startswith("psnr")}, fhd_per_s=2, median_ms=2, mj_per_frame=1)
+    emit(rows, columns, args.json, digits=digits,
+         headers=dict({f"psnr:{s.name}": f"PSNR {s.name}" for s in sets}, fhd_per_s="FHD/s", median_ms="median ms",
+                      mj_per_frame="mJ/frame"))
+    report_problems(store.rows("run_id = ?", (run_id,)))
+    print(f"results in {out_dir / 'harness.db'} (run {run_id}), {out_dir / f'results_{cfg.device}.csv'}; "
+          f"{time.time() - started:.0f} s", file=sys.stderr)
     return 0
+
+
+def summary_rows(store, run_id: str) -> List[dict]:
+    """One row per (model, scale) of a run: PSNR per set beside speed and energy."""
+    by_model: dict = {}
+    for r in store.rows("run_id = ?", (run_id,)):
+        row = by_model.setdefault((r["model"], r["scale"]), {"model": r["model"], "scale": r["scale"],
+                                                             "status": "ok", "reason": ""})
+        if r["measurement"].startswith("quality:"):
+            row["psnr:" + r["measurement"].split(":", 1)[1]] = r["psnr"]
+        else:
+            row.update(fhd_per_s=r["fhd_per_s"], median_ms=r["median_ms"], mj_per_frame=r["mj_per_frame"],
+                       form=r["form"])
+        if r["status"] != "ok":
+            row["status"], row["reason"] = r["status"], r["reason"]
+    return sorted(by_model.values(), key=lambda x: (x["scale"], x["model"]))
 
 
 # --------------------------------------------------------------------------- parser
@@ -520,6 +554,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sets", help="comma-separated sets (default: every set found, else embedded)")
     p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="results folder (default: results/)")
+    p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration")
+    p.add_argument("--backend", help="override the profile's backend")
+    p.add_argument("--precision", help="override the profile's precision")
+    p.add_argument("--repeats", type=int, help="at most this many timed passes (profile default)")
+    p.add_argument("--timeout", type=float, help="seconds per model (profile default)")
     _add_json(p)
     p.set_defaults(func=cmd_run_all)
     return parser

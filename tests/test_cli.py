@@ -8,6 +8,7 @@ import pytest
 
 from conftest import write_png
 from harness.cli import main
+from harness.store import ResultStore
 
 
 @pytest.fixture
@@ -57,12 +58,24 @@ def test_data_list_frames_and_zoo_json(tiny_data, capsys):
     assert ids["Bicubic_s3"]["params"] == 9 * 25 and "bicubic-matlab" in ids
 
 
-def test_run_all_writes_results(tiny_data, tmp_path, capsys):
+def test_run_all_stores_quality_and_speed_and_resumes(tiny_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "results"
-    assert main(["run-all", "--device", "cpu", "--data", str(tiny_data), "--scale", "2", "--out", str(out)]) == 0
-    lines = (out / "quality_cpu.csv").read_text().splitlines()
-    assert lines[0] == "model,scale,set,psnr,ssim,images,weights,device"
-    assert len(lines) == 4  # three baselines at x2 on Set5
+    args = ["run-all", "--device", "cpu", "--data", str(tiny_data), "--scale", "4", "--out", str(out),
+            "--models", "Bicubic_s{scale},bicubic-opencv", "--repeats", "1", "--json"]
+    assert main(args) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"Bicubic_s4", "bicubic-opencv"}
+    for r in rows.values():
+        assert r["status"] == "ok" and r["psnr:Set5"] > 10 and r["fhd_per_s"] > 0
+    assert rows["bicubic-opencv"]["form"] == "native"
+    db = ResultStore(out / "harness.db")
+    kinds = sorted(r["measurement"] for r in db.rows())
+    assert kinds == ["quality:Set5", "quality:Set5", "speed", "speed"]
+    assert (out / "results_cpu.csv").read_text().count("\n") == 5
+    # a second run with --resume measures nothing again and adds no rows
+    assert main(args + ["--resume"]) == 0
+    assert len(db.rows()) == 4
     assert main(["run-all", "--device", "nosuchdevice", "--out", str(out)]) == 2
     assert "unknown device 'nosuchdevice'" in capsys.readouterr().err
 
