@@ -37,6 +37,14 @@ def _add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
 
 
+def _add_device(p: argparse.ArgumentParser) -> None:
+    """The options that choose where and how models run (bench, selfcheck, run-all)."""
+    p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml; default cpu)")
+    p.add_argument("--backend", help="override the profile's backend: onnxruntime, tensorrt, torch")
+    p.add_argument("--precision", help="override the profile's precision: fp32, fp16, int8")
+    p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
+
+
 def _add_weights(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="official",
                    help="weights of the learned models: official (imported with zoo import-esr; the default), "
@@ -515,13 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_zoo_import_esr)
 
     p = sub.add_parser("bench", help="speed (FHD/s), latency percentiles and power on the 14 Full-HD frames")
-    p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml)")
+    _add_device(p)
     p.add_argument("--model", help="model id(s), comma-separated")
     p.add_argument("--pool", help="a named pool: all, default, paper-front")
     p.add_argument("--scale", help="scales for scale-free ids and pools (default 2,3,4)")
-    p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
-    p.add_argument("--backend", help="override the profile's backend: onnxruntime, tensorrt, torch")
-    p.add_argument("--precision", help="override the profile's precision: fp32, fp16, int8")
     p.add_argument("--form", default="auto", choices=("auto", "fast", "naive"),
                    help="graph form for ONNX backends (auto: time both, keep the faster)")
     _add_weights(p)
@@ -534,17 +539,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("selfcheck", help="the harness's own timing overhead against a bare loop, and the spread")
-    p.add_argument("--device", default="cpu", help="device profile name or path")
+    _add_device(p)
     p.add_argument("--model", help="models to check (default: a small and a large one)")
-    p.add_argument("--backend", help="override the profile's backend")
-    p.add_argument("--precision", help="override the profile's precision")
     p.add_argument("--runs", type=int, default=3, help="alternating runs of each way (default 3)")
-    p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
     _add_json(p)
     p.set_defaults(func=cmd_selfcheck)
 
     p = sub.add_parser("run-all", help="the main job (what ./run_all.sh runs)")
-    p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml)")
+    _add_device(p)
     p.add_argument("--models", help=f"model ids, comma-separated; '{{scale}}' is filled in "
                                     f"(default: {','.join(BASELINES)})")
     p.add_argument("--pool", help="also every model of this pool: all, default, paper-front")
@@ -552,11 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", help="scales (default 2,3,4)")
     _add_data(p)
     p.add_argument("--sets", help="comma-separated sets (default: every set found, else embedded)")
-    p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="results folder (default: results/)")
     p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration")
-    p.add_argument("--backend", help="override the profile's backend")
-    p.add_argument("--precision", help="override the profile's precision")
     p.add_argument("--repeats", type=int, help="at most this many timed passes (profile default)")
     p.add_argument("--timeout", type=float, help="seconds per model (profile default)")
     _add_json(p)

@@ -9,6 +9,7 @@ both are reported.
 """
 from __future__ import annotations
 
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -100,3 +101,18 @@ def from_nchw(y: np.ndarray) -> np.ndarray:
     """1xCxHxW -> HxW (C=1) or HxWxC."""
     y = np.asarray(y)[0]
     return y[0] if y.shape[0] == 1 else np.transpose(y, (1, 2, 0))
+
+
+def quick_time(session: Session, shape: Shape, runs: int = 3) -> float:
+    """Median seconds of a few runs after one warm-up: enough to rank two graph forms.
+    Uses the session's GPU-side time (``last_gpu_ms``) where the backend measures one."""
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    session.load(x)
+    session.compute()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        session.compute()
+        gpu_ms = getattr(session, "last_gpu_ms", None)
+        times.append(gpu_ms / 1e3 if gpu_ms is not None else time.perf_counter() - t0)
+    return float(np.median(times))

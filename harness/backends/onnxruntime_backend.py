@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import HarnessError
-from .base import Backend, BackendUnavailable, Session, Shape
+from .base import Backend, BackendUnavailable, Session, Shape, quick_time
 from .native import NativeSession
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -156,7 +156,7 @@ class OnnxRuntimeBackend(Backend):
         if len(sessions) == 1:
             chosen = next(iter(sessions.values()))
         else:
-            timings = {form: _quick_time(s, input_shapes[0]) for form, s in sessions.items()}
+            timings = {form: quick_time(s, input_shapes[0]) for form, s in sessions.items()}
             best = min(timings, key=timings.get)
             chosen = sessions[best]
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
@@ -168,15 +168,3 @@ class OnnxRuntimeBackend(Backend):
 
         return {"onnxruntime": ort.__version__, "onnxruntime_providers": ",".join(ort.get_available_providers())}
 
-
-def _quick_time(session: Session, shape: Shape, runs: int = 3) -> float:
-    """Median seconds of a few runs after one warm-up: enough to rank two graph forms."""
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    session.load(x)
-    session.compute()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        session.compute()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))

@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import HarnessError
-from .base import Backend, BackendUnavailable, Session, Shape
+from .base import Backend, BackendUnavailable, Session, Shape, quick_time
 from .native import NativeSession
 
 TENSORRT_MISSING = ("tensorrt is not importable: on a Jetson it comes with JetPack (python3-libnvinfer; the "
@@ -438,7 +438,7 @@ class TensorRTBackend(Backend):
                 sessions[form] = self.prepare_onnx(path, shapes, form=form)
             if len(sessions) == 1:
                 return next(iter(sessions.values()))
-            timings = {form: _quick_time(s, shapes[0]) for form, s in sessions.items()}
+            timings = {form: quick_time(s, shapes[0]) for form, s in sessions.items()}
         except BaseException:
             for s in sessions.values():
                 s.close()
@@ -448,7 +448,7 @@ class TensorRTBackend(Backend):
             if form != best:
                 s.close()
         chosen = sessions[best]
-        chosen.details["form_trial_ms"] = {k: round(v, 3) for k, v in timings.items()}
+        chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
         return chosen
 
     def prepare_onnx(self, onnx_path, input_shapes: List[Shape], form: str = "onnx") -> TensorRTSession:
@@ -644,14 +644,3 @@ def _read_meta(engine_path: Path) -> Dict[str, object]:
     except Exception:  # noqa: BLE001 - the sidecar is informative only
         return {}
 
-
-def _quick_time(session: TensorRTSession, shape: Shape, runs: int = 3) -> float:
-    """Median GPU milliseconds of a few runs after one warm-up: enough to rank two graph forms."""
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    session.load(x)
-    session.compute()
-    times = []
-    for _ in range(runs):
-        session.compute()
-        times.append(session.last_gpu_ms or 0.0)
-    return float(np.median(times))
