@@ -290,10 +290,12 @@ def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True):
                 from .runner import failure_record
 
                 rec = failure_record(mid, s, cfg, str(exc))
-        rec.setdefault("weights", weights)
         rec["weights"] = weights
         store.add(run_id, "speed", rec)
         records.append(rec)
+        if not show_progress:  # a log file gets one line per model instead of a bar
+            figure = f"{rec['fhd_per_s']:.2f} FHD/s" if rec.get("status") != "failed" else rec.get("reason", "")
+            print(f"[{len(records)}/{len(pairs)}] {mid} x{s}: {rec.get('status')} {figure}", file=sys.stderr, flush=True)
     return records
 
 
@@ -375,6 +377,22 @@ def cmd_selfcheck(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- plot
+
+def cmd_plot(args) -> int:
+    from .plots import draw_all
+    from .store import ResultStore
+
+    if not Path(args.db).is_file():
+        raise HarnessError(f"{args.db}: no results database; run ./run_all.sh or python -m harness bench first")
+    files = draw_all(ResultStore(args.db), args.out, run_id=args.run)
+    if not files:
+        raise HarnessError(f"{args.db} holds no model with both speed and quality measured; run ./run_all.sh")
+    for f in files:
+        print(f)
+    return 0
+
+
 # --------------------------------------------------------------------------- run-all
 
 def cmd_run_all(args) -> int:
@@ -392,7 +410,8 @@ def cmd_run_all(args) -> int:
     profile = load_profile(args.device)
     cfg = bench_config(profile, args)
     scales = _scales(args.scale) or [2, 3, 4]
-    model_ids = _csv_list(args.models) or ([] if args.pool else list(BASELINES))
+    # the bicubic baselines are always measured: every figure is read against them
+    model_ids = list(BASELINES) + [m for m in _csv_list(args.models) if m not in BASELINES]
     pairs = []
     for s in scales:
         for template in model_ids:
@@ -448,6 +467,10 @@ def cmd_run_all(args) -> int:
          headers=dict({f"psnr:{s.name}": f"PSNR {s.name}" for s in sets}, fhd_per_s="FHD/s", median_ms="median ms",
                       mj_per_frame="mJ/frame"))
     report_problems(store.rows("run_id = ?", (run_id,)))
+    from .plots import draw_all
+
+    figures = draw_all(store, args.plots, run_id=run_id)
+    print(f"{len(figures)} figure files in {args.plots}", file=sys.stderr)
     print(f"results in {out_dir / 'harness.db'} (run {run_id}), {out_dir / f'results_{cfg.device}.csv'}; "
           f"{time.time() - started:.0f} s", file=sys.stderr)
     return 0
@@ -545,16 +568,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(func=cmd_selfcheck)
 
+    p = sub.add_parser("plot", help="quality-speed (and energy) trade-off figures from the results store")
+    p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
+    p.add_argument("--run", help="only this run id (default: everything in the store)")
+    p.add_argument("--out", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    p.set_defaults(func=cmd_plot)
+
     p = sub.add_parser("run-all", help="the main job (what ./run_all.sh runs)")
     _add_device(p)
     p.add_argument("--models", help=f"model ids, comma-separated; '{{scale}}' is filled in "
-                                    f"(default: {','.join(BASELINES)})")
+                                    f"(the baselines {','.join(BASELINES)} are always included)")
     p.add_argument("--pool", help="also every model of this pool: all, default, paper-front")
     _add_weights(p)
     p.add_argument("--scale", help="scales (default 2,3,4)")
     _add_data(p)
     p.add_argument("--sets", help="comma-separated sets (default: every set found, else embedded)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="results folder (default: results/)")
+    p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
     p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration")
     p.add_argument("--repeats", type=int, help="at most this many timed passes (profile default)")
     p.add_argument("--timeout", type=float, help="seconds per model (profile default)")

@@ -62,20 +62,21 @@ def test_run_all_stores_quality_and_speed_and_resumes(tiny_data, tmp_path, capsy
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "results"
     args = ["run-all", "--device", "cpu", "--data", str(tiny_data), "--scale", "4", "--out", str(out),
-            "--models", "Bicubic_s{scale},bicubic-opencv", "--repeats", "1", "--json"]
+            "--repeats", "1", "--plots", str(tmp_path / "plots"), "--json"]
     assert main(args) == 0
     rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {"Bicubic_s4", "bicubic-opencv"}
+    assert set(rows) == {"Bicubic_s4", "bicubic-opencv", "bicubic-matlab"}
     for r in rows.values():
         assert r["status"] == "ok" and r["psnr:Set5"] > 10 and r["fhd_per_s"] > 0
     assert rows["bicubic-opencv"]["form"] == "native"
     db = ResultStore(out / "harness.db")
     kinds = sorted(r["measurement"] for r in db.rows())
-    assert kinds == ["quality:Set5", "quality:Set5", "speed", "speed"]
-    assert (out / "results_cpu.csv").read_text().count("\n") == 5
+    assert kinds == ["quality:Set5"] * 3 + ["speed"] * 3
+    assert (out / "results_cpu.csv").read_text().count("\n") == 7
+    assert (tmp_path / "plots" / "tradeoff_cpu_onnxruntime_fp32_x4_Set5.png").stat().st_size > 10000
     # a second run with --resume measures nothing again and adds no rows
     assert main(args + ["--resume"]) == 0
-    assert len(db.rows()) == 4
+    assert len(db.rows()) == 6
     assert main(["run-all", "--device", "nosuchdevice", "--out", str(out)]) == 2
     assert "unknown device 'nosuchdevice'" in capsys.readouterr().err
 

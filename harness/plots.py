@@ -1,0 +1,168 @@
+"""Quality-speed trade-off figures, the edge-SR paper's plot, from the results store.
+
+Per device and scale: PSNR (per test set, and the mean over sets) against FHD/s on a log
+axis, every model a point coloured by family, the Pareto front drawn with its models
+labelled, bicubic on the same backend (``Bicubic_s*``) and OpenCV's bicubic marked, and the
+region that beats bicubic on both axes shaded. Where power was measured, a second figure
+shows energy per frame against PSNR. Figures are PNG and SVG in ``plots/``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .pareto import pareto_front
+
+FAMILY_COLOURS = {
+    "Bicubic": "#000000", "bicubic-matlab": "#555555", "bicubic-opencv": "#999999",
+    "eSR-MAX": "#1f77b4", "eSR-TM": "#ff7f0e", "eSR-TR": "#2ca02c", "eSR-CNN": "#d62728",
+    "ESPCN": "#9467bd", "FSRCNN": "#8c564b", "eSR-Bicubic": "#7f7f7f", "custom": "#e377c2",
+}
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def collect(store, run_id: Optional[str] = None) -> List[Dict]:
+    """One point per (device, backend, precision, model, scale): speed, energy and PSNR per set."""
+    where, params = ("run_id = ?", (run_id,)) if run_id else ("", ())
+    points: Dict[tuple, Dict] = {}
+    quality: Dict[tuple, Dict[str, float]] = defaultdict(dict)
+    family: Dict[str, str] = {}
+    for r in store.rows(where, params):
+        if r["family"]:
+            family[r["model"]] = r["family"]
+        if r["measurement"].startswith("quality:") and r["status"] == "ok":
+            quality[(r["device"], r["model"], r["scale"], r["weights"])][r["measurement"].split(":", 1)[1]] = r["psnr"]
+        elif r["measurement"] == "speed" and r["status"] == "ok":
+            points[(r["device"], r["backend"], r["precision"], r["model"], r["scale"], r["weights"])] = {
+                "device": r["device"], "backend": r["backend"], "precision": r["precision"], "model": r["model"],
+                "scale": r["scale"], "weights": r["weights"], "fhd_per_s": r["fhd_per_s"],
+                "mj_per_frame": r["mj_per_frame"], "family": r["family"] or family.get(r["model"], "")}
+    out = []
+    for key, p in points.items():
+        psnr = quality.get((p["device"], p["model"], p["scale"], p["weights"]), {})
+        if not psnr:  # quality is device-independent: take it from any device of the store
+            psnr = next((v for (d, m, s, w), v in quality.items()
+                         if m == p["model"] and s == p["scale"] and w == p["weights"]), {})
+        p["psnr"] = dict(psnr)
+        vals = [v for v in psnr.values() if _finite(v)]
+        p["psnr_mean"] = sum(vals) / len(vals) if vals else float("nan")
+        out.append(p)
+    return out
+
+
+def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem: Path) -> Optional[List[Path]]:
+    """PSNR (``quality_key``: a set name or 'mean') vs FHD/s; returns the written files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def q(p):
+        return p["psnr_mean"] if quality_key == "mean" else p["psnr"].get(quality_key, float("nan"))
+
+    pts = [p for p in points if _finite(q(p)) and _finite(p["fhd_per_s"]) and p["fhd_per_s"] > 0]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
+    by_family = defaultdict(list)
+    for p in pts:
+        by_family[p["family"]].append(p)
+    for fam, members in sorted(by_family.items()):
+        ax.scatter([m["fhd_per_s"] for m in members], [q(m) for m in members], s=22, alpha=0.8,
+                   color=FAMILY_COLOURS.get(fam, "#17becf"), label=fam, zorder=3)
+    front = pareto_front([q(p) for p in pts], [p["fhd_per_s"] for p in pts])
+    fx = [pts[i]["fhd_per_s"] for i in front]
+    fy = [q(pts[i]) for i in front]
+    ax.step(fx, fy, where="post", color="#444444", lw=1.2, ls="--", zorder=2, label="Pareto front")
+    for i in front:
+        ax.annotate(pts[i]["model"], (pts[i]["fhd_per_s"], q(pts[i])), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+    baseline = next((p for p in pts if p["family"] == "Bicubic"), None)
+    if baseline is not None:
+        bx, by = baseline["fhd_per_s"], q(baseline)
+        xmin, xmax = ax.get_xlim()
+        ymin, ymax = ax.get_ylim()
+        xmax, ymax = max(xmax, bx * 1.5), max(ymax, by + 0.2)
+        ax.fill_between([bx, xmax * 10], by, ymax + 10, color="#2ca02c", alpha=0.08, zorder=1,
+                        label="beats bicubic on both axes")
+        ax.set_xlim(xmin, xmax)
+        ax.set_ylim(ymin, ymax)
+        ax.scatter([bx], [by], marker="*", s=160, color="black", zorder=4, label=f"{baseline['model']} (same backend)")
+    cv = next((p for p in pts if p["family"] == "bicubic-opencv"), None)
+    if cv is not None:
+        ax.scatter([cv["fhd_per_s"]], [q(cv)], marker="X", s=90, color="#999999", zorder=4, label="OpenCV bicubic")
+    ax.set_xscale("log")
+    ax.set_xlabel("speed: Full-HD output frames per second (log)")
+    ax.set_ylabel(f"PSNR (dB, Y) — {'mean over sets' if quality_key == 'mean' else quality_key}")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    files = []
+    for ext in ("png", "svg"):
+        f = path_stem.with_suffix(f".{ext}")
+        fig.savefig(f)
+        files.append(f)
+    plt.close(fig)
+    return files
+
+
+def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[List[Path]]:
+    """Energy per Full-HD frame (mJ, log) against mean PSNR; only where power was measured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [p for p in points if _finite(p["mj_per_frame"]) and _finite(p["psnr_mean"])]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    for p in pts:
+        ax.scatter(p["psnr_mean"], p["mj_per_frame"], s=22, color=FAMILY_COLOURS.get(p["family"], "#17becf"))
+    front = pareto_front([p["psnr_mean"] for p in pts], [-p["mj_per_frame"] for p in pts])
+    for i in front:
+        ax.annotate(pts[i]["model"], (pts[i]["psnr_mean"], pts[i]["mj_per_frame"]), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlabel("PSNR (dB, Y), mean over sets")
+    ax.set_ylabel("energy per Full-HD frame (mJ, log)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    files = []
+    for ext in ("png", "svg"):
+        f = path_stem.with_suffix(f".{ext}")
+        fig.savefig(f)
+        files.append(f)
+    plt.close(fig)
+    return files
+
+
+def draw_all(store, out_dir, run_id: Optional[str] = None) -> List[Path]:
+    """Every figure the store supports: per device/backend/precision and scale, per set and the mean."""
+    points = collect(store, run_id)
+    groups = defaultdict(list)
+    for p in points:
+        groups[(p["device"], p["backend"], p["precision"], p["scale"])].append(p)
+    written: List[Path] = []
+    out_dir = Path(out_dir)
+    for (device, backend, precision, scale), pts in sorted(groups.items()):
+        sets = sorted({s for p in pts for s in p["psnr"]})
+        base = f"{device}_{backend}_{precision}_x{scale}"
+        label = " (embedded images, not a standard test set)" if sets == ["embedded"] else ""
+        for key in sets + (["mean"] if len(sets) > 1 else []):
+            title = f"{device} / {backend} {precision} / x{scale}: PSNR on {key}{label} vs Full-HD frames/s"
+            files = trade_off_figure(pts, title, key, out_dir / f"tradeoff_{base}_{key}")
+            written += files or []
+        files = energy_figure(pts, f"{device} / {backend} {precision} / x{scale}: energy vs PSNR",
+                              out_dir / f"energy_{base}")
+        written += files or []
+    return written

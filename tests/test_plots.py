@@ -1,0 +1,49 @@
+"""Trade-off figures from a store (synthetic rows: the figure logic, not the measurements)."""
+import math
+
+from harness.cli import main
+from harness.plots import collect, draw_all
+from harness.store import ResultStore
+
+
+def _fill(store):
+    run, _ = store.start_run("cpu", "k")
+    models = [("Bicubic_s2", "Bicubic", 30.3, 100.0), ("eSR-MAX_s2_K3_C3", "eSR-MAX", 30.8, 60.0),
+              ("eSR-TM_s2_K7_C4", "eSR-TM", 31.5, 20.0), ("FSRCNN_s2_D6_S1_M1", "FSRCNN", 31.4, 15.0),
+              ("bicubic-opencv", "bicubic-opencv", 30.5, 70.0)]
+    for model, fam, psnr, fps in models:
+        for s in ("Set5", "Set14"):
+            store.add(run, f"quality:{s}", {"model": model, "scale": 2, "device": "cpu", "backend": "torch",
+                                            "precision": "fp32", "weights": "official", "family": fam,
+                                            "psnr": psnr + (3 if s == "Set5" else 0)})
+        store.add(run, "speed", {"model": model, "scale": 2, "device": "cpu", "backend": "onnxruntime",
+                                 "precision": "fp32", "weights": "official", "family": fam, "fhd_per_s": fps,
+                                 "mj_per_frame": 1000.0 / fps})
+    return run
+
+
+def test_collect_joins_quality_and_speed(tmp_path):
+    store = ResultStore(tmp_path / "h.db")
+    _fill(store)
+    pts = {p["model"]: p for p in collect(store)}
+    assert pts["eSR-TM_s2_K7_C4"]["psnr"] == {"Set5": 34.5, "Set14": 31.5}
+    assert math.isclose(pts["eSR-TM_s2_K7_C4"]["psnr_mean"], 33.0)
+    assert pts["Bicubic_s2"]["fhd_per_s"] == 100.0
+
+
+def test_draw_all_writes_png_and_svg_per_set_mean_and_energy(tmp_path):
+    store = ResultStore(tmp_path / "h.db")
+    _fill(store)
+    files = {f.name for f in draw_all(store, tmp_path / "plots")}
+    for key in ("Set5", "Set14", "mean"):
+        assert f"tradeoff_cpu_onnxruntime_fp32_x2_{key}.png" in files
+        assert f"tradeoff_cpu_onnxruntime_fp32_x2_{key}.svg" in files
+    assert "energy_cpu_onnxruntime_fp32_x2.png" in files
+    svg = (tmp_path / "plots" / "tradeoff_cpu_onnxruntime_fp32_x2_Set14.svg").read_text()
+    assert "eSR-TM_s2_K7_C4" in svg and "Pareto front" in svg  # the front is labelled
+    assert "FSRCNN_s2_D6_S1_M1" not in svg  # dominated by eSR-TM: not labelled
+
+
+def test_plot_command_errors(tmp_path, capsys):
+    assert main(["plot", "--db", str(tmp_path / "none.db")]) == 2
+    assert "no results database" in capsys.readouterr().err
