@@ -393,6 +393,81 @@ def cmd_plot(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- upscale, compare, results
+
+def cmd_upscale(args) -> int:
+    from .models import resolve
+    from .upscale import upscale_files
+
+    model = resolve(args.model, _scales(args.scale)[0] if args.scale else None, args.weights)
+    for path in upscale_files(model, args.inputs, args.output):
+        print(path)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """Measure MODEL like the pool (quality + speed into the store), then one verdict line."""
+    from .compare import verdict, verdict_line
+    from .datasets import data_root, resolve_sets
+    from .devices import load_profile
+    from .environment import capture
+    from .models import resolve
+    from .plots import collect, draw_all
+    from .quality import QualityEvaluator
+    from .store import ResultStore
+
+    profile = load_profile(args.device)
+    cfg = bench_config(profile, args)
+    weights = args.weights or ("init" if ":" in args.model else "official")
+    cfg.weights = weights
+    model = resolve(args.model, _scales(args.scale)[0] if args.scale else None, weights)
+    baseline = resolve(f"Bicubic_s{model.scale}")
+    sets = resolve_sets(data_root(args.data), _csv_list(args.sets))
+    store = ResultStore(args.db)
+    run_id, _ = store.start_run(cfg.device, _config_key("compare", args.model, weights, cfg.device, cfg.backend),
+                                command=" ".join(sys.argv), profile=profile, environment=capture())
+    evaluator = QualityEvaluator(show_progress=sys.stderr.isatty())
+    known = {(p["model"], p["scale"]) for p in collect(store)
+             if (p["device"], p["backend"], p["precision"]) == (cfg.device, cfg.backend, cfg.precision)}
+    todo = [model] + ([] if (baseline.id, baseline.scale) in known else [baseline])
+    for m in todo:
+        for image_set in sets:
+            rec = evaluator.evaluate(m, image_set).record()
+            rec.update(device=cfg.device, backend="torch", precision="fp32", family=m.family, status="ok")
+            store.add(run_id, f"quality:{image_set.name}", rec)
+    run_bench([(args.model if m is model else m.id, m.scale) for m in todo], cfg, store, run_id,
+              show_progress=sys.stderr.isatty())
+    points = collect(store)
+    mine = next((p for p in points if p["model"] == model.id and p["scale"] == model.scale
+                 and (p["device"], p["backend"], p["precision"]) == (cfg.device, cfg.backend, cfg.precision)), None)
+    if mine is None:
+        report_problems(store.rows("run_id = ?", (run_id,)))
+        raise HarnessError(f"{args.model} could not be measured on {cfg.device}/{cfg.backend} (see above)")
+    result = verdict(mine, points)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, default=str)
+        print()
+    else:
+        print(verdict_line(result))
+    if result["compared_with"] <= 1:
+        print(f"only bicubic is in {args.db} for {cfg.device} x{model.scale}: run ./run_all.sh --device {cfg.device} "
+              f"--pool default first to compare with the pool", file=sys.stderr)
+    draw_all(store, args.plots)
+    return 0
+
+
+def cmd_results_merge(args) -> int:
+    from .store import ResultStore
+
+    store = ResultStore(args.db)
+    for path in args.files:
+        if not Path(path).is_file():
+            raise HarnessError(f"{path}: no such results database")
+        added, present = store.merge(path)
+        print(f"{path}: {added} rows added, {present} already present")
+    return 0
+
+
 # --------------------------------------------------------------------------- run-all
 
 def cmd_run_all(args) -> int:
@@ -567,6 +642,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="alternating runs of each way (default 3)")
     _add_json(p)
     p.set_defaults(func=cmd_selfcheck)
+
+    p = sub.add_parser("upscale", help="upscale images with a model (Y models: colour via bicubic CbCr)")
+    p.add_argument("--model", required=True, help="model id, ONNX file or module:Class")
+    p.add_argument("--scale", help="scale for scale-free ids")
+    _add_weights(p)
+    p.add_argument("inputs", nargs="+", help="images or folders of images")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.set_defaults(func=cmd_upscale)
+
+    p = sub.add_parser("compare", help="measure a new model like the pool and say whether it beats bicubic")
+    p.add_argument("model", help="an ONNX file (1-channel Y or 3-channel RGB), module:Class, or a zoo id")
+    p.add_argument("--scale", help="the scale (read from an ONNX file; needed for module:Class)")
+    p.add_argument("--weights", help="weights for module:Class (a state dict file); zoo ids: official")
+    _add_device(p)
+    _add_data(p)
+    p.add_argument("--sets", help="comma-separated sets (default: every set found, else embedded)")
+    p.add_argument("--repeats", type=int, help="at most this many timed passes (profile default)")
+    p.add_argument("--timeout", type=float, help="seconds per model (profile default)")
+    p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
+    p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    _add_json(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("results", help="manage results stores")
+    rsub = p.add_subparsers(dest="results_command", metavar="ACTION")
+    rsub.required = True
+    q = rsub.add_parser("merge", help="merge stores from other devices into one (no duplicates)")
+    q.add_argument("files", nargs="+", help="harness.db files to merge in")
+    q.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="the store merged into")
+    q.set_defaults(func=cmd_results_merge)
 
     p = sub.add_parser("plot", help="quality-speed (and energy) trade-off figures from the results store")
     p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")

@@ -142,9 +142,13 @@ class OnnxRuntimeBackend(Backend):
         ok, why = self.probe()
         if not ok:
             raise BackendUnavailable(why)
+        provider = self._provider()
+        if getattr(model, "onnx_path", None):  # a user's ONNX file runs as it is
+            session = OrtSession(self._session(Path(model.onnx_path), provider), "onnx", self.device)
+            session.details["onnx"] = model.onnx_path
+            return session
         if getattr(model, "module", None) is None:
             return NativeSession(model)
-        provider = self._provider()
         workdir = Path(self.workdir or ".") / "onnx"
         forms = ["fast", "naive"] if self.form == "auto" else [self.form]
         candidates = {}

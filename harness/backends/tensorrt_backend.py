@@ -421,6 +421,8 @@ class TensorRTBackend(Backend):
         ok, why = self.probe()
         if not ok:
             raise BackendUnavailable(why)
+        if getattr(model, "onnx_path", None):  # a user's ONNX file runs as it is
+            return self.prepare_onnx(model.onnx_path, input_shapes, form="onnx")
         if getattr(model, "module", None) is None:
             return NativeSession(model)
         from .onnxruntime_backend import exported_onnx

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import re
 
-from . import bicubic, custom, esr
+from . import bicubic, custom, esr, onnx_file
 from .base import TorchUpscaler, Upscaler
 from .registry import SCALES, Family, all_ids, families, id_scale, register, resolve
 
@@ -49,6 +49,14 @@ register(Family(
     ids=lambda s: [],
     description="a user's nn.Module as package.module:Class (with --scale and --weights FILE)",
     load_weights=custom.load_weights,
+))
+register(Family(
+    name="onnx",
+    pattern=re.compile(onnx_file.PATTERN),
+    build=onnx_file.build,
+    ids=lambda s: [],
+    description="a user's ONNX file (1-channel Y or 3-channel RGB; the scale is read from the model)",
+    infers_scale=True,
 ))
 
 __all__ = ["Family", "SCALES", "TorchUpscaler", "Upscaler", "all_ids", "families", "id_scale", "register", "resolve"]

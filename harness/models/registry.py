@@ -27,6 +27,8 @@ class Family:
     # (model id, weights choice, the built Upscaler) -> nn.Module with those weights;
     # None for fixed-weight models.
     load_weights: Optional[Callable[[str, str, Upscaler], object]] = None
+    # True when the model itself tells its scale (an ONNX file): no --scale needed.
+    infers_scale: bool = False
 
 
 _FAMILIES: List[Family] = []
@@ -55,6 +57,8 @@ def id_scale(model_id: str) -> Optional[int]:
     family, m = _match(model_id)
     if family is None:
         raise HarnessError(unknown_id_message(model_id))
+    if family.infers_scale:
+        return family.build(m, None).scale
     return int(m.group("scale")) if "scale" in m.groupdict() and m.group("scale") else None
 
 
@@ -77,6 +81,8 @@ def resolve(model_id: str, scale: Optional[int] = None, weights: Union[str, None
         if scale is not None and scale != fixed:
             raise HarnessError(f"model {model_id} is a x{fixed} model but --scale {scale} was given")
         scale = fixed
+    if scale is None and family.infers_scale:
+        return family.build(m, None)
     if scale is None:
         raise HarnessError(f"model {model_id} needs a scale: add --scale 2, 3 or 4")
     if scale not in SCALES:
