@@ -544,7 +544,10 @@ def cmd_run_all(args) -> int:
     report_problems(store.rows("run_id = ?", (run_id,)))
     from .plots import draw_all
 
+    from .visual import draw_visuals
+
     figures = draw_all(store, args.plots, run_id=run_id)
+    figures += draw_visuals(store, sets[0], args.plots, run_id=run_id, weights=cfg.weights)
     print(f"{len(figures)} figure files in {args.plots}", file=sys.stderr)
     print(f"results in {out_dir / 'harness.db'} (run {run_id}), {out_dir / f'results_{cfg.device}.csv'}; "
           f"{time.time() - started:.0f} s", file=sys.stderr)

@@ -47,3 +47,14 @@ def test_draw_all_writes_png_and_svg_per_set_mean_and_energy(tmp_path):
 def test_plot_command_errors(tmp_path, capsys):
     assert main(["plot", "--db", str(tmp_path / "none.db")]) == 2
     assert "no results database" in capsys.readouterr().err
+
+
+def test_detailed_crop_finds_the_textured_region():
+    import numpy as np
+
+    from harness.visual import detailed_crop
+
+    img = np.full((200, 200, 3), 128, np.uint8)
+    img[120:180, 40:100] = np.random.default_rng(0).integers(0, 255, (60, 60, 3), dtype=np.uint8)
+    top, left = detailed_crop(img, 48)
+    assert 100 <= top <= 140 and 24 <= left <= 60
