@@ -146,6 +146,45 @@ def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[L
     return files
 
 
+def cross_device_figure(points: List[Dict], scale: int, path_stem: Path) -> Optional[List[Path]]:
+    """Mean PSNR vs FHD/s of every device (marker per device), each device's front and bicubic."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_device = defaultdict(list)
+    for p in points:
+        if _finite(p["psnr_mean"]) and _finite(p["fhd_per_s"]) and p["fhd_per_s"] > 0:
+            by_device[f"{p['device']} ({p['backend']} {p['precision']})"].append(p)
+    if len(by_device) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
+    markers = "os^Dv<>ph"
+    for k, (device, pts) in enumerate(sorted(by_device.items())):
+        ax.scatter([p["fhd_per_s"] for p in pts], [p["psnr_mean"] for p in pts], marker=markers[k % len(markers)],
+                   s=20, alpha=0.7, label=device)
+        front = pareto_front([p["psnr_mean"] for p in pts], [p["fhd_per_s"] for p in pts])
+        ax.step([pts[i]["fhd_per_s"] for i in front], [pts[i]["psnr_mean"] for i in front], where="post", lw=1)
+        bic = [p for p in pts if p["family"] == "Bicubic"]
+        if bic:
+            ax.scatter([bic[0]["fhd_per_s"]], [bic[0]["psnr_mean"]], marker="*", s=140, color="black", zorder=4)
+    ax.set_xscale("log")
+    ax.set_xlabel("speed: Full-HD output frames per second (log)")
+    ax.set_ylabel("PSNR (dB, Y), mean over sets")
+    ax.set_title(f"x{scale}: devices compared (stars: bicubic on each device)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    files = []
+    for ext in ("png", "svg"):
+        f = path_stem.with_suffix(f".{ext}")
+        fig.savefig(f)
+        files.append(f)
+    plt.close(fig)
+    return files
+
+
 def draw_all(store, out_dir, run_id: Optional[str] = None) -> List[Path]:
     """Every figure the store supports: per device/backend/precision and scale, per set and the mean."""
     points = collect(store, run_id)
@@ -164,5 +203,8 @@ def draw_all(store, out_dir, run_id: Optional[str] = None) -> List[Path]:
             written += files or []
         files = energy_figure(pts, f"{device} / {backend} {precision} / x{scale}: energy vs PSNR",
                               out_dir / f"energy_{base}")
+        written += files or []
+    for scale in sorted({p["scale"] for p in points}):
+        files = cross_device_figure([p for p in points if p["scale"] == scale], scale, out_dir / f"devices_x{scale}")
         written += files or []
     return written

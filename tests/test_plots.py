@@ -44,6 +44,20 @@ def test_draw_all_writes_png_and_svg_per_set_mean_and_energy(tmp_path):
     assert "FSRCNN_s2_D6_S1_M1" not in svg  # dominated by eSR-TM: not labelled
 
 
+def test_cross_device_figure_when_the_store_holds_two_devices(tmp_path):
+    store = ResultStore(tmp_path / "h.db")
+    _fill(store)
+    run, _ = store.start_run("rpi", "k2")
+    for model, fam, fps in (("Bicubic_s2", "Bicubic", 10.0), ("eSR-TM_s2_K7_C4", "eSR-TM", 2.0)):
+        store.add(run, "speed", {"model": model, "scale": 2, "device": "rpi", "backend": "onnxruntime",
+                                 "precision": "fp32", "weights": "official", "family": fam, "fhd_per_s": fps})
+    names = {f.name for f in draw_all(store, tmp_path / "plots")}
+    assert "devices_x2.png" in names and "tradeoff_rpi_onnxruntime_fp32_x2_mean.png" in names
+    only_one = ResultStore(tmp_path / "one.db")
+    _fill(only_one)
+    assert "devices_x2.png" not in {f.name for f in draw_all(only_one, tmp_path / "p1")}
+
+
 def test_plot_command_errors(tmp_path, capsys):
     assert main(["plot", "--db", str(tmp_path / "none.db")]) == 2
     assert "no results database" in capsys.readouterr().err
