@@ -468,6 +468,18 @@ def cmd_results_merge(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+    from .store import ResultStore
+
+    if not Path(args.db).is_file():
+        raise HarnessError(f"{args.db}: no results database; run ./run_all.sh first")
+    html, md = write_report(ResultStore(args.db), args.out, run_id=args.run, plots_dir=args.plots)
+    print(html)
+    print(md)
+    return 0
+
+
 # --------------------------------------------------------------------------- run-all
 
 def cmd_run_all(args) -> int:
@@ -548,7 +560,10 @@ def cmd_run_all(args) -> int:
 
     figures = draw_all(store, args.plots, run_id=run_id)
     figures += draw_visuals(store, sets[0], args.plots, run_id=run_id, weights=cfg.weights)
-    print(f"{len(figures)} figure files in {args.plots}", file=sys.stderr)
+    from .report import write_report
+
+    html, md = write_report(store, out_dir, run_id=run_id, plots_dir=args.plots)
+    print(f"{len(figures)} figure files in {args.plots}; report {html} (and {md.name})", file=sys.stderr)
     print(f"results in {out_dir / 'harness.db'} (run {run_id}), {out_dir / f'results_{cfg.device}.csv'}; "
           f"{time.time() - started:.0f} s", file=sys.stderr)
     return 0
@@ -681,6 +696,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", help="only this run id (default: everything in the store)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("report", help="the self-contained HTML report (and a Markdown summary) from a store")
+    p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
+    p.add_argument("--run", help="only this run id (default: everything in the store)")
+    p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="folder for report.html/report.md")
+    p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("run-all", help="the main job (what ./run_all.sh runs)")
     _add_device(p)

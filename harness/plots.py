@@ -56,6 +56,15 @@ def collect(store, run_id: Optional[str] = None) -> List[Dict]:
     return out
 
 
+def _plain_log_ticks(axis) -> None:
+    """Log-axis tick labels as plain numbers (2, 5, 20) rather than 2x10^0."""
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(plain)
+
+
 def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem: Path) -> Optional[List[Path]]:
     """PSNR (``quality_key``: a set name or 'mean') vs FHD/s; returns the written files."""
     import matplotlib
@@ -73,6 +82,7 @@ def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem
     by_family = defaultdict(list)
     for p in pts:
         by_family[p["family"]].append(p)
+    ax.set_xscale("log")  # before any limit is read: a linear autoscale can put the left limit below 0
     for fam, members in sorted(by_family.items()):
         ax.scatter([m["fhd_per_s"] for m in members], [q(m) for m in members], s=22, alpha=0.8,
                    color=FAMILY_COLOURS.get(fam, "#17becf"), label=fam, zorder=3)
@@ -97,7 +107,7 @@ def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem
     cv = next((p for p in pts if p["family"] == "bicubic-opencv"), None)
     if cv is not None:
         ax.scatter([cv["fhd_per_s"]], [q(cv)], marker="X", s=90, color="#999999", zorder=4, label="OpenCV bicubic")
-    ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
     ax.set_xlabel("speed: Full-HD output frames per second (log)")
     ax.set_ylabel(f"PSNR (dB, Y) — {'mean over sets' if quality_key == 'mean' else quality_key}")
     ax.set_title(title, fontsize=10)
@@ -172,6 +182,7 @@ def cross_device_figure(points: List[Dict], scale: int, path_stem: Path) -> Opti
     ax.set_xscale("log")
     ax.set_xlabel("speed: Full-HD output frames per second (log)")
     ax.set_ylabel("PSNR (dB, Y), mean over sets")
+    _plain_log_ticks(ax.xaxis)
     ax.set_title(f"x{scale}: devices compared (stars: bicubic on each device)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")

@@ -75,6 +75,8 @@ def test_run_all_stores_quality_and_speed_and_resumes(tiny_data, tmp_path, capsy
     assert (out / "results_cpu.csv").read_text().count("\n") == 7
     assert (tmp_path / "plots" / "tradeoff_cpu_onnxruntime_fp32_x4_Set5.png").stat().st_size > 10000
     assert (tmp_path / "plots" / "visual_cpu_onnxruntime_fp32_x4.png").stat().st_size > 5000
+    html = (out / "report.html").read_text()
+    assert "Bicubic_s4" in html and "bicubic-opencv" in html and (out / "report.md").is_file()
     # a second run with --resume measures nothing again and adds no rows
     assert main(args + ["--resume"]) == 0
     assert len(db.rows()) == 6

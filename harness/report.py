@@ -1,0 +1,556 @@
+"""One self-contained report of a run: ``report.html`` (figures embedded, sortable tables) and
+``report.md`` (a summary for a README, a pull request or a chat).
+
+The HTML has no external asset at all, so it can be mailed, attached to a CI run or opened on
+a board without network. Every string from the store is HTML-escaped (model ids and failure
+reasons are user-controlled: a custom model ``mod:Cls<x>`` must not become markup).
+
+Tables are built once as data (:class:`Table`) and rendered to HTML or Markdown, so both
+files show the same figures formatted by the same helper (:func:`fmt`).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import tempfile
+import time
+from collections import OrderedDict, defaultdict
+from pathlib import Path
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from .datasets import EMBEDDED, STANDARD_SETS
+from .errors import HarnessError
+from .pareto import pareto_front
+
+EMBEDDED_NOTE = "embedded: images bundled with scikit-image, not a standard test set (not comparable with papers)"
+MISSING = "–"
+
+
+# --------------------------------------------------------------------------- formatting
+
+class Col(NamedTuple):
+    key: str
+    header: str
+    kind: str = "text"  # a key of DIGITS, or text / long (wrapped text) / flag / int / gmacs / delta
+
+
+# decimals per kind of figure; one place, used by the HTML and the Markdown alike
+DIGITS = {"psnr": 2, "ssim": 4, "fps": 2, "ms": 2, "cov": 3, "w": 2, "mj": 1, "ratio": 2}
+TEXT_KINDS = ("text", "long", "flag")
+
+
+def _number(value) -> Optional[float]:
+    """A finite-or-infinite float, or None for absent/NaN/non-numeric (they print as a dash)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def fmt(value, kind: str = "text") -> str:
+    """The one formatter of the report: PSNR 2 decimals, MACs in G with 3, missing as a dash."""
+    if kind in ("text", "long"):
+        return MISSING if value is None or value == "" else str(value)
+    if kind == "flag":
+        return MISSING if value is None else ("yes" if value is True else "no" if value is False else str(value))
+    v = _number(value)
+    if v is None:
+        return MISSING
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if kind == "int":
+        return f"{int(round(v)):,}"
+    if kind == "gmacs":
+        return f"{v / 1e9:.3f}"
+    if kind == "delta":
+        return f"{v:+.2f}"
+    return f"{v:.{DIGITS[kind]}f}"
+
+
+def _sort_value(value, kind: str) -> Optional[str]:
+    """What the sort script compares: the raw number ('' when missing); None for text columns."""
+    if kind in TEXT_KINDS:
+        return "" if value is None or value == "" else None
+    v = _number(value)
+    return "" if v is None else repr(v).replace("inf", "Infinity")
+
+
+def set_label(name: str) -> str:
+    """A set's name as shown: the embedded set always carries its label."""
+    return f"{name} (not a standard set)" if name == EMBEDDED else name
+
+
+def _sets_order(names: Iterable[str]) -> List[str]:
+    """Standard sets in their usual order, then others, the embedded set last."""
+    names = set(names)
+    std = [s for s in STANDARD_SETS if s in names]
+    rest = sorted(n for n in names if n not in STANDARD_SETS and n != EMBEDDED)
+    return std + rest + ([EMBEDDED] if EMBEDDED in names else [])
+
+
+class Table(NamedTuple):
+    id: str
+    columns: List[Col]
+    rows: List[Dict]
+    note: str = ""
+
+
+def html_table(table: Table) -> str:
+    head = "".join(f'<th data-kind="{_e(c.kind)}" data-col="{_e(c.key)}">{_e(c.header)}</th>' for c in table.columns)
+    body = []
+    for row in table.rows:
+        cells = []
+        for c in table.columns:
+            value = row.get(c.key)
+            sv = _sort_value(value, c.kind)
+            attrs = "" if sv is None else f' data-v="{_e(sv)}"'
+            if c.kind not in TEXT_KINDS:
+                attrs += ' class="num"'
+            elif c.kind == "long":
+                attrs += ' class="long"'
+            elif c.kind == "flag" and value in (True, False):
+                attrs += f' class="{"yes" if value else "no"}"'
+            title = row.get(c.key + ".title")
+            if title:
+                attrs += f' title="{_e(title)}"'
+            cells.append(f"<td{attrs}>{_e(fmt(value, c.kind))}</td>")
+        css = f' class="{_e(row["_class"])}"' if row.get("_class") else ""
+        body.append(f"<tr{css}>{''.join(cells)}</tr>")
+    note = f'<p class="note">{_e(table.note)}</p>' if table.note else ""
+    return (f'<div class="scroll"><table class="sortable" id="{_e(table.id)}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>{note}')
+
+
+def md_table(table: Table, keys: Optional[Sequence[str]] = None) -> str:
+    cols = [c for c in table.columns if keys is None or c.key in keys]
+    out = ["| " + " | ".join(_md(c.header) for c in cols) + " |",
+           "|" + "|".join("---:" if c.kind not in TEXT_KINDS else "---" for c in cols) + "|"]
+    for row in table.rows:
+        out.append("| " + " | ".join(_md(fmt(row.get(c.key), c.kind)) for c in cols) + " |")
+    if table.note:
+        out += ["", f"_{_md(table.note)}_"]
+    return "\n".join(out)
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _md(text) -> str:
+    """Markdown cell text: entities for markup characters, no pipes or newlines to break the table."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+# --------------------------------------------------------------------------- data
+
+def _data(row) -> Dict:
+    try:
+        return json.loads(row["data"] or "{}")
+    except (TypeError, ValueError):
+        return {}
+
+
+def latest_rows(store, run_id: Optional[str] = None) -> List:
+    """The store's rows (one run, or all), the newest kept where runs measured the same thing."""
+    where, params = ("run_id = ?", (run_id,)) if run_id else ("", ())
+    kept: "OrderedDict[tuple, object]" = OrderedDict()
+    for r in store.rows(where, params):  # ordered by id: later rows replace earlier ones
+        key = (r["device"], r["backend"], r["precision"], r["model"], r["scale"], r["measurement"], r["weights"])
+        kept.pop(key, None)
+        kept[key] = r
+    return list(kept.values())
+
+
+def runs_of(store, run_id: Optional[str], rows) -> List[Dict]:
+    ids = {run_id} if run_id else {r["run_id"] for r in rows}
+    runs = [dict(r) for r in store.db.execute("SELECT * FROM runs ORDER BY started")]
+    return [r for r in runs if r["run_id"] in ids]
+
+
+_SPEED_FIELDS = ("median_ms", "p90_ms", "p99_ms", "fhd_per_s", "cov", "mean_w", "mj_per_frame", "cpu_util_pct")
+_SEVERITY = {"ok": 0, "flagged": 1}
+
+
+def collect_entries(rows) -> List[Dict]:
+    """One entry per speed measurement (device/backend/precision/model/scale/weights) with the
+    model's quality per set joined in; models measured for quality only get an entry too."""
+    family = {r["model"]: r["family"] for r in rows if r["family"]}
+    quality: Dict[tuple, Dict[str, object]] = defaultdict(dict)
+    speed = []
+    for r in rows:
+        if r["measurement"].startswith("quality:"):
+            quality[(r["device"], r["model"], r["scale"], r["weights"])][r["measurement"].split(":", 1)[1]] = r
+        elif r["measurement"] == "speed":
+            speed.append(r)
+    entries, used = [], set()
+    for r in speed:
+        qkey = (r["device"], r["model"], r["scale"], r["weights"])
+        if qkey not in quality:  # quality is device-independent: take it from any device (as the plots do)
+            qkey = next((k for k in quality if k[1:] == qkey[1:]), qkey)
+        used.add(qkey)
+        data = _data(r)
+        e = {"device": r["device"], "backend": r["backend"], "precision": r["precision"], "model": r["model"],
+             "scale": r["scale"], "weights": r["weights"], "family": r["family"] or family.get(r["model"]),
+             "form": r["form"], "params": data.get("params"), "macs_per_fhd": data.get("macs_per_fhd"),
+             "power_reason": data.get("power_reason", ""), "speed_row": r}
+        e.update({f: r[f] for f in _SPEED_FIELDS})
+        entries.append(_with_quality(e, quality.get(qkey, {})))
+    for qkey, sets in quality.items():
+        if qkey not in used:
+            device, model, scale, weights = qkey
+            e = {"device": device, "backend": "", "precision": "", "model": model, "scale": scale, "weights": weights,
+                 "family": family.get(model), "speed_row": None}
+            entries.append(_with_quality(e, sets))
+    return sorted(entries, key=lambda e: (e["device"], e["backend"], e["precision"], e["scale"], e["model"].lower()))
+
+
+def _with_quality(entry: Dict, sets: Dict[str, object]) -> Dict:
+    """PSNR/SSIM per set, and the entry's overall status: the worst of its rows, with reasons."""
+    entry["psnr"] = {s: r["psnr"] for s, r in sets.items() if r["status"] == "ok"}
+    entry["ssim"] = {s: r["ssim"] for s, r in sets.items() if r["status"] == "ok"}
+    problems = [(r["status"], f"{r['measurement']}: {r['reason']}") for r in
+                ([entry["speed_row"]] if entry["speed_row"] is not None else []) + list(sets.values())
+                if r["status"] != "ok"]
+    if entry["speed_row"] is None:
+        problems.append(("no speed", "speed not measured"))
+    worst = max(problems, key=lambda p: _SEVERITY.get(p[0], 2))[0] if problems else "ok"
+    entry["status"] = worst
+    entry["reason"] = "; ".join(p[1] for p in problems)
+    return entry
+
+
+def _speed_ok(e: Dict) -> bool:
+    return e["speed_row"] is not None and e["speed_row"]["status"] == "ok" and _number(e["fhd_per_s"]) is not None
+
+
+def pareto_groups(entries: List[Dict]) -> List[Dict]:
+    """Per device/backend/precision/scale: the front of quality vs FHD/s, each member against bicubic.
+
+    Quality is the mean PSNR over the standard sets of the group (the embedded set only where
+    it is the sole set: never averaged with standard sets); a model lacking any of those sets
+    cannot be compared and stays off the front. Bicubic is the ``Bicubic_s<scale>`` row of
+    the same group (same backend: the baseline any network must beat on that device).
+    """
+    groups: Dict[tuple, List[Dict]] = defaultdict(list)
+    for e in entries:
+        if _speed_ok(e):
+            groups[(e["device"], e["backend"], e["precision"], e["scale"])].append(e)
+    out = []
+    for (device, backend, precision, scale), members in sorted(groups.items()):
+        sets = {s for e in members for s, v in e["psnr"].items() if _number(v) is not None}
+        basis = [s for s in _sets_order(sets) if s != EMBEDDED] or ([EMBEDDED] if EMBEDDED in sets else [])
+        quality = [_mean_psnr(e, basis) for e in members]
+        front = pareto_front([q if q is not None else float("nan") for q in quality],
+                             [float(e["fhd_per_s"]) for e in members])
+        base_i = next((i for i, e in enumerate(members) if e["model"] == f"Bicubic_s{scale}"), None)
+        base_q = quality[base_i] if base_i is not None else None
+        base_s = float(members[base_i]["fhd_per_s"]) if base_i is not None else None
+        rows = []
+        for i in front:
+            e, q, s = members[i], quality[i], float(members[i]["fhd_per_s"])
+            is_base = i == base_i
+            rows.append({"device": device, "backend": f"{backend} {precision}", "scale": scale, "model": e["model"],
+                         "family": e["family"], "psnr": q, "fhd_per_s": s, "mj_per_frame": e["mj_per_frame"],
+                         "d_psnr": None if base_q is None else q - base_q,
+                         "speedup": None if not base_s else s / base_s,
+                         "beats_q": "baseline" if is_base else (None if base_q is None else q > base_q),
+                         "beats_s": "baseline" if is_base else (None if base_s is None else s > base_s)})
+        out.append({"device": device, "backend": backend, "precision": precision, "scale": scale, "basis": basis,
+                    "rows": rows, "left_out": sum(q is None for q in quality),
+                    "baseline": members[base_i]["model"] if base_i is not None else None})
+    return out
+
+
+def _mean_psnr(entry: Dict, basis: Sequence[str]) -> Optional[float]:
+    vals = [_number(entry["psnr"].get(s)) for s in basis]
+    if not basis or any(v is None for v in vals):
+        return None
+    return sum(vals) / len(vals)
+
+
+# --------------------------------------------------------------------------- sections
+
+def headline(runs: List[Dict], entries: List[Dict], rows) -> List[Tuple[str, str]]:
+    """(label, text) pairs: what ran where and when, and how much of it worked."""
+    devices = []
+    for run in runs:
+        profile = _json(run.get("profile"))
+        text = run["device"] + (f" ({profile['description']})" if profile.get("description") else "")
+        if text not in devices:
+            devices.append(text)
+    sets = _sets_order(s for e in entries for s in e["psnr"])
+    statuses = defaultdict(int)
+    for r in rows:
+        statuses[r["status"]] += 1
+    return [
+        ("device(s)", ", ".join(devices) or MISSING),
+        ("date", ", ".join(sorted({_date(r["started"]) for r in runs})) or MISSING),
+        ("models", f"{len({e['model'] for e in entries})} model ids, "
+                   f"{len({(e['model'], e['scale']) for e in entries})} model/scale pairs, "
+                   f"scales {', '.join(f'x{s}' for s in sorted({e['scale'] for e in entries}))}"),
+        ("test sets", ", ".join(set_label(s) for s in sets) or "none"),
+        ("measurements", ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))),
+        ("run ids", ", ".join(r["run_id"] for r in runs)),
+    ]
+
+
+def _date(epoch) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(epoch)))
+
+
+def _json(text) -> Dict:
+    try:
+        value = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def models_table(entries: List[Dict]) -> Table:
+    """Every model with its complexity, quality per set, speed, energy and status."""
+    sets = _sets_order(s for e in entries for s in list(e["psnr"]) + list(e["ssim"]))
+    cols = [Col("model", "model"), Col("family", "family"), Col("device", "device"), Col("backend", "backend"),
+            Col("scale", "scale", "int"), Col("params", "params", "int"),
+            Col("macs_per_fhd", "GMACs / FHD frame", "gmacs")]
+    for s in sets:
+        cols += [Col(f"psnr:{s}", f"PSNR {set_label(s)}", "psnr"), Col(f"ssim:{s}", f"SSIM {set_label(s)}", "ssim")]
+    cols += [Col("fhd_per_s", "FHD/s", "fps"), Col("median_ms", "median ms", "ms"), Col("p90_ms", "p90 ms", "ms"),
+             Col("p99_ms", "p99 ms", "ms"), Col("cov", "CoV", "cov"), Col("mean_w", "W", "w"),
+             Col("mj_per_frame", "mJ/frame", "mj"), Col("form", "graph form"), Col("weights", "weights"),
+             Col("status", "status")]
+    rows = []
+    for e in entries:
+        row = {k: e.get(k) for k in ("model", "family", "device", "scale", "params", "macs_per_fhd", "form",
+                                     "weights", "status") + _SPEED_FIELDS}
+        row["backend"] = f"{e['backend']} {e['precision']}".strip()
+        for s in sets:
+            row[f"psnr:{s}"], row[f"ssim:{s}"] = e["psnr"].get(s), e["ssim"].get(s)
+        row["status.title"] = e["reason"]
+        row["_class"] = "" if e["status"] == "ok" else "bad"
+        rows.append(row)
+    note = EMBEDDED_NOTE if EMBEDDED in sets else ""
+    return Table("models", cols, rows, note)
+
+
+def pareto_table(groups: List[Dict]) -> Table:
+    cols = [Col("device", "device"), Col("backend", "backend"), Col("scale", "scale", "int"), Col("model", "model"),
+            Col("family", "family"), Col("basis", "quality on"), Col("psnr", "PSNR (dB)", "psnr"),
+            Col("d_psnr", "Δ PSNR vs bicubic", "delta"), Col("fhd_per_s", "FHD/s", "fps"),
+            Col("speedup", "× bicubic speed", "ratio"), Col("beats_q", "beats bicubic: quality", "flag"),
+            Col("beats_s", "beats bicubic: speed", "flag"), Col("mj_per_frame", "mJ/frame", "mj")]
+    rows, notes = [], []
+    for g in groups:
+        basis = " + ".join(set_label(s) for s in g["basis"]) + (" (mean)" if len(g["basis"]) > 1 else "")
+        rows += [dict(r, basis=basis) for r in g["rows"]]
+        where = f"{g['device']} {g['backend']} {g['precision']} x{g['scale']}"
+        if g["baseline"] is None:
+            notes.append(f"{where}: no Bicubic_s{g['scale']} measurement, so no beats-bicubic verdict")
+        if g["left_out"]:
+            notes.append(f"{where}: {g['left_out']} model(s) without PSNR on every set left off the front")
+    return Table("pareto", cols, rows, "; ".join(notes))
+
+
+def problems_table(rows) -> Table:
+    """Failed and flagged measurements (speed and quality) with the recorded reason."""
+    cols = [Col("device", "device"), Col("backend", "backend"), Col("model", "model"), Col("scale", "scale", "int"),
+            Col("measurement", "measurement"), Col("status", "status"), Col("reason", "reason", "long")]
+    out = []
+    for r in rows:
+        if r["status"] != "ok":
+            out.append({"device": r["device"], "backend": f"{r['backend']} {r['precision']}", "model": r["model"],
+                        "scale": r["scale"], "measurement": r["measurement"], "status": r["status"],
+                        "reason": r["reason"] or "(no reason recorded)", "_class": "bad"})
+    return Table("problems", cols, out)
+
+
+def power_table(entries: List[Dict]) -> Table:
+    """Why power is absent: each distinct reason once, with where it applies."""
+    groups: Dict[tuple, List[str]] = defaultdict(list)
+    for e in entries:
+        if e["speed_row"] is None or e["speed_row"]["status"] == "failed":
+            continue
+        reason = e.get("power_reason") or ""
+        absent = _number(e["mean_w"]) is None
+        if absent or reason:
+            key = (e["device"], f"{e['backend']} {e['precision']}", "absent" if absent else "measured, with a caveat",
+                   reason or "(no reason recorded)")
+            groups[key].append(f"{e['model']} x{e['scale']}")
+    cols = [Col("device", "device"), Col("backend", "backend"), Col("power", "power"),
+            Col("count", "measurements", "int"), Col("reason", "reason", "long"), Col("models", "models", "long")]
+    rows = [{"device": d, "backend": b, "power": p, "reason": reason, "count": len(models),
+             "models": ", ".join(models[:8]) + (f" and {len(models) - 8} more" if len(models) > 8 else "")}
+            for (d, b, p, reason), models in sorted(groups.items())]
+    return Table("power", cols, rows)
+
+
+def environment_tables(runs: List[Dict]) -> List[Tuple[str, Table]]:
+    """Per run: when, the command, the device profile and the captured environment as key/values."""
+    out = []
+    for run in runs:
+        pairs = [("started", _date(run["started"])), ("device", run["device"]), ("command", run.get("command")),
+                 ("config key", run.get("config_key"))]
+        pairs += _flatten(_json(run.get("profile")), "profile.")
+        pairs += _flatten(_json(run.get("environment")), "")
+        rows = [{"key": k, "value": fmt(v if not isinstance(v, (list, tuple)) else ", ".join(map(str, v)))}
+                for k, v in pairs]
+        table = Table(f"env-{run['run_id']}", [Col("key", "key"), Col("value", "value", "long")], rows)
+        out.append((run["run_id"], table))
+    return out
+
+
+def _flatten(d: Dict, prefix: str) -> List[Tuple[str, object]]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out += _flatten(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def _figure_order(path: Path):
+    """Per device/backend/scale: the trade-off per set, then the mean over sets, then energy."""
+    stem = path.stem
+    if stem.startswith("energy_"):
+        return (stem[len("energy_"):], 2, "", path.suffix)
+    base, _, key = stem[len("tradeoff_"):].rpartition("_")
+    return (base, 1 if key == "mean" else 0, _sets_order([key] + list(STANDARD_SETS)).index(key), path.suffix)
+
+
+def figures_html(files: Sequence[Path]) -> str:
+    """Every figure embedded (PNG as base64; an SVG only where no PNG of it exists)."""
+    stems: "OrderedDict[str, Path]" = OrderedDict()
+    for f in sorted((Path(p) for p in files), key=_figure_order):
+        if f.suffix.lower() == ".png" or (f.suffix.lower() == ".svg" and f.stem not in stems):
+            stems[f.stem] = f
+    if not stems:
+        return "<p>No figure: no model of this run has both quality and speed measured.</p>"
+    parts = []
+    for stem, f in stems.items():
+        mime = "image/png" if f.suffix.lower() == ".png" else "image/svg+xml"
+        data = base64.b64encode(f.read_bytes()).decode("ascii")
+        caption = stem + (" — " + EMBEDDED_NOTE if stem.endswith("_" + EMBEDDED) else "")
+        parts.append(f'<figure><img src="data:{mime};base64,{data}" alt="{_e(stem)}">'
+                     f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return f'<div class="figures">{"".join(parts)}</div>'
+
+
+# --------------------------------------------------------------------------- page
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:16px 20px;color:#222;background:#fff}
+h1{font-size:22px;margin:0 0 8px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:15px;margin:16px 0 6px}
+dl.headline{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0}
+dl.headline dt{font-weight:600;color:#555}dl.headline dd{margin:0}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:12px;margin:4px 0}
+th,td{border:1px solid #d6d6d6;padding:3px 5px;text-align:left;vertical-align:top}
+td{white-space:nowrap}td.long{white-space:pre-wrap;word-break:break-word;min-width:320px;max-width:900px}
+th{background:#f0f2f5;cursor:pointer;user-select:none}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tbody tr:nth-child(even){background:#fafafa}tr.bad td{background:#fff1f0}
+td.yes{color:#1a7f37;font-weight:600}td.no{color:#b42318}
+table[id^=env-] td:first-child{color:#444}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
+figure{margin:0;border:1px solid #e3e3e3;padding:6px;background:#fff}
+figure img{width:100%;height:auto;display:block}figcaption{font-size:12px;color:#555;margin-top:4px}
+.note{font-size:12px;color:#555;margin:2px 0 10px}
+"""
+
+SORT_JS = """
+(function(){
+  function key(td){var v=td.getAttribute('data-v');if(v===null)return td.textContent.trim();
+    return v===''?null:parseFloat(v);}
+  function cmp(a,b){if(a===null||b===null)return 0;
+    if(typeof a==='number'&&typeof b==='number')return a-b;
+    return String(a).localeCompare(String(b),undefined,{numeric:true});}
+  Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(table){
+    var ths=table.tHead.rows[0].cells;
+    Array.prototype.forEach.call(ths,function(th,i){
+      th.addEventListener('click',function(){
+        var asc=th.getAttribute('aria-sort')!=='ascending';
+        Array.prototype.forEach.call(ths,function(h){h.removeAttribute('aria-sort');});
+        th.setAttribute('aria-sort',asc?'ascending':'descending');
+        var body=table.tBodies[0],rows=Array.prototype.slice.call(body.rows);
+        rows.sort(function(r1,r2){var a=key(r1.cells[i]),b=key(r2.cells[i]);
+          if(a===null||b===null)return (a===null)-(b===null);  /* missing values last either way */
+          return asc?cmp(a,b):cmp(b,a);});
+        rows.forEach(function(r){body.appendChild(r);});
+      });
+    });
+  });
+})();
+"""
+
+
+def _section(title: str, body: str, sid: str) -> str:
+    return f'<section id="{_e(sid)}"><h2>{_e(title)}</h2>{body}</section>'
+
+
+def render_html(title: str, head: List[Tuple[str, str]], figures: str, models: Table, pareto: Table,
+                problems: Table, power: Table, envs: List[Tuple[str, Table]]) -> str:
+    dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in head)
+    sections = [
+        f'<section id="headline"><h1>{_e(title)}</h1><dl class="headline">{dl}</dl></section>',
+        _section("Quality–speed trade-off", figures, "figures"),
+        _section("Pareto front per device and scale", html_table(pareto) if pareto.rows else
+                 "<p>No model has both quality and speed measured.</p>", "front"),
+        _section("All models", html_table(models) + '<p class="note">Click a column header to sort; '
+                 'hover a status for its reason.</p>', "all-models"),
+        _section("Failures and flagged measurements", html_table(problems) if problems.rows else
+                 "<p>None: every measurement succeeded.</p>", "failures"),
+        _section("Power", html_table(power) if power.rows else
+                 "<p>Power was measured for every speed measurement.</p>", "power"),
+        _section("Environment", "".join(f"<h3>run {_e(rid)}</h3>{html_table(t)}" for rid, t in envs), "environment"),
+    ]
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
+            f"<style>{CSS}</style></head><body>{''.join(sections)}<script>{SORT_JS}</script></body></html>\n")
+
+
+MD_MODEL_KEYS = ("model", "device", "backend", "scale", "fhd_per_s", "median_ms", "mj_per_frame", "status")
+
+
+def render_md(title: str, head: List[Tuple[str, str]], models: Table, pareto: Table, problems: Table) -> str:
+    keys = list(MD_MODEL_KEYS[:4]) + [c.key for c in models.columns if c.key.startswith("psnr:")] + \
+        list(MD_MODEL_KEYS[4:])
+    parts = [f"# {_md(title)}", "\n".join(f"- **{_md(k)}**: {_md(v)}" for k, v in head),
+             "## Pareto front per device and scale", md_table(pareto) if pareto.rows else "No front.",
+             "## All models", md_table(models, keys),
+             "## Failures and flagged measurements", md_table(problems) if problems.rows else "None."]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None) -> Tuple[Path, Path]:
+    """Write ``report.html`` and ``report.md`` into ``out_dir``; returns their paths.
+
+    The figures are drawn afresh by :func:`harness.plots.draw_all` (into ``plots_dir``, or a
+    temporary folder) so the report always shows exactly what the store holds.
+    """
+    from .plots import draw_all
+
+    rows = latest_rows(store, run_id)
+    if not rows:
+        raise HarnessError(f"{store.path}: no measurements" + (f" for run {run_id}" if run_id else ""))
+    runs = runs_of(store, run_id, rows)
+    entries = collect_entries(rows)
+    title = f"SR benchmark report: {', '.join(sorted({e['device'] for e in entries}))}"
+    head = headline(runs, entries, rows)
+    models, pareto = models_table(entries), pareto_table(pareto_groups(entries))
+    problems, power = problems_table(rows), power_table(entries)
+    with tempfile.TemporaryDirectory(prefix="report-plots-") as tmp:
+        figures = figures_html(draw_all(store, Path(plots_dir) if plots_dir else Path(tmp), run_id))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path, md_path = out_dir / "report.html", out_dir / "report.md"
+    html_path.write_text(render_html(title, head, figures, models, pareto, problems, power,
+                                     environment_tables(runs)), encoding="utf-8")
+    md_path.write_text(render_md(title, head, models, pareto, problems), encoding="utf-8")
+    return html_path, md_path
