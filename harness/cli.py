@@ -704,6 +704,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
     p.set_defaults(func=cmd_report)
 
+    from .train import add_train_parser
+
+    add_train_parser(sub)
+
     p = sub.add_parser("run-all", help="the main job (what ./run_all.sh runs)")
     _add_device(p)
     p.add_argument("--models", help=f"model ids, comma-separated; '{{scale}}' is filled in "

@@ -1,0 +1,777 @@
+"""Training the eSR-pool networks from scratch: ``python -m harness train ID|--pool NAME --data DIR``.
+
+Why it exists: the benchmark compares our own trained weights with the official ones, so
+training must be reproducible from one command and its provenance recorded beside the
+weights. Recipe (the eSR authors' setting as far as the paper gives it): Y channel in
+[0, 1] (BT.601), LR made by the harness's MATLAB-faithful bicubic shrink of the uint8 RGB
+image (the same degradation the quality protocol uses), random aligned patches with the 8
+flips/rotations, L1 loss, Adam, cosine decay of the learning rate to ``--min-lr``, the
+authors' initialisation (:func:`harness.models.esr.build_module`).
+
+Files, in ``--out`` (default ``$HARNESS_CACHE/train/<id>/``): ``last.pt`` (everything needed
+to continue bit-exactly with ``--resume``), ``best.pt`` (the state dict with the best
+validation PSNR), and at the end ``<id>.pt`` (the final state dict, for
+``--weights PATH``) and ``<id>.json`` (provenance). The LR/HR Y pairs of a training folder
+are made once per (folder contents, scale) and cached as ``.npz`` in ``$HARNESS_CACHE/train/``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .errors import HarnessError
+
+CACHE_FORMAT = 1      # bump when the cached arrays change meaning
+CHECKPOINT_FORMAT = 1
+DEFAULT_PATCH = 64    # HR pixels; at x3 the default becomes 63 (the multiple of 3 below)
+DEFAULT_LR = {"eSR-MAX": 1e-3, "eSR-TM": 1e-3, "eSR-TR": 1e-3, "eSR-CNN": 1e-3, "ESPCN": 1e-3, "FSRCNN": 1e-3}
+FIXED_FAMILIES = ("eSR-Bicubic",)
+# An L1 loss on Y in [0, 1] starts below 1; far above it the weights have blown up even if the
+# numbers are still finite (eSR-MAX at --lr 1e30 stays finite for ever): stop as for NaN.
+DIVERGED_LOSS = 1e3
+
+
+def l1_loss(output, target):
+    """The training loss (module-level so that tests can replace it)."""
+    import torch.nn.functional as F
+
+    return F.l1_loss(output, target)
+
+
+# --------------------------------------------------------------------------- data
+
+@dataclass
+class TrainFolder:
+    """One training folder: its Y images (float32 in [0, 1]) as HR and MATLAB-bicubic LR pairs."""
+
+    folder: Path          # the folder given by the user
+    images_dir: Path      # where the images are (the folder or its HR/ subfolder)
+    names: List[str]
+    hr: List[np.ndarray]
+    lr: List[np.ndarray]
+    cache: Path
+    key: str
+
+    def record(self, used: int) -> Dict:
+        return {"folder": str(self.folder), "images": len(self.names), "used": used,
+                "cache": str(self.cache), "key": self.key}
+
+
+def _cache_root() -> Path:
+    from .weights import cache_dir
+
+    return cache_dir() / "train"
+
+
+def image_files(folder: Path) -> Tuple[Path, List[Path]]:
+    """The training images of ``folder`` (directly in it, or in its ``HR/`` subfolder)."""
+    from .imageio import is_image_file
+
+    if not folder.is_dir():
+        raise HarnessError(f"training folder {folder} does not exist; give a folder of training images "
+                           f"(e.g. T91) with --data")
+    where = folder / "HR" if (folder / "HR").is_dir() else folder
+    files = sorted(p for p in where.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise HarnessError(f"training folder {where} holds no png/bmp/jpg images; put the training images "
+                           f"there (or in {folder}/HR/)")
+    return where, files
+
+
+def cache_key(files: Sequence[Path], scale: int) -> str:
+    """sha1 of the file names, sizes and mtimes and the scale: any change makes a new cache."""
+    digest = hashlib.sha1(f"train-cache v{CACHE_FORMAT} x{scale}\n".encode())
+    for p in files:
+        st = p.stat()
+        digest.update(f"{p.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _degrade(rgb: np.ndarray, scale: int) -> Tuple[np.ndarray, np.ndarray]:
+    """(HR Y, LR Y) float32 in [0, 1]: modcrop, MATLAB bicubic shrink on uint8 RGB, then BT.601 Y."""
+    from .color import rgb_to_y
+    from .imresize import downscale, modcrop
+
+    hr = modcrop(rgb, scale)
+    if hr.shape[0] < scale or hr.shape[1] < scale:  # a sliver: nothing to shrink (skipped later as too small)
+        empty = np.zeros((hr.shape[0] // scale, hr.shape[1] // scale), np.float32)
+        return (rgb_to_y(hr) / 255.0).astype(np.float32), empty
+    lr = downscale(hr, scale)
+    return (rgb_to_y(hr) / 255.0).astype(np.float32), (rgb_to_y(lr) / 255.0).astype(np.float32)
+
+
+def load_folder(folder, scale: int, show_progress: bool = False) -> TrainFolder:
+    """The LR/HR pairs of ``folder`` at ``scale``, from the cache or made (and cached) now."""
+    from .imageio import load_rgb
+    from .progress import progress
+
+    folder = Path(folder).expanduser()
+    where, files = image_files(folder)
+    key = cache_key(files, scale)
+    cache = _cache_root() / f"{folder.name or 'data'}_x{scale}_{key[:16]}.npz"
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                if str(z["key"]) == key:
+                    names = [str(n) for n in z["names"]]
+                    hr = _split(z["hr"], z["hr_shapes"])
+                    lr = _split(z["lr"], z["lr_shapes"])
+                    return TrainFolder(folder, where, names, hr, lr, cache, key)
+        except Exception:  # noqa: BLE001 - a damaged cache file is remade, never trusted
+            pass
+    hr, lr = [], []
+    for p in progress(files, desc=f"{folder.name} x{scale} LR", disable=not show_progress, leave=False):
+        h, l = _degrade(load_rgb(p), scale)
+        hr.append(h)
+        lr.append(l)
+    names = [p.name for p in files]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, key=np.array(key), names=np.array(names),
+                     hr=np.concatenate([a.ravel() for a in hr]), hr_shapes=np.array([a.shape for a in hr], np.int64),
+                     lr=np.concatenate([a.ravel() for a in lr]), lr_shapes=np.array([a.shape for a in lr], np.int64))
+        os.replace(tmp, cache)  # atomic: a killed run never leaves a half cache under the real name
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return TrainFolder(folder, where, names, hr, lr, cache, key)
+
+
+def _split(flat: np.ndarray, shapes: np.ndarray) -> List[np.ndarray]:
+    out, start = [], 0
+    for h, w in shapes:
+        n = int(h) * int(w)
+        out.append(flat[start:start + n].reshape(int(h), int(w)))
+        start += n
+    return out
+
+
+def parse_folders(text: str) -> List[Path]:
+    folders = [Path(t.strip()).expanduser() for t in str(text).split(",") if t.strip()]
+    if not folders:
+        raise HarnessError("give the training images with --data DIR (several: --data T91,BSD200)")
+    return folders
+
+
+class PatchSampler:
+    """Random aligned LR/HR patch batches with the 8 flips/rotations, from a seeded numpy generator.
+
+    Every valid patch position of every usable image is equally likely (so large images
+    are not under-sampled next to T91's small ones). The generator state goes into
+    ``last.pt``: a resumed run draws exactly the batches the uninterrupted one would.
+    """
+
+    def __init__(self, folders: Sequence[TrainFolder], scale: int, patch: int, batch: int, seed: int):
+        self.scale, self.patch, self.batch = scale, patch, batch
+        self.lr_patch = patch // scale
+        p = self.lr_patch
+        self.hr: List[np.ndarray] = []
+        self.lr: List[np.ndarray] = []
+        self.used: List[int] = []
+        skipped: List[str] = []
+        total = 0
+        for f in folders:
+            used = 0
+            for name, hr, lr in zip(f.names, f.hr, f.lr):
+                total += 1
+                if lr.shape[0] < p or lr.shape[1] < p:
+                    skipped.append(name)
+                    continue
+                self.hr.append(hr)
+                self.lr.append(lr)
+                used += 1
+            self.used.append(used)
+        where = ", ".join(str(f.images_dir) for f in folders)
+        if not self.hr:
+            biggest = max((min(h.shape) for f in folders for h in f.hr), default=0) // scale * scale
+            hint = f"use --patch {biggest} or bigger images" if biggest >= 2 * scale else "use bigger images"
+            raise HarnessError(f"all {total} images in {where} are smaller than the {patch}-pixel patch; {hint}")
+        if skipped:
+            shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+            warnings.warn(f"{len(skipped)} of {total} images in {where} are smaller than the {patch}-pixel patch "
+                          f"and are skipped ({shown})")
+        counts = np.array([(l.shape[0] - p + 1) * (l.shape[1] - p + 1) for l in self.lr], np.int64)
+        self._ends = np.cumsum(counts)
+        self.rng = np.random.default_rng(seed)
+
+    def next(self):
+        """(LR, HR) float32 tensors of shapes (B, 1, p, p) and (B, 1, sp, sp)."""
+        import torch
+
+        p, s = self.lr_patch, self.scale
+        picks = self.rng.integers(0, int(self._ends[-1]), size=self.batch)
+        turns = self.rng.integers(0, 4, size=self.batch)
+        flips = self.rng.integers(0, 2, size=self.batch)
+        lr_out = np.empty((self.batch, 1, p, p), np.float32)
+        hr_out = np.empty((self.batch, 1, p * s, p * s), np.float32)
+        for b, pick in enumerate(picks):
+            i = int(np.searchsorted(self._ends, pick, side="right"))
+            offset = int(pick) - (int(self._ends[i - 1]) if i else 0)
+            lr_img = self.lr[i]
+            y, x = divmod(offset, lr_img.shape[1] - p + 1)
+            lr_p = lr_img[y:y + p, x:x + p]
+            hr_p = self.hr[i][y * s:(y + p) * s, x * s:(x + p) * s]
+            if flips[b]:
+                lr_p, hr_p = lr_p[:, ::-1], hr_p[:, ::-1]
+            lr_out[b, 0] = np.rot90(lr_p, int(turns[b]))
+            hr_out[b, 0] = np.rot90(hr_p, int(turns[b]))
+        return torch.from_numpy(lr_out), torch.from_numpy(hr_out)
+
+    def get_state(self) -> str:
+        return json.dumps(self.rng.bit_generator.state)
+
+    def set_state(self, state: str) -> None:
+        self.rng.bit_generator.state = json.loads(state)
+
+
+# --------------------------------------------------------------------------- settings
+
+@dataclass
+class Settings:
+    """What a training run does; recorded in last.pt and the provenance JSON."""
+
+    data: List[str]
+    steps: int = 20000
+    batch: int = 16
+    patch: Optional[int] = None  # None: DEFAULT_PATCH rounded down to a multiple of the scale
+    lr: Optional[float] = None   # None: the family's default (DEFAULT_LR)
+    min_lr: float = 1e-5
+    seed: int = 0
+    threads: Optional[int] = None
+    val_every: int = 1000
+    val_data: Optional[str] = None
+    val_set: str = "Set5"
+    checkpoint_every: int = 1000
+
+    def check(self) -> None:
+        for name in ("steps", "batch", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise HarnessError(f"--{name.replace('_', '-')} {getattr(self, name)}: give a positive integer")
+        if self.patch is not None and self.patch < 2:
+            raise HarnessError(f"--patch {self.patch}: give a patch of at least 2 HR pixels, e.g. --patch 64")
+        if self.val_every < 0:
+            raise HarnessError(f"--val-every {self.val_every}: give a step count (0 turns validation off)")
+        if self.threads is not None and self.threads < 1:
+            raise HarnessError(f"--threads {self.threads}: give a positive integer")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise HarnessError(f"--lr {self.lr}: give a positive learning rate such as 1e-3")
+        if not self.min_lr >= 0:
+            raise HarnessError(f"--min-lr {self.min_lr}: give a learning rate >= 0 such as 1e-5")
+
+
+def patch_for(settings: Settings, model_id: str, scale: int) -> int:
+    if settings.patch is None:
+        return DEFAULT_PATCH // scale * scale
+    if settings.patch % scale:
+        lo = settings.patch // scale * scale
+        raise HarnessError(f"--patch {settings.patch} is not a multiple of the scale {scale} of {model_id}; "
+                           f"use --patch {lo} or {lo + scale}")
+    return settings.patch
+
+
+def lr_for(settings: Settings, family: str) -> float:
+    lr = settings.lr if settings.lr is not None else DEFAULT_LR[family]
+    if settings.min_lr > lr:
+        raise HarnessError(f"--min-lr {settings.min_lr:g} is above the learning rate {lr:g}; lower --min-lr or raise --lr")
+    return lr
+
+
+def cosine_lr(step: int, steps: int, lr: float, min_lr: float) -> float:
+    """The learning rate after ``step`` completed steps: cosine from ``lr`` to ``min_lr`` at ``steps``."""
+    t = min(max(step, 0), steps) / steps
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def trainable(model_id: str) -> Tuple[str, int]:
+    """(family, scale) of a trainable id; a one-line error for fixed or unknown ids."""
+    from .models import esr, id_scale
+
+    if not any(p.fullmatch(model_id) for p in esr.PATTERNS.values()):
+        id_scale(model_id)  # unknown ids: the registry's own message
+        raise HarnessError(f"{model_id} is not trainable here (fixed weights or not an eSR-pool network); "
+                           f"give an eSR-MAX/TM/TR/CNN, ESPCN or FSRCNN id")
+    family, p = esr.parse(model_id)
+    if family in FIXED_FAMILIES:
+        raise HarnessError(f"{model_id} has fixed weights (the authors' bicubic); nothing to train: give an "
+                           f"eSR-MAX/TM/TR/CNN, ESPCN or FSRCNN id")
+    return family, p["scale"]
+
+
+# --------------------------------------------------------------------------- files
+
+def default_out(model_id: str) -> Path:
+    return _cache_root() / model_id
+
+
+def _atomic_save(obj, path: Path) -> None:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _atomic_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> Dict:
+    import torch
+
+    try:
+        try:
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+        except TypeError:  # torch < 1.13 has no weights_only
+            ckpt = torch.load(str(path), map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is the same user error
+        raise HarnessError(f"cannot read checkpoint {path} ({type(exc).__name__}); delete it and train "
+                           f"again with --force") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise HarnessError(f"{path} is not a training checkpoint of this harness; delete it or train again with --force")
+    return ckpt
+
+
+def _finite(module, optimizer=None) -> bool:
+    import torch
+
+    tensors = list(module.state_dict().values())
+    if optimizer is not None:
+        tensors += [v for st in optimizer.state.values() for v in st.values() if torch.is_tensor(v)]
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
+
+
+# --------------------------------------------------------------------------- validation
+
+class Validator:
+    """Validation PSNR with the harness's own protocol (QualityEvaluator), LR pairs made once."""
+
+    def __init__(self, val_data: Optional[str], set_name: str = "Set5"):
+        from .datasets import EMBEDDED, ENV_DATA, _set_dir, data_root, embedded_set, find_set
+        from .quality import QualityEvaluator
+
+        if val_data:
+            self.image_set = find_set(data_root(val_data), set_name)
+        else:
+            env = os.environ.get(ENV_DATA)
+            root = Path(env).expanduser() if env else None
+            if root is not None and root.is_dir() and _set_dir(root, set_name) is not None:
+                self.image_set = find_set(root, set_name)
+            else:
+                self.image_set = embedded_set()
+        self.evaluator = QualityEvaluator(show_progress=False)
+        self.standard = self.image_set.name != EMBEDDED
+
+    def psnr(self, model_id: str, module) -> float:
+        from .models.esr import wrap
+
+        was_training = module.training
+        try:
+            return float(self.evaluator.evaluate(wrap(model_id, module, weights="training"), self.image_set).psnr)
+        finally:
+            module.train(was_training)
+
+    def record(self) -> Dict:
+        return {"name": self.image_set.name, "images": len(self.image_set), "origin": self.image_set.origin}
+
+
+# --------------------------------------------------------------------------- training
+
+class _StopFlag:
+    """First Ctrl-C: finish the current step, save last.pt and stop; a second one aborts at once."""
+
+    def __init__(self):
+        self.set = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _config(model_id: str, settings: Settings, scale: int, patch: int, lr: float, data: Sequence[TrainFolder]) -> Dict:
+    return {"model": model_id, "scale": scale, "steps": settings.steps, "batch": settings.batch, "patch": patch,
+            "lr": lr, "min_lr": settings.min_lr, "seed": settings.seed,
+            "data": [f.key for f in data]}
+
+
+def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], out: Path,
+                validator: Optional[Validator] = None, resume: bool = False, stop_at: Optional[int] = None,
+                show_progress: bool = False, log=None) -> Dict:
+    """Train one model in ``out``; returns the provenance record (``status`` finished or paused)."""
+    import torch
+
+    from .models import esr
+    from .progress import progress
+
+    family, scale = trainable(model_id)
+    patch = patch_for(settings, model_id, scale)
+    lr = lr_for(settings, family)
+    sampler = PatchSampler(data, scale, patch, settings.batch, settings.seed)
+    config = _config(model_id, settings, scale, patch, lr, data)
+    log = log or (lambda msg: None)
+
+    previous_threads = torch.get_num_threads()
+    threads = settings.threads or previous_threads
+    torch.set_num_threads(threads)
+    torch_rng = torch.get_rng_state()
+    try:
+        torch.manual_seed(settings.seed)
+        module = esr.build_module(model_id).train()  # the authors' init, drawn from the seeded torch RNG
+        optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+        steps, min_lr = settings.steps, settings.min_lr
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda e: cosine_lr(e, steps, lr, min_lr) / lr)
+        last_path, best_path = out / "last.pt", out / "best.pt"
+        state = {"step": 0, "best_psnr": None, "best_step": None, "last_psnr": None, "history": [],
+                 "wall_s": 0.0, "cpu_s": 0.0, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if resume and last_path.is_file():
+            ckpt = load_checkpoint(last_path)
+            if ckpt["config"].get("model") != model_id:
+                raise HarnessError(f"{last_path} is a checkpoint of {ckpt['config'].get('model')}, not {model_id}; "
+                                   f"give another --out or train again with --force")
+            changed = [f"{k} {ckpt['config'].get(k)} -> {v}" for k, v in config.items() if ckpt["config"].get(k) != v]
+            if changed:
+                warnings.warn(f"resuming {model_id} with changed settings ({'; '.join(changed)}); the result is "
+                              f"no longer what one uninterrupted run gives")
+            module.load_state_dict(ckpt["module"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            if changed:  # the schedule of this run's --lr/--steps from here on, by LambdaLR's own formula
+                scheduler.base_lrs = [lr for _ in optimizer.param_groups]
+                for group, fn in zip(optimizer.param_groups, scheduler.lr_lambdas):
+                    group["lr"] = lr * fn(scheduler.last_epoch)
+            sampler.set_state(ckpt["rng"]["numpy"])
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            state = ckpt["state"]
+        params = list(module.parameters())
+
+        def save_last(step: int) -> None:
+            if not _finite(module, optimizer):  # never replace the last good checkpoint with NaN
+                raise HarnessError(f"the weights became NaN/inf by step {step}; lower --lr (was {lr:g}); "
+                                   f"{_kept(last_path)}")
+            state["step"] = step
+            _atomic_save({"format": CHECKPOINT_FORMAT, "config": config, "step": step,
+                          "module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(),
+                          "rng": {"numpy": sampler.get_state(), "torch": torch.get_rng_state()},
+                          "state": state}, last_path)
+
+        start = int(state["step"])
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        wall_before, cpu_before = float(state["wall_s"]), float(state["cpu_s"])
+        stop = min(steps, stop_at) if stop_at else steps
+        bar = progress(None, total=steps, desc=model_id, disable=not show_progress)
+        bar.n = bar.last_print_n = bar.initial = start
+        running, interrupted = state.get("running_loss"), False
+        step = start
+        try:
+            with _StopFlag() as flag:
+                while step < stop:
+                    lr_batch, hr_batch = sampler.next()
+                    loss = l1_loss(module(lr_batch), hr_batch)
+                    value = float(loss.item())
+                    if not math.isfinite(value) or value > DIVERGED_LOSS:
+                        what = "NaN" if math.isnan(value) else "inf" if math.isinf(value) else f"{value:.3g}"
+                        raise HarnessError(f"loss became {what} at step {step + 1}; lower --lr (was {lr:g}) "
+                                           f"or check the images in --data; {_kept(last_path)}")
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    step += 1
+                    if not all(bool(torch.isfinite(p).all()) for p in params):
+                        raise HarnessError(f"the weights became NaN/inf at step {step}; lower --lr "
+                                           f"(was {lr:g}); {_kept(last_path)}")
+                    running = value if running is None else 0.98 * running + 0.02 * value
+                    state["running_loss"] = running
+                    if validator is not None and (step % settings.val_every == 0 or step == steps):
+                        psnr = validator.psnr(model_id, module)
+                        state["last_psnr"] = psnr
+                        state["history"].append([step, psnr])
+                        if state["best_psnr"] is None or psnr > state["best_psnr"]:
+                            state["best_psnr"], state["best_step"] = psnr, step
+                            _atomic_save(module.state_dict(), best_path)
+                        msg = (f"{model_id} step {step}/{steps} loss {running:.5f} "
+                               f"{validator.image_set.name} PSNR {psnr:.2f} dB (best {state['best_psnr']:.2f})")
+                        if show_progress:
+                            bar.write(msg, file=sys.stderr)
+                        else:
+                            log(msg)
+                    state["wall_s"] = wall_before + time.perf_counter() - wall0
+                    state["cpu_s"] = cpu_before + time.process_time() - cpu0
+                    if step % settings.checkpoint_every == 0 or step == stop or flag.set:
+                        save_last(step)
+                    bar.update(1)
+                    if step % 10 == 0 or step == stop:
+                        post = {"loss": f"{running:.4f}", "lr": f"{optimizer.param_groups[0]['lr']:.1e}"}
+                        if state["last_psnr"] is not None:
+                            post["psnr"] = f"{state['last_psnr']:.2f}"
+                        bar.set_postfix(post, refresh=False)
+                    if flag.set:
+                        interrupted = True
+                        break
+        finally:
+            bar.close()
+        if interrupted:
+            log(f"{model_id}: stopped at step {step} of {steps}; {last_path} saved, continue with --resume")
+            raise KeyboardInterrupt
+        record = provenance(model_id, family, scale, settings, patch, lr, threads, data, sampler, validator,
+                            state, step)
+        if step < steps:
+            record["status"] = "paused"
+            return record
+        weights = out / f"{model_id}.pt"
+        if not _finite(module):
+            raise HarnessError(f"the final weights of {model_id} hold NaN/inf; lower --lr (was {lr:g})")
+        _atomic_save({k: v.detach().clone() for k, v in module.state_dict().items()}, weights)
+        record["weights"] = str(weights)
+        record["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+        _atomic_text(json.dumps(_json_safe(record), indent=2) + "\n", out / f"{model_id}.json")
+        return record
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.set_rng_state(torch_rng)
+
+
+def _json_safe(obj):
+    """Strict JSON has no NaN/inf (an exact reconstruction's PSNR is inf): those become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _kept(last_path: Path) -> str:
+    return f"the last good checkpoint {last_path} is kept" if last_path.is_file() else "no checkpoint was written"
+
+
+def provenance(model_id, family, scale, settings: Settings, patch, lr, threads, data, sampler, validator,
+               state, step) -> Dict:
+    import torch
+
+    from .export import harness_version
+
+    return {
+        "model": model_id, "family": family, "scale": scale, "status": "finished",
+        "data": [f.record(used) for f, used in zip(data, sampler.used)],
+        "images": sum(sampler.used),
+        "steps": step, "batch": settings.batch, "patch": patch, "lr_patch": patch // scale,
+        "augmentation": "random flips and 90-degree rotations (8 orientations)",
+        "degradation": "modcrop, MATLAB-faithful bicubic shrink of the uint8 RGB image, BT.601 Y in [0, 1]",
+        "loss": "L1", "optimizer": "Adam (betas 0.9, 0.999)",
+        "lr_schedule": {"type": "cosine", "lr": lr, "min_lr": settings.min_lr, "steps": settings.steps},
+        "init": "authors' initialisation (harness.models.esr.build_module)",
+        "seed": settings.seed, "threads": threads,
+        "wall_time_s": round(float(state["wall_s"]), 3), "cpu_time_s": round(float(state["cpu_s"]), 3),
+        "validation": None if validator is None else dict(validator.record(), every=settings.val_every),
+        "final_psnr": state["last_psnr"] if state["history"] and state["history"][-1][0] == step else None,
+        "best_psnr": state["best_psnr"], "best_step": state["best_step"],
+        "history": state["history"],
+        "started": state["started"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "harness_version": harness_version(), "torch_version": torch.__version__,
+        "python_version": platform.python_version(), "machine": platform.machine(),
+    }
+
+
+# --------------------------------------------------------------------------- runs
+
+@dataclass
+class Plan:
+    model_id: str
+    scale: int
+    out: Path
+    action: str  # train, resume, skip
+    reason: str = ""
+
+
+def plan(model_ids: Sequence[str], settings: Settings, out: Optional[str], pool: bool,
+         resume: bool, force: bool) -> List[Plan]:
+    """What to do with each model, checked before any training starts (so a pool fails early)."""
+    plans = []
+    for mid in model_ids:
+        try:
+            family, scale = trainable(mid)
+        except HarnessError:
+            if pool:
+                plans.append(Plan(mid, 0, Path(), "skip", "fixed weights, nothing to train"))
+                continue
+            raise
+        patch_for(settings, mid, scale)
+        lr_for(settings, family)
+        folder = (Path(out).expanduser() / mid if pool else Path(out).expanduser()) if out else default_out(mid)
+        final, last = folder / f"{mid}.pt", folder / "last.pt"
+        if force:
+            plans.append(Plan(mid, scale, folder, "train"))
+        elif resume and last.is_file():
+            plans.append(Plan(mid, scale, folder, "resume"))
+        elif final.is_file():
+            plans.append(Plan(mid, scale, folder, "skip", f"already trained ({final}; --force retrains)"))
+        elif resume and not pool:
+            raise HarnessError(f"no checkpoint {last} to resume; run without --resume to start {mid}, "
+                               f"or give the --out of the earlier run")
+        elif last.is_file():
+            raise HarnessError(f"{last} holds an unfinished run of {mid}; add --resume to continue it "
+                               f"or --force to start over")
+        else:
+            plans.append(Plan(mid, scale, folder, "train"))
+    return plans
+
+
+def run(model_ids: Sequence[str], settings: Settings, out: Optional[str] = None, pool: bool = False,
+        resume: bool = False, force: bool = False, stop_at: Optional[int] = None,
+        show_progress: bool = False, log=None) -> List[Dict]:
+    """Train ``model_ids`` one after another; a record per model (skipped ones included)."""
+    settings.check()
+    if stop_at is not None and stop_at < 1:
+        raise HarnessError(f"--stop-at {stop_at}: give a positive step number")
+    if resume and force:
+        raise HarnessError("--resume and --force contradict each other: --resume continues last.pt, "
+                           "--force starts over; give one")
+    folders = parse_folders(",".join(settings.data))
+    plans = plan(model_ids, settings, out, pool, resume, force)
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    validator = Validator(settings.val_data, settings.val_set) if settings.val_every else None
+    data_by_scale: Dict[int, List[TrainFolder]] = {}
+    records = []
+    for p in plans:
+        if p.action == "skip":
+            log(f"{p.model_id}: skipped, {p.reason}")
+            records.append({"model": p.model_id, "status": "skipped", "reason": p.reason})
+            continue
+        if p.scale not in data_by_scale:
+            data_by_scale.clear()  # one scale in memory at a time (pools go scale by scale)
+            data_by_scale[p.scale] = [load_folder(f, p.scale, show_progress) for f in folders]
+        if p.action == "train":
+            for name in ("last.pt", "best.pt", f"{p.model_id}.pt", f"{p.model_id}.json"):
+                if (p.out / name).is_file():
+                    (p.out / name).unlink()
+        p.out.mkdir(parents=True, exist_ok=True)
+        record = train_model(p.model_id, settings, data_by_scale[p.scale], p.out, validator,
+                             resume=p.action == "resume", stop_at=stop_at, show_progress=show_progress, log=log)
+        record["out"] = str(p.out)
+        records.append(record)
+        if record["status"] == "paused":
+            log(f"{p.model_id}: paused at step {record['steps']} of {settings.steps}; continue with --resume")
+            break
+    return records
+
+
+# --------------------------------------------------------------------------- command line
+
+def cmd_train(args) -> int:
+    from .models.pools import pool_ids
+
+    ids = [t.strip() for t in (args.model or "").split(",") if t.strip()]
+    if args.pool:
+        from .models import id_scale
+
+        try:
+            scales = [int(s) for s in args.scale.split(",") if s.strip()] if args.scale else []
+        except ValueError:
+            raise HarnessError(f"--scale {args.scale}: give integers such as 2 or 2,4") from None
+        ids += [i for i in pool_ids(args.pool) if not scales or id_scale(i) in scales]
+    if not ids:
+        raise HarnessError("give a model id (python -m harness train eSR-TM_s2_K7_C4 --data T91) or --pool NAME")
+    if not args.data:
+        raise HarnessError("give the training images with --data DIR (several: --data T91,BSD200)")
+    settings = Settings(data=[args.data], steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
+                        min_lr=args.min_lr, seed=args.seed, threads=args.threads, val_every=args.val_every,
+                        val_data=args.val_data, val_set=args.val_set, checkpoint_every=args.checkpoint_every)
+    records = run(ids, settings, out=args.out, pool=bool(args.pool) or len(ids) > 1, resume=args.resume,
+                  force=args.force, stop_at=args.stop_at, show_progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        json.dump(_json_safe(records), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from .output import emit
+
+        rows = [{"model": r["model"], "status": r["status"], "steps": r.get("steps"),
+                 "psnr": r.get("final_psnr"), "best": r.get("best_psnr"),
+                 "set": (r.get("validation") or {}).get("name"),
+                 "hours": r["wall_time_s"] / 3600 if "wall_time_s" in r else None,
+                 "weights": r.get("weights") or r.get("reason", "")} for r in records]
+        emit(rows, ("model", "status", "steps", "psnr", "best", "set", "hours", "weights"), False,
+             digits={"psnr": 2, "best": 2, "hours": 2}, headers={"psnr": "PSNR (dB)", "best": "best (dB)"})
+    return 0
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Adds ``train`` to the CLI's subparsers (harness/cli.py wires it in)."""
+    p = subparsers.add_parser(
+        "train", help="train eSR/ESPCN/FSRCNN models from scratch on a folder of images",
+        description="Train models of the eSR pool (L1, Adam, cosine LR decay, random aligned patches with "
+                    "flips/rotations, MATLAB-bicubic LR, Y channel). Writes last.pt/best.pt checkpoints and, "
+                    "at the end, <id>.pt (use with --weights PATH) and <id>.json (provenance) in --out.")
+    p.add_argument("model", nargs="?", help="model id(s), comma-separated (python -m harness zoo list)")
+    p.add_argument("--pool", help="train every model of a pool (default, paper-front, all); fixed-weight "
+                                  "bicubic rows are skipped, finished ones too unless --force")
+    p.add_argument("--scale", help="with --pool: only these scales, e.g. 2 or 2,4")
+    p.add_argument("--data", metavar="DIR[,DIR]", help="training image folder(s), images directly inside or in "
+                                                       "DIR/HR/ (T91, BSD200, General100, DIV2K); comma-separated")
+    p.add_argument("--steps", type=int, default=20000, help="training steps (default 20000)")
+    p.add_argument("--batch", type=int, default=16, help="patches per step (default 16)")
+    p.add_argument("--patch", type=int, help=f"HR patch size in pixels, a multiple of the scale "
+                                             f"(default {DEFAULT_PATCH}; {DEFAULT_PATCH // 3 * 3} at x3)")
+    p.add_argument("--lr", type=float, help="initial learning rate (default 1e-3)")
+    p.add_argument("--min-lr", type=float, default=1e-5, help="learning rate reached at --steps by the cosine "
+                                                              "decay (default 1e-5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and patch sampling (default 0)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own, one per physical core); "
+                                               "recorded, as results can differ in the last bits across counts")
+    p.add_argument("--val-every", type=int, default=1000, help="validate every N steps and at the end "
+                                                               "(default 1000; 0: no validation)")
+    p.add_argument("--val-data", metavar="DIR", help="folder holding <Set>/HR/ for validation (default: "
+                                                     "$HARNESS_DATA if it holds the set, else the embedded images)")
+    p.add_argument("--val-set", default="Set5", help="validation set under --val-data (default Set5)")
+    p.add_argument("--checkpoint-every", type=int, default=1000, help="save last.pt every N steps (default 1000)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default $HARNESS_CACHE/train/<id>/; with --pool "
+                                                "or several ids: DIR/<id>/)")
+    p.add_argument("--resume", action="store_true", help="continue from last.pt in the output folder")
+    p.add_argument("--force", action="store_true", help="start over even if a finished or unfinished run exists")
+    p.add_argument("--stop-at", type=int, metavar="STEP", help="pause at this step (last.pt saved; "
+                                                               "continue later with --resume)")
+    p.add_argument("--json", action="store_true", help="print the provenance records as JSON")
+    p.set_defaults(func=cmd_train)
+    return p

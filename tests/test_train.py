@@ -1,0 +1,367 @@
+"""``python -m harness train``: data and its LR cache, reproducibility, exact resume,
+checkpoints and provenance, divergence handling, pools, and the one-line user errors.
+
+Everything runs on tiny synthetic folders made in tmp_path with a handful of steps; the
+one test on T91/Set5 needs ../shared and skips without it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from harness import train
+from harness.errors import HarnessError
+from harness.models import pools, resolve
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TM, ESPCN = "eSR-MAX_s2_K3_C2", "ESPCN_s2_D0_S3"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HARNESS_DATA", raising=False)
+    monkeypatch.setenv("HARNESS_NO_PROGRESS", "1")
+
+
+def smooth_images(folder: Path, n: int = 4, size=(40, 48), seed: int = 0, suffix: str = ".png") -> Path:
+    """Smooth random colour fields (bicubic blow-ups of 6x6 noise): an easily learnable SR task."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        small = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+        small.resize((size[1], size[0]), Image.BICUBIC).save(folder / f"img{i:02d}{suffix}")
+    return folder
+
+
+@pytest.fixture
+def data(tmp_path):
+    return smooth_images(tmp_path / "train")
+
+
+@pytest.fixture
+def val_root(tmp_path):
+    smooth_images(tmp_path / "val" / "Set5" / "HR", n=2, size=(32, 32), seed=7)
+    return tmp_path / "val"
+
+
+def settings(data, **kw):
+    base = dict(data=[str(data)], steps=12, batch=4, patch=16, threads=1, val_every=0, checkpoint_every=4)
+    base.update(kw)
+    return train.Settings(**base)
+
+
+def load(path):
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except TypeError:  # torch < 1.13 (JetPack 5) has no weights_only
+        return torch.load(str(path), map_location="cpu")
+
+
+weights = load
+
+
+def same_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def cli(argv):
+    """Parse ``train`` arguments with the parser harness/cli.py wires in, and run the command."""
+    parser = argparse.ArgumentParser()
+    train.add_train_parser(parser.add_subparsers())
+    args = parser.parse_args(["train"] + list(argv))
+    return args.func(args)
+
+
+# --------------------------------------------------------------------------- training itself
+
+def test_loss_decreases_on_a_learnable_set(data, monkeypatch):
+    losses = []
+
+    def recording(output, target):
+        loss = torch.nn.functional.l1_loss(output, target)
+        losses.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(train, "l1_loss", recording)
+    train.run([TM], settings(data, steps=100, batch=8, lr=3e-3, checkpoint_every=100), out=str(data.parent / "o"))
+    assert len(losses) == 100
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:10]), (losses[:10], losses[-20:])
+
+
+def test_same_seed_same_weights_other_seed_other_weights(data, tmp_path):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        train.run([ESPCN], settings(data, seed=seed), out=str(tmp_path / name))
+    a, b, c = (weights(tmp_path / n / f"{ESPCN}.pt") for n in "abc")
+    assert same_state(a, b)
+    assert not same_state(a, c)
+
+
+def test_resume_continues_exactly(data, val_root, tmp_path):
+    s = dict(steps=16, val_every=4, val_data=str(val_root), checkpoint_every=3)
+    straight = train.run([TM], settings(data, **s), out=str(tmp_path / "straight"))[0]
+    paused = train.run([TM], settings(data, **s), out=str(tmp_path / "split"), stop_at=8)[0]
+    assert paused["status"] == "paused" and paused["steps"] == 8
+    assert not (tmp_path / "split" / f"{TM}.pt").exists()
+    assert load(tmp_path / "split" / "last.pt")["step"] == 8
+    resumed = train.run([TM], settings(data, **s), out=str(tmp_path / "split"), resume=True)[0]
+    assert same_state(weights(tmp_path / "straight" / f"{TM}.pt"), weights(tmp_path / "split" / f"{TM}.pt"))
+    assert same_state(weights(tmp_path / "straight" / "best.pt"), weights(tmp_path / "split" / "best.pt"))
+    assert resumed["history"] == straight["history"] and resumed["best_psnr"] == straight["best_psnr"]
+    last = [load(tmp_path / d / "last.pt") for d in ("straight", "split")]
+    assert all(torch.equal(last[0]["optimizer"]["state"][0][k], last[1]["optimizer"]["state"][0][k])
+               for k in ("exp_avg", "exp_avg_sq"))
+
+
+def test_unfinished_run_needs_resume_or_force(data, tmp_path):
+    out = str(tmp_path / "o")
+    train.run([TM], settings(data), out=out, stop_at=4)
+    with pytest.raises(HarnessError, match=r"unfinished run .*--resume .*--force"):
+        train.run([TM], settings(data), out=out)
+    with pytest.raises(HarnessError, match="no checkpoint .*last.pt to resume"):
+        train.run([TM], settings(data), out=str(tmp_path / "elsewhere"), resume=True)
+    assert train.run([TM], settings(data), out=out, force=True)[0]["status"] == "finished"
+    assert train.run([TM], settings(data), out=out)[0]["status"] == "skipped"  # finished: nothing to do
+
+
+def test_resume_with_more_steps_warns_and_extends(data, tmp_path):
+    out = str(tmp_path / "o")
+    train.run([TM], settings(data, steps=8), out=out)
+    with pytest.warns(UserWarning, match=r"changed settings \(steps 8 -> 12\)"):
+        rec = train.run([TM], settings(data, steps=12), out=out, resume=True)[0]
+    assert rec["status"] == "finished" and rec["steps"] == 12
+    assert load(tmp_path / "o" / "last.pt")["step"] == 12
+
+
+# --------------------------------------------------------------------------- data and cache
+
+def test_lr_pairs_are_cached_and_reused(data, monkeypatch):
+    first = train.load_folder(data, 2)
+    assert first.cache.is_file() and first.cache.parent == Path(os.environ["HARNESS_CACHE"]) / "train"
+    stamp = first.cache.stat().st_mtime_ns
+
+    def no_recompute(*a, **k):
+        raise AssertionError("the LR pairs were recomputed although the cache is valid")
+
+    monkeypatch.setattr(train, "_degrade", no_recompute)
+    again = train.load_folder(data, 2)
+    assert first.cache.stat().st_mtime_ns == stamp
+    assert all(np.array_equal(a, b) for a, b in zip(first.lr, again.lr))
+    assert all(np.array_equal(a, b) for a, b in zip(first.hr, again.hr))
+    assert again.hr[0].dtype == np.float32 and again.hr[0].shape == (40, 48) and again.lr[0].shape == (20, 24)
+    with pytest.raises(AssertionError, match="recomputed"):  # another scale is another cache
+        train.load_folder(data, 4)
+    smooth_images(data, n=1, seed=9)  # new content: new key
+    with pytest.raises(AssertionError, match="recomputed"):
+        train.load_folder(data, 2)
+
+
+def test_pairs_follow_the_quality_protocol(data):
+    from harness.color import rgb_to_y
+    from harness.imageio import load_rgb
+    from harness.imresize import downscale, modcrop
+
+    folder = train.load_folder(data, 3)
+    rgb = modcrop(load_rgb(data / "img00.png"), 3)
+    np.testing.assert_allclose(folder.hr[0], rgb_to_y(rgb) / 255, atol=1e-6)
+    np.testing.assert_allclose(folder.lr[0], rgb_to_y(downscale(rgb, 3)) / 255, atol=1e-6)
+
+
+def test_patches_are_aligned_and_augmented(data):
+    folder = train.load_folder(data, 2)
+    sampler = train.PatchSampler([folder], 2, 16, 64, seed=0)
+    lr, hr = sampler.next()
+    assert lr.shape == (64, 1, 8, 8) and hr.shape == (64, 1, 16, 16)
+    # Each HR patch, box-averaged over 2x2 blocks, is close to its LR patch only if aligned.
+    pooled = torch.nn.functional.avg_pool2d(hr, 2)
+    assert (pooled - lr).abs().mean() < 0.01
+    assert (pooled - torch.flip(lr, dims=[3])).abs().mean() > 2 * (pooled - lr).abs().mean()
+
+
+def test_hr_subfolder_and_several_folders(tmp_path):
+    smooth_images(tmp_path / "A" / "HR", n=2)
+    smooth_images(tmp_path / "B", n=3, suffix=".bmp")
+    rec = train.run([TM], settings(f"{tmp_path / 'A'},{tmp_path / 'B'}", steps=2), out=str(tmp_path / "o"))[0]
+    assert [(d["folder"], d["images"]) for d in rec["data"]] == [(str(tmp_path / "A"), 2), (str(tmp_path / "B"), 3)]
+
+
+def test_small_images_are_skipped_with_a_warning(data):
+    smooth_images(data, n=1, size=(12, 40), seed=5)  # overwrites img00 with a 12-pixel-high image
+    with pytest.warns(UserWarning, match=r"1 of 4 images .* smaller than the 16-pixel patch .*img00"):
+        rec = train.run([TM], settings(data, steps=2), out=str(data.parent / "o"))[0]
+    assert rec["data"][0]["used"] == 3 and rec["images"] == 3
+
+
+# --------------------------------------------------------------------------- user errors
+
+def one_line(exc_info) -> str:
+    msg = str(exc_info.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HarnessError) as e:
+        cli([TM, "--data", str(tmp_path / "empty"), "--steps", "2"])
+    assert f"{tmp_path / 'empty'} holds no png/bmp/jpg images" in one_line(e)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(HarnessError) as e:
+        cli([TM, "--data", str(tmp_path / "nowhere"), "--steps", "2"])
+    assert "nowhere does not exist" in one_line(e)
+
+
+def test_unreadable_image(data):
+    (data / "broken.png").write_bytes(b"not a png at all")
+    with pytest.raises(HarnessError) as e:
+        cli([TM, "--data", str(data), "--steps", "2", "--val-every", "0"])
+    assert "broken.png: cannot read this image" in one_line(e)
+
+
+def test_all_images_too_small(data):
+    with pytest.raises(HarnessError) as e:
+        cli([TM, "--data", str(data), "--steps", "2", "--val-every", "0", "--patch", "64"])
+    assert one_line(e) == (f"all 4 images in {data} are smaller than the 64-pixel patch; "
+                           f"use --patch 40 or bigger images")
+
+
+def test_patch_must_be_a_multiple_of_the_scale(data):
+    with pytest.raises(HarnessError) as e:
+        cli(["ESPCN_s3_D0_S3", "--data", str(data), "--patch", "16"])
+    assert "--patch 16 is not a multiple of the scale 3 of ESPCN_s3_D0_S3; use --patch 15 or 18" in one_line(e)
+    assert train.patch_for(train.Settings(data=[]), "ESPCN_s3_D0_S3", 3) == 63  # the default at x3
+
+
+def test_fixed_and_unknown_ids(data):
+    with pytest.raises(HarnessError, match="Bicubic_s2 is not trainable"):
+        cli(["Bicubic_s2", "--data", str(data)])
+    with pytest.raises(HarnessError, match="unknown model id"):
+        cli(["nonsense", "--data", str(data)])
+
+
+# --------------------------------------------------------------------------- divergence
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
+    calls = []
+
+    def nan_at_step_7(output, target):
+        calls.append(1)
+        loss = torch.nn.functional.l1_loss(output, target)
+        return loss * float("nan") if len(calls) == 7 else loss
+
+    monkeypatch.setattr(train, "l1_loss", nan_at_step_7)
+    out = tmp_path / "o"
+    with pytest.raises(HarnessError) as e:
+        train.run([TM], settings(data, steps=20, checkpoint_every=2, lr=1e-2), out=str(out))
+    assert one_line(e).startswith("loss became NaN at step 7; lower --lr (was 0.01)")
+    ckpt = load(out / "last.pt")
+    assert ckpt["step"] == 6
+    assert all(torch.isfinite(v).all() for v in ckpt["module"].values())
+    assert not (out / f"{TM}.pt").exists()
+
+
+def test_exploding_learning_rate_is_reported(data, tmp_path):
+    with pytest.raises(HarnessError) as e:
+        cli([TM, "--data", str(data), "--lr", "1e30", "--min-lr", "0", "--steps", "20", "--batch", "4",
+             "--patch", "16", "--val-every", "0", "--checkpoint-every", "1", "--out", str(tmp_path / "o")])
+    assert "lower --lr (was 1e+30)" in one_line(e)
+    ckpt = load(tmp_path / "o" / "last.pt")
+    assert all(torch.isfinite(v).all() for v in ckpt["module"].values())
+
+
+def test_nan_weights_are_never_saved(data, tmp_path, monkeypatch):
+    """A finite loss with NaN weights (a broken optimiser step) must not reach last.pt either."""
+    real_step = torch.optim.Adam.step
+
+    def poisoning_step(self, *a, **k):
+        out = real_step(self, *a, **k)
+        if self.state[self.param_groups[0]["params"][0]]["step"] >= 5:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", poisoning_step)
+    out = tmp_path / "o"
+    with pytest.raises(HarnessError, match="weights became NaN/inf at step 5"):
+        train.run([TM], settings(data, steps=12, checkpoint_every=2), out=str(out))
+    ckpt = load(out / "last.pt")
+    assert ckpt["step"] == 4 and all(torch.isfinite(v).all() for v in ckpt["module"].values())
+
+
+# --------------------------------------------------------------------------- outputs
+
+def test_provenance_and_weights_load_through_the_registry(data, val_root, tmp_path):
+    out = tmp_path / "o"
+    code = cli([ESPCN, "--data", str(data), "--steps", "6", "--batch", "4", "--patch", "16", "--seed", "5",
+                "--threads", "1", "--val-every", "4", "--val-data", str(val_root), "--out", str(out)])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(["last.pt", "best.pt", f"{ESPCN}.pt", f"{ESPCN}.json"])
+    rec = json.loads((out / f"{ESPCN}.json").read_text())
+    assert rec["model"] == ESPCN and rec["status"] == "finished" and rec["scale"] == 2
+    assert rec["data"] == [dict(rec["data"][0], folder=str(data), images=4, used=4)]
+    assert (rec["steps"], rec["batch"], rec["patch"], rec["seed"], rec["threads"]) == (6, 4, 16, 5, 1)
+    assert rec["lr_schedule"] == {"type": "cosine", "lr": 1e-3, "min_lr": 1e-5, "steps": 6}
+    assert rec["wall_time_s"] > 0 and rec["cpu_time_s"] > 0
+    assert rec["validation"]["name"] == "Set5" and rec["validation"]["images"] == 2
+    assert [s for s, _ in rec["history"]] == [4, 6] and rec["final_psnr"] == rec["history"][-1][1]
+    assert rec["best_psnr"] == max(p for _, p in rec["history"])
+    assert rec["torch_version"] == torch.__version__ and rec["harness_version"]
+    # the final state dict loads strictly through the registry and is the trained network
+    model = resolve(ESPCN, weights=str(out / f"{ESPCN}.pt"))
+    assert model.weights == str(out / f"{ESPCN}.pt")
+    assert same_state(model.module.state_dict(), weights(out / f"{ESPCN}.pt"))
+    assert not same_state(model.module.state_dict(), resolve(ESPCN).module.state_dict())
+    # the validation PSNR is the harness's own protocol on those weights
+    from harness.datasets import find_set
+    from harness.quality import QualityEvaluator
+
+    psnr = QualityEvaluator(show_progress=False).evaluate(model, find_set(val_root, "Set5")).psnr
+    assert psnr == pytest.approx(rec["final_psnr"], abs=1e-9)
+    resolve(ESPCN, weights=str(out / "best.pt"))
+
+
+def test_default_out_and_embedded_validation_fallback(data, monkeypatch):
+    monkeypatch.setattr(train.Validator, "psnr", lambda self, mid, module: 20.0)  # skip the big embedded images
+    rec = train.run([TM], settings(data, steps=2, val_every=2))[0]
+    assert Path(rec["out"]) == Path(os.environ["HARNESS_CACHE"]) / "train" / TM
+    assert rec["validation"]["name"] == "embedded" and rec["final_psnr"] == 20.0
+
+
+def test_pool_trains_each_model_and_skips_finished_ones(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(pools.POOLS, "tiny", lambda: ["Bicubic_s2", TM, ESPCN])
+    out = tmp_path / "pool"
+    args = ["--pool", "tiny", "--data", str(data), "--steps", "3", "--batch", "2", "--patch", "16",
+            "--val-every", "0", "--out", str(out), "--json"]
+    assert cli(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in first] == ["skipped", "finished", "finished"]
+    assert (out / TM / f"{TM}.pt").is_file() and (out / ESPCN / f"{ESPCN}.pt").is_file()
+    stamp = (out / TM / f"{TM}.pt").stat().st_mtime_ns
+    cli(args)
+    assert [r["status"] for r in json.loads(capsys.readouterr().out)] == ["skipped", "skipped", "skipped"]
+    assert (out / TM / f"{TM}.pt").stat().st_mtime_ns == stamp
+    cli(args + ["--force", "--scale", "2"])
+    assert [r["status"] for r in json.loads(capsys.readouterr().out)] == ["skipped", "finished", "finished"]
+
+
+# --------------------------------------------------------------------------- real data
+
+@pytest.mark.shared
+def test_t91_with_set5_validation():
+    datasets = SHARED / "datasets"
+    if not (SHARED.is_dir() and (datasets / "T91").is_dir() and (datasets / "Set5" / "HR").is_dir()):
+        pytest.skip(f"needs T91 and Set5 in {datasets} (development data, absent here)")
+    rec = train.run(["eSR-MAX_s2_K3_C1"], settings(datasets / "T91", steps=30, batch=16, patch=32, lr=1e-2,
+                                                   val_every=15, val_data=str(datasets), checkpoint_every=30),
+                    out=os.path.join(os.environ["HARNESS_CACHE"], "t91"))[0]
+    assert rec["data"][0]["images"] == 91 and rec["validation"]["name"] == "Set5"
+    assert len(rec["history"]) == 2 and 10 < rec["final_psnr"] < 40
