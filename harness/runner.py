@@ -278,8 +278,11 @@ def _child(conn, model_id, scale, cfg, inputs_path):
 
 
 def failure_record(model_id: str, scale: int, cfg: BenchConfig, reason: str) -> Dict:
-    return {"model": model_id, "scale": scale, "device": cfg.device, "backend": cfg.backend,
-            "precision": cfg.precision, "weights": cfg.weights, "status": "failed", "reason": reason}
+    from .models.registry import family_name
+
+    return {"model": model_id, "scale": scale, "family": family_name(model_id), "device": cfg.device,
+            "backend": cfg.backend, "precision": cfg.precision, "weights": cfg.weights, "status": "failed",
+            "reason": reason}
 
 
 def measure_isolated(model_id: str, scale: int, cfg: BenchConfig, inputs_path: Optional[str] = None) -> Dict:

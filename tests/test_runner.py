@@ -65,7 +65,7 @@ def test_classical_and_torch_backends(backend):
 def test_isolation_turns_failures_into_records(cls, reason, timeout, inputs_npz):
     cfg = BenchConfig(weights="init", repeats=1, timeout_s=timeout)
     rec = measure_isolated(f"fixtures.fake_models:{cls}", 2, cfg, inputs_path=inputs_npz)
-    assert rec["status"] == "failed" and reason in rec["reason"]
+    assert rec["status"] == "failed" and reason in rec["reason"] and rec["family"] == "custom"
 
 
 def test_isolated_success(inputs_npz):

@@ -52,6 +52,12 @@ def _match(model_id: str):
     return None, None
 
 
+def family_name(model_id: str) -> str:
+    """The family of an id without building anything ('' when unknown)."""
+    family, _ = _match(model_id)
+    return family.name if family is not None else ""
+
+
 def id_scale(model_id: str) -> Optional[int]:
     """The scale an id fixes (``Bicubic_s3`` -> 3), or None for scale-free ids."""
     family, m = _match(model_id)
