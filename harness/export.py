@@ -39,6 +39,8 @@ def _infer_channels(module) -> int:
     """Input channels of the first conv (every zoo network starts with one); 1 if none found."""
     from torch import nn
 
+    if isinstance(getattr(module, "in_channels", None), int):  # models that say so (BSRN repeats its input)
+        return int(module.in_channels)
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             return int(m.in_channels)

@@ -126,7 +126,8 @@ def test_bench_rejects_bad_input_before_measuring(tmp_path, capsys):
     assert "unknown model id" in capsys.readouterr().err
     assert main(["bench", "--model", "Bicubic_s2", "--backend", "nosuch", "--db", str(tmp_path / "x.db")]) == 2
     assert "unknown backend 'nosuch'" in capsys.readouterr().err
-    assert main(["bench", "--model", "Bicubic_s2", "--precision", "int8", "--db", str(tmp_path / "x.db")]) == 2
+    assert main(["bench", "--model", "Bicubic_s2", "--backend", "torch", "--precision", "int8",
+                 "--db", str(tmp_path / "x.db")]) == 2
     assert "does not run int8" in capsys.readouterr().err
 
 

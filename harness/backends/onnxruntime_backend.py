@@ -47,6 +47,16 @@ def exported_onnx(model, form: str, workdir: Path) -> Tuple[Path, str]:
     return Path(path), got
 
 
+def int8_onnx(model, fp32_path: Path) -> Path:
+    """The QDQ INT8 version of an exported file (cached beside it), calibrated on embedded-image patches."""
+    from ..quantize import calibration_inputs, quantize_qdq
+
+    target = fp32_path.with_name(fp32_path.stem + ".int8.onnx")
+    if not target.is_file():
+        quantize_qdq(fp32_path, target, calibration_inputs(model.scale, model.input_space))
+    return target
+
+
 class OrtSession(Session):
     def __init__(self, session, form: str, device: str, device_id: int = 0):
         super().__init__()
@@ -87,7 +97,7 @@ class OrtSession(Session):
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "int8")
 
     @classmethod
     def probe(cls) -> Tuple[bool, str]:
@@ -156,6 +166,8 @@ class OnnxRuntimeBackend(Backend):
             path, got = exported_onnx(model, form, workdir)
             if got not in candidates:
                 candidates[got] = path
+        if self.precision == "int8":
+            candidates = {form: int8_onnx(model, path) for form, path in candidates.items()}
         sessions = {form: OrtSession(self._session(path, provider), form, self.device) for form, path in candidates.items()}
         if len(sessions) == 1:
             chosen = next(iter(sessions.values()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import re
 
-from . import bicubic, custom, esr, onnx_file
+from . import abpn, bicubic, bsrn, custom, esr, onnx_file
 from .base import TorchUpscaler, Upscaler
 from .registry import SCALES, Family, all_ids, families, id_scale, register, resolve
 
@@ -42,6 +42,22 @@ for _name in esr.FAMILIES:
     ))
 del _name
 
+register(Family(
+    name="ABPN",
+    pattern=re.compile(r"ABPN_s(?P<scale>\d+)"),
+    build=abpn.build,
+    ids=lambda s: [f"ABPN_s{s}"],
+    description="anchor-based plain net (MAI 2021), RGB, 7 conv + anchor; built for INT8",
+    load_weights=abpn.load_weights,
+))
+register(Family(
+    name="BSRN",
+    pattern=bsrn.PATTERN,
+    build=bsrn.build_from_match,
+    ids=bsrn.ids,
+    description=bsrn.DESCRIPTION,
+    load_weights=bsrn.load_weights,
+))
 register(Family(
     name="custom",
     pattern=re.compile(custom.PATTERN),

@@ -1,0 +1,53 @@
+"""ABPN, the anchor-based plain net (Du et al., MAI 2021 quantized-SR winner), RGB.
+
+conv 3x3 3->28 + ReLU, four conv 3x3 28->28 + ReLU, conv 28->3s^2 + ReLU, conv 3s^2->3s^2;
+the *anchor* (each input channel repeated s^2 times, i.e. nearest-neighbour upsampling once
+depth-to-space is applied) is added before DepthToSpace, and the output is clipped to [0, 1].
+The authors' TensorFlow code concatenates 9 copies of the input and uses TF's depth_to_space
+(phase-major channels); PyTorch's PixelShuffle is channel-major, so the same anchor is
+``repeat_interleave`` here. 42.5K parameters at x3. A plain conv/ReLU stack with no
+normalisation was chosen by its authors because it quantizes to INT8 with little loss.
+"""
+from __future__ import annotations
+
+from .base import TorchUpscaler
+
+FEATURES = 28
+BODY = 4
+
+
+def _build_net(scale: int):
+    import torch
+    from torch import nn
+
+    class ABPN(nn.Module):
+        input_space = "rgb"
+
+        def __init__(self):
+            super().__init__()
+            self.scale = scale
+            out = 3 * scale * scale
+            layers = [nn.Conv2d(3, FEATURES, 3, padding=1), nn.ReLU(inplace=True)]
+            for _ in range(BODY):
+                layers += [nn.Conv2d(FEATURES, FEATURES, 3, padding=1), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(FEATURES, out, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(out, out, 3, padding=1)]
+            self.body = nn.Sequential(*layers)
+            self.shuffle = nn.PixelShuffle(scale)
+
+        def forward(self, x):
+            anchor = torch.repeat_interleave(x, self.scale * self.scale, dim=1)
+            return torch.clamp(self.shuffle(self.body(x) + anchor), 0.0, 1.0)
+
+    return ABPN()
+
+
+def build(match, scale: int) -> TorchUpscaler:
+    return TorchUpscaler(_build_net(scale), id=f"ABPN_s{scale}", family="ABPN", scale=scale, input_space="rgb",
+                         weights="init")
+
+
+def load_weights(model_id: str, choice: str, model: TorchUpscaler):
+    """A state-dict file trained by the harness (no official PyTorch weights exist)."""
+    from .custom import load_weights as load_state_dict_file
+
+    return load_state_dict_file(model_id, choice, model)
