@@ -719,6 +719,10 @@ def cmd_train(args) -> int:
     settings = Settings(data=[args.data], steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
                         min_lr=args.min_lr, seed=args.seed, threads=args.threads, val_every=args.val_every,
                         val_data=args.val_data, val_set=args.val_set, checkpoint_every=args.checkpoint_every)
+    if getattr(args, "cluster", None):
+        from .cluster import train_on_cluster  # Ray is imported there, only when asked for
+
+        return train_on_cluster(ids, args, args.cluster, settings=settings)
     records = run(ids, settings, out=args.out, pool=bool(args.pool) or len(ids) > 1, resume=args.resume,
                   force=args.force, stop_at=args.stop_at, show_progress=not args.json and sys.stderr.isatty())
     if args.json:
@@ -773,5 +777,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--stop-at", type=int, metavar="STEP", help="pause at this step (last.pt saved; "
                                                                "continue later with --resume)")
     p.add_argument("--json", action="store_true", help="print the provenance records as JSON")
+    p.add_argument("--cluster", metavar="ADDRESS", help="train one Ray task per model on the Ray cluster at ADDRESS "
+                                                       "(HEAD:6379; 'local': a local Ray instance); results land "
+                                                       "in --out as without it (needs the [ray] extra)")
     p.set_defaults(func=cmd_train)
     return p

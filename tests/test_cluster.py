@@ -1,0 +1,125 @@
+"""``python -m harness train --cluster ADDRESS``: one Ray task per model, results gathered into
+the local store, one retry, failures reported with exit code 1, and Ray kept optional.
+
+The Ray tests start a local instance (``--cluster local``) and train tiny models for a few
+steps on a tiny synthetic folder; they skip when Ray is not installed (the [ray] extra).
+Failures inside a worker are injected with HARNESS_CLUSTER_FAIL (a monkeypatch would not
+reach the worker processes).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+
+import pytest
+
+from harness import cluster, train
+from harness.errors import HarnessError
+
+from test_train import ESPCN, TM, smooth_images
+
+TR = "eSR-TR_s2_K3_C2"
+COMMON = ["--data", "{data}", "--steps", "3", "--batch", "2", "--patch", "16", "--val-every", "0",
+          "--threads", "1", "--checkpoint-every", "3"]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HARNESS_DATA", raising=False)
+    monkeypatch.delenv(cluster.FAIL_ENV, raising=False)
+    monkeypatch.setenv("HARNESS_NO_PROGRESS", "1")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture
+def data(tmp_path):
+    return smooth_images(tmp_path / "train")
+
+
+def cli(argv):
+    parser = argparse.ArgumentParser()
+    train.add_train_parser(parser.add_subparsers())
+    args = parser.parse_args(["train"] + list(argv))
+    return args.func(args)
+
+
+def common(data):
+    return [a.replace("{data}", str(data)) for a in COMMON]
+
+
+def need_ray():
+    return pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray[default]', the [ray] extra)")
+
+
+def test_local_cluster_trains_retries_and_reports(data, tmp_path, monkeypatch, capsys):
+    ray = need_ray()
+    out = tmp_path / "out"
+    # TM fine, ESPCN fails once (the retry succeeds), TR fails on both attempts
+    monkeypatch.setenv(cluster.FAIL_ENV, f"{ESPCN}:1,{TR}")
+    t0 = time.perf_counter()
+    rc = cli([f"{TM},{ESPCN},{TR}"] + common(data) + ["--out", str(out), "--cluster", "local", "--json"])
+    elapsed = time.perf_counter() - t0
+    captured = capsys.readouterr()
+    records = {r["model"]: r for r in json.loads(captured.out)}
+    assert rc == 1
+    assert not ray.is_initialized()  # the instance it started is shut down
+    assert records[TM]["status"] == "finished" and records[TM]["attempts"] == 1
+    assert records[ESPCN]["status"] == "finished" and records[ESPCN]["attempts"] == 2
+    assert records[TR]["status"] == "failed" and records[TR]["attempts"] == 2
+    assert "injected failure" in records[TR]["reason"] and "\n" not in records[TR]["reason"]
+    assert f"{ESPCN}: attempt 1 failed" in captured.err and f"{TR}: failed 2 times" in captured.err
+    for mid in (TM, ESPCN):
+        weights, prov = out / mid / f"{mid}.pt", out / mid / f"{mid}.json"
+        assert weights.is_file() and (out / mid / "last.pt").is_file()
+        record = json.loads(prov.read_text())
+        assert record["weights"] == str(weights)  # the local copy, not the worker's temp folder
+        assert record["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+        assert record["cluster"]["address"] == "local" and record["steps"] == 3
+        assert record["data"][0]["folder"] == str(data)
+    assert not (out / TR / f"{TR}.pt").exists()
+    # the same weights as the single-machine trainer (same seed, one thread)
+    solo = tmp_path / "solo"
+    assert cli([TM] + common(data) + ["--out", str(solo)]) == 0
+    capsys.readouterr()
+    assert _same(solo / f"{TM}.pt", out / TM / f"{TM}.pt")
+    # finished models are skipped without starting Ray at all
+    rc = cli([f"{TM},{ESPCN}"] + common(data) + ["--out", str(out), "--cluster", "local", "--json"])
+    assert rc == 0 and not ray.is_initialized()
+    assert [r["status"] for r in json.loads(capsys.readouterr().out)] == ["skipped", "skipped"]
+    print(f"local-cluster run: {elapsed:.1f} s", file=sys.stderr)
+
+
+def _same(a, b):
+    import torch
+    from test_train import load
+
+    sa, sb = load(a), load(b)
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_ray_missing_is_a_one_line_error(data, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without the [ray] extra looks like
+    with pytest.raises(HarnessError) as info:
+        cli([TM] + common(data) + ["--out", str(tmp_path / "out"), "--cluster", "local"])
+    assert str(info.value) == cluster.RAY_MISSING
+    assert not (tmp_path / "out").exists()
+
+
+def test_single_machine_path_needs_no_ray(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    assert cli([TM] + common(data) + ["--out", str(tmp_path / "out"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["status"] == "finished"
+
+
+def test_injection_spec():
+    import os
+
+    os.environ[cluster.FAIL_ENV] = f"{TM}:1, {ESPCN} ,"
+    try:
+        assert cluster._injected_failures() == {TM: 1, ESPCN: None}
+    finally:
+        del os.environ[cluster.FAIL_ENV]
