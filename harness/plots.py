@@ -56,6 +56,20 @@ def collect(store, run_id: Optional[str] = None) -> List[Dict]:
     return out
 
 
+def save_figure(fig, path_stem: Path) -> List[Path]:
+    """Write ``fig`` as PNG (for the report and quick looks) and SVG (for papers), then close it."""
+    import matplotlib.pyplot as plt
+
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    files = []
+    for ext in ("png", "svg"):
+        files.append(path_stem.with_suffix(f".{ext}"))
+        fig.savefig(files[-1])
+    plt.close(fig)
+    return files
+
+
 def _plain_log_ticks(axis) -> None:
     """Log-axis tick labels as plain numbers (2, 5, 20) rather than 2x10^0."""
     from matplotlib.ticker import FuncFormatter
@@ -114,14 +128,7 @@ def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    files = []
-    for ext in ("png", "svg"):
-        f = path_stem.with_suffix(f".{ext}")
-        fig.savefig(f)
-        files.append(f)
-    plt.close(fig)
-    return files
+    return save_figure(fig, path_stem)
 
 
 def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[List[Path]]:
@@ -147,13 +154,7 @@ def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[L
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    files = []
-    for ext in ("png", "svg"):
-        f = path_stem.with_suffix(f".{ext}")
-        fig.savefig(f)
-        files.append(f)
-    plt.close(fig)
-    return files
+    return save_figure(fig, path_stem)
 
 
 def cross_device_figure(points: List[Dict], scale: int, path_stem: Path) -> Optional[List[Path]]:
@@ -187,13 +188,7 @@ def cross_device_figure(points: List[Dict], scale: int, path_stem: Path) -> Opti
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    files = []
-    for ext in ("png", "svg"):
-        f = path_stem.with_suffix(f".{ext}")
-        fig.savefig(f)
-        files.append(f)
-    plt.close(fig)
-    return files
+    return save_figure(fig, path_stem)
 
 
 def draw_all(store, out_dir, run_id: Optional[str] = None) -> List[Path]:

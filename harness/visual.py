@@ -63,14 +63,9 @@ def comparison_figure(hr_rgb: np.ndarray, models: Sequence, out_stem: Path, titl
         ax.axis("off")
     fig.suptitle(title + zoom_note, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
-    files = []
-    for ext in ("png", "svg"):
-        f = out_stem.with_suffix(f".{ext}")
-        fig.savefig(f)
-        files.append(f)
-    plt.close(fig)
-    return files
+    from .plots import save_figure
+
+    return save_figure(fig, out_stem)
 
 
 def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weights: str = "official") -> List[Path]:

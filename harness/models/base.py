@@ -52,3 +52,26 @@ class TorchUpscaler(Upscaler):
             y = self.module(x)
         y = y[0, 0] if self.input_space == "y" else y[0].permute(1, 2, 0)
         return y.numpy()
+
+
+def load_state_strict(module, state, path, model_id: str, fix: str):
+    """``module.load_state_dict(state, strict=True)`` with a one-line error naming the file:
+    which keys are missing or unexpected and which shapes differ, and ``fix``."""
+    from ..errors import HarnessError
+
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)} (want {tuple(v.shape)})"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append("shape " + ", ".join(wrong[:3]) + (" ..." if len(wrong) > 3 else ""))
+        if missing:
+            parts.append(f"{len(missing)} missing, e.g. " + ", ".join(missing[:3]))
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. " + ", ".join(unexpected[:3]))
+        raise HarnessError(f"weights file {path} is not a {model_id} model ({'; '.join(parts)}); {fix}")
+    module.load_state_dict(state, strict=True)
+    return module.eval()

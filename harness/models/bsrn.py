@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Union
 
 from ..errors import HarnessError
-from .base import TorchUpscaler
+from .base import TorchUpscaler, load_state_strict
 
 PATTERN = re.compile(r"BSRN_s(?P<scale>[234])")
 DESCRIPTION = "BSRN (NTIRE 2022 efficient-SR winner; blueprint separable convs, ESA + CCA attention), RGB"
@@ -240,23 +240,7 @@ def load_official(model_id: str, path: Union[str, Path]):
     path = Path(path)
     module = build_module(model_id)
     state = _read_state_dict(model_id, path)
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} (want {tuple(v.shape)})"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            parts.append("shape " + ", ".join(wrong[:3]) + (" ..." if len(wrong) > 3 else ""))
-        if missing:
-            parts.append(f"{len(missing)} missing, e.g. " + ", ".join(missing[:3]))
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected, e.g. " + ", ".join(unexpected[:3]))
-        raise HarnessError(f"weights file {path} is not a {model_id} model ({'; '.join(parts)}); "
-                           f"give the official {official_filename(model_id)}")
-    module.load_state_dict(state, strict=True)
-    return module.eval()
+    return load_state_strict(module, state, path, model_id, f"give the official {official_filename(model_id)}")
 
 
 def load_weights(model_id: str, choice: str, model=None):

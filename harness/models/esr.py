@@ -40,7 +40,7 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 
 from ..errors import HarnessError
-from .base import TorchUpscaler
+from .base import TorchUpscaler, load_state_strict
 from .registry import unknown_id_message
 
 # --- design space (the published pool: 395 models per scale with our Bicubic_s{s}) ---------
@@ -349,23 +349,7 @@ def load_official(model_id: str, path: Union[str, Path]):
     path = Path(path)
     module = _new_module(model_id)
     state = _read_state_dict(model_id, path)
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} (want {tuple(v.shape)})"
-             for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            parts.append("shape " + ", ".join(wrong[:3]) + (" ..." if len(wrong) > 3 else ""))
-        if missing:
-            parts.append("missing " + ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else ""))
-        if unexpected:
-            parts.append("unexpected " + ", ".join(unexpected[:3]) + (" ..." if len(unexpected) > 3 else ""))
-        raise HarnessError(f"weights file {path} is not a {model_id} model ({'; '.join(parts)}); "
-                           f"give the file {model_id}.model or the id that matches this file")
-    module.load_state_dict(state, strict=True)
-    return module.eval()
+    return load_state_strict(module, state, path, model_id, f"give the file {model_id}.model or the id that matches this file")
 
 
 def _notes(model_id: str) -> Dict[str, str]:
