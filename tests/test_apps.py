@@ -87,3 +87,20 @@ def test_results_merge_cli(tmp_path, capsys):
     assert "1 rows added, 0 already present" in out and "0 rows added, 1 already present" in out
     assert len(a.rows()) == 1
     assert main(["results", "merge", str(tmp_path / "none.db"), "--db", str(tmp_path / "a.db")]) == 2
+
+
+def test_module_class_with_weights_file(tmp_path):
+    from fixtures.fake_models import Nearest
+
+    net = Nearest(scale=2)
+    net.gain.data.fill_(0.5)
+    good = tmp_path / "nearest.pth"
+    torch.save({"state_dict": net.state_dict()}, str(good))  # nested checkpoints are accepted
+    model = resolve("fixtures.fake_models:Nearest", 2, str(good))
+    assert model.weights == str(good) and model.module.gain.detach().item() == 0.5
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"other": torch.zeros(1)}, str(wrong))
+    with pytest.raises(HarnessError, match=r"wrong\.pth is not a fixtures\.fake_models:Nearest model"):
+        resolve("fixtures.fake_models:Nearest", 2, str(wrong))
+    with pytest.raises(HarnessError, match="has no official weights"):
+        resolve("fixtures.fake_models:Nearest", 2, "official")

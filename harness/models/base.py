@@ -8,7 +8,7 @@ there is one (exported to ONNX by later stages); classical methods have none.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
@@ -52,6 +52,46 @@ class TorchUpscaler(Upscaler):
             y = self.module(x)
         y = y[0, 0] if self.input_space == "y" else y[0].permute(1, 2, 0)
         return y.numpy()
+
+
+# Where checkpoints nest their state dict: BasicSR ('params', 'params_ema'), common trainers.
+_NESTED_KEYS = ("params", "params_ema", "state_dict", "model")
+
+
+def read_state_dict(path, model_id: str, fix: str) -> Dict:
+    """A weights file as a float32 state dict; one-line errors naming the file, ending in ``fix``.
+
+    Accepts a bare state dict, a checkpoint nesting it (``_NESTED_KEYS``), a pickled module,
+    and DataParallel's ``module.`` key prefix; fp16 files (the official eSR bicubic) are cast.
+    """
+    from pathlib import Path
+
+    import torch
+
+    from ..errors import HarnessError
+
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"weights file {path} for {model_id} does not exist; {fix}")
+    try:
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except TypeError:  # torch < 1.13 (JetPack 5) has no weights_only
+            obj = torch.load(str(path), map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise HarnessError(f"cannot read weights file {path} for {model_id} ({reason}); {fix}") from None
+    if isinstance(obj, torch.nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, dict):
+        for key in _NESTED_KEYS:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise HarnessError(f"weights file {path} is not a PyTorch state_dict (found {type(obj).__name__}); {fix}")
+    state = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
 def load_state_strict(module, state, path, model_id: str, fix: str):

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Union
 
 from ..errors import HarnessError
-from .base import TorchUpscaler, load_state_strict
+from .base import TorchUpscaler, load_state_strict, read_state_dict
 
 PATTERN = re.compile(r"BSRN_s(?P<scale>[234])")
 DESCRIPTION = "BSRN (NTIRE 2022 efficient-SR winner; blueprint separable convs, ESA + CCA attention), RGB"
@@ -206,40 +206,11 @@ def official_filename(model_id: str) -> str:
     return f"net_g_BSRN_x{scale_of(model_id)}.pth"
 
 
-def _read_state_dict(model_id: str, path: Path):
-    import torch
-
-    if not path.is_file():
-        raise HarnessError(f"weights file {path} for {model_id} does not exist; "
-                           f"give the path of {official_filename(model_id)} (xiaom233/BSRN)")
-    try:
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except TypeError:  # torch < 1.13 (JetPack 5) has no weights_only
-            obj = torch.load(str(path), map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise HarnessError(f"cannot read weights file {path} for {model_id} ({reason}); "
-                           f"give the official {official_filename(model_id)}") from None
-    # BasicSR checkpoints keep the weights under 'params' (or 'params_ema'); accept a bare dict too.
-    if isinstance(obj, dict):
-        for key in ("params", "params_ema"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise HarnessError(f"weights file {path} is not a PyTorch/BasicSR state_dict (found "
-                           f"{type(obj).__name__}); give the official {official_filename(model_id)}")
-    # Checkpoints saved from DataParallel prefix every key with 'module.'.
-    state = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
-    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-
-
 def load_official(model_id: str, path: Union[str, Path]):
     """The ``nn.Module`` of ``model_id`` with the weights at ``path`` (strict load, one-line errors)."""
     path = Path(path)
     module = build_module(model_id)
-    state = _read_state_dict(model_id, path)
+    state = read_state_dict(path, model_id, f"give the official {official_filename(model_id)} (xiaom233/BSRN)")
     return load_state_strict(module, state, path, model_id, f"give the official {official_filename(model_id)}")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from pathlib import Path
 
 from ..errors import HarnessError
 from .base import TorchUpscaler
@@ -39,23 +38,9 @@ def build(match, scale: int) -> TorchUpscaler:
 
 
 def load_weights(model_id: str, choice: str, model: TorchUpscaler):
-    import torch
+    from .base import load_state_strict, read_state_dict
 
     if choice == "official":
         raise HarnessError(f"{model_id} has no official weights; pass --weights FILE (or init)")
-    path = Path(choice)
-    if not path.is_file():
-        raise HarnessError(f"weights file {path} for {model_id} does not exist")
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise HarnessError(f"cannot read weights file {path} ({type(exc).__name__}); give a PyTorch state dict") from None
-    for key in ("params", "state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-            break
-    try:
-        model.module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise HarnessError(f"weights file {path} does not fit {model_id} ({str(exc).splitlines()[0][:160]})") from None
-    return model.module
+    fix = "give a state dict of this class (saved with torch.save(model.state_dict(), FILE))"
+    return load_state_strict(model.module, read_state_dict(choice, model_id, fix), choice, model_id, fix)

@@ -40,7 +40,7 @@ from typing import Dict, List, Tuple, Union
 import numpy as np
 
 from ..errors import HarnessError
-from .base import TorchUpscaler, load_state_strict
+from .base import TorchUpscaler, load_state_strict, read_state_dict
 from .registry import unknown_id_message
 
 # --- design space (the published pool: 395 models per scale with our Bicubic_s{s}) ---------
@@ -321,34 +321,11 @@ def build_module(model_id: str):
     return module.eval()
 
 
-def _read_state_dict(model_id: str, path: Path):
-    import torch
-
-    if not path.is_file():
-        raise HarnessError(f"weights file {path} for {model_id} does not exist; give the path of {model_id}.model")
-    try:
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except TypeError:  # torch < 1.13 (JetPack 5) has no weights_only
-            obj = torch.load(str(path), map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise HarnessError(f"cannot read weights file {path} for {model_id} ({reason}); "
-                           f"re-download {model_id}.model from pnavarre/eSR") from None
-    if isinstance(obj, torch.nn.Module):
-        obj = obj.state_dict()
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise HarnessError(f"weights file {path} is not a PyTorch state_dict (found {type(obj).__name__}); "
-                           f"give the {model_id}.model file from pnavarre/eSR")
-    # The official Bicubic_s*.model files are fp16; every network here runs in fp32.
-    return {k: (v.float() if v.is_floating_point() else v) for k, v in obj.items()}
-
-
 def load_official(model_id: str, path: Union[str, Path]):
     """The ``nn.Module`` of ``model_id`` with the official weights at ``path`` (strict load)."""
     path = Path(path)
     module = _new_module(model_id)
-    state = _read_state_dict(model_id, path)
+    state = read_state_dict(path, model_id, f"give the {model_id}.model file from pnavarre/eSR")
     return load_state_strict(module, state, path, model_id, f"give the file {model_id}.model or the id that matches this file")
 
 
