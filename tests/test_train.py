@@ -365,3 +365,31 @@ def test_t91_with_set5_validation():
                     out=os.path.join(os.environ["HARNESS_CACHE"], "t91"))[0]
     assert rec["data"][0]["images"] == 91 and rec["validation"]["name"] == "Set5"
     assert len(rec["history"]) == 2 and 10 < rec["final_psnr"] < 40
+
+
+def test_parallel_jobs_match_sequential_and_isolate_failures(data, tmp_path):
+    """--jobs: each model in its own single-threaded process gives the very weights a sequential
+    run gives; a model that fails there is reported while the others finish."""
+    ids = [TM, ESPCN]
+    seq = train.run(ids, settings(data), out=str(tmp_path / "seq"), pool=True)
+    par = train.run(ids, settings(data), out=str(tmp_path / "par"), pool=True, jobs=2)
+    assert sorted(r["model"] for r in par) == sorted(ids)
+    for mid in ids:
+        a = torch.load(tmp_path / "seq" / mid / f"{mid}.pt")
+        b = torch.load(tmp_path / "par" / mid / f"{mid}.pt")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert {r["model"]: r["steps"] for r in seq} == {r["model"]: r["steps"] for r in par}
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / ESPCN).write_text("not a folder")  # the child cannot create its output folder
+    records = {r["model"]: r for r in train.run(ids, settings(data), out=str(tmp_path / "bad"), pool=True, jobs=2)}
+    assert records[ESPCN]["status"] == "failed" and records[ESPCN]["reason"]
+    assert records[TM]["status"] == "finished" and (tmp_path / "bad" / TM / f"{TM}.pt").is_file()
+
+
+def test_family_recipe_fills_unset_settings():
+    s = train.for_family(train.Settings(data=["x"]), "eSR-TM")
+    assert (s.steps, s.batch, s.lr) == (train.RECIPES["eSR-TM"]["steps"], train.RECIPES["eSR-TM"]["batch"],
+                                        train.RECIPES["eSR-TM"]["lr"])
+    s = train.for_family(train.Settings(data=["x"], steps=7, batch=3, lr=0.1), "FSRCNN")
+    assert (s.steps, s.batch, s.lr) == (7, 3, 0.1)
