@@ -46,9 +46,10 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def _add_weights(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", default="official",
-                   help="weights of the learned models: official (imported with zoo import-esr; the default), "
-                        "init (untrained), or a weights file; bicubic baselines ignore it")
+    p.add_argument("--weights", default="shipped",
+                   help="weights of the learned models: shipped (trained by the project, in the package; the "
+                        "default, for the default pool), official (imported with zoo import-esr), init "
+                        "(untrained), or a weights file; bicubic baselines ignore it")
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -89,7 +90,7 @@ def _model_ids(args) -> List[str]:
     return ids
 
 
-def run_quality(model_ids, scales, data, set_names, weights="official", show_progress=True):
+def run_quality(model_ids, scales, data, set_names, weights="shipped", show_progress=True):
     from .datasets import data_root, resolve_sets
     from .models import resolve
     from .quality import QualityEvaluator
@@ -189,6 +190,16 @@ def cmd_zoo_list(args) -> int:
     from .models.pools import pool_ids
     from .output import emit
 
+    if args.shipped:
+        from .ship import acceptance_rows
+        from .weights import shipped_manifest
+
+        rows = acceptance_rows(shipped_manifest())
+        emit(rows, ("model", "steps", "cpu_min", "set5", "ours", "official", "delta", "tolerance", "passes"), args.json,
+             digits={"cpu_min": 1, "set5": 2, "ours": 2, "official": 2, "delta": 2},
+             headers={"cpu_min": "CPU min", "set5": "Set5 dB", "ours": "Set14 dB", "official": "official Set14",
+                      "delta": "delta dB", "tolerance": "tol dB", "passes": "within"})
+        return 0
     scales = _scales(args.scale) or list(SCALES)
     if args.pool:
         pairs = [(i, id_scale(i)) for i in pool_ids(args.pool) if id_scale(i) in scales]
@@ -203,6 +214,17 @@ def cmd_zoo_list(args) -> int:
         rows.append(row)
     emit(rows, ("id", "family", "scale", "input", "params", "macs_per_fhd"), args.json,
          headers={"macs_per_fhd": "MACs/FHD frame"})
+    return 0
+
+
+def cmd_zoo_ship(args) -> int:
+    from .ship import ship
+
+    manifest = ship(args.train_dir, _csv_list(args.models) or None, args.data, _csv_list(args.sets),
+                    show_progress=sys.stderr.isatty())
+    t = manifest["totals"]
+    print(f"shipped {t['models']} models ({t['cpu_hours']:.2f} CPU hours of training); {t['passing']} within "
+          f"tolerance of the official weights" + (f"; below: {', '.join(t['failing'])}" if t["failing"] else ""))
     return 0
 
 
@@ -257,7 +279,7 @@ def bench_config(profile: dict, args):
         target=target, threads=int(profile.get("threads", 0)), warmup=int(profile.get("warmup", 1)),
         repeats=int(getattr(args, "repeats", None) or profile.get("repeats", 5)),
         min_repeats=int(profile.get("min_repeats", 1)), max_time_s=float(profile.get("max_time_s", 10)),
-        weights=getattr(args, "weights", "official"), form=getattr(args, "form", "auto") or "auto",
+        weights=getattr(args, "weights", "shipped"), form=getattr(args, "form", "auto") or "auto",
         power_meter=profile.get("power_meter", "none"),
         timeout_s=float(getattr(args, "timeout", None) or profile.get("timeout_s", 600)),
         frames_dir=getattr(args, "frames", None))
@@ -418,7 +440,7 @@ def cmd_compare(args) -> int:
 
     profile = load_profile(args.device)
     cfg = bench_config(profile, args)
-    weights = args.weights or ("init" if ":" in args.model else "official")
+    weights = args.weights or ("init" if ":" in args.model else "shipped")
     cfg.weights = weights
     model = resolve(args.model, _scales(args.scale)[0] if args.scale else None, weights)
     baseline = resolve(f"Bicubic_s{model.scale}")
@@ -504,7 +526,7 @@ def cmd_run_all(args) -> int:
         for template in model_ids:
             mid = template.format(scale=s)
             pairs.extend(p for p in model_scale_pairs([mid], [s]) if p not in pairs)
-    if args.pool:
+    if args.pool and args.pool != "none":
         from .models.pools import pool_ids
 
         pairs.extend(p for p in model_scale_pairs(pool_ids(args.pool), []) if p[1] in scales and p not in pairs)
@@ -632,8 +654,18 @@ def build_parser() -> argparse.ArgumentParser:
     q = zsub.add_parser("list", help="model ids with family, scale, parameters and MACs per Full-HD frame")
     q.add_argument("--pool", help="only this pool: all, default, paper-front")
     q.add_argument("--scale", help="only these scales (default 2,3,4)")
+    q.add_argument("--shipped", action="store_true", help="the shipped weights instead: training cost and "
+                                                         "Set5/Set14 PSNR against the official weights")
     _add_json(q)
     q.set_defaults(func=cmd_zoo_list)
+    q = zsub.add_parser("ship", help="put weights trained by 'train' into the package (--weights shipped) with "
+                                     "their provenance and acceptance figures in its manifest")
+    q.add_argument("train_dir", metavar="DIR", help="the --out folder of python -m harness train --pool (DIR/<id>/)")
+    q.add_argument("--models", help="only these ids (default: every finished run in DIR)")
+    q.add_argument("--data", metavar="DIR", help="folder holding Set5/Set14 (DIR/<Set>/HR) to measure the "
+                                                 "acceptance figures; without it they are kept only for unchanged files")
+    q.add_argument("--sets", default="Set5,Set14", help="sets measured (default Set5,Set14; Set14 decides acceptance)")
+    q.set_defaults(func=cmd_zoo_ship)
     q = zsub.add_parser("import-esr", help="verify (SHA-256) and store the official eSR weights for --weights official")
     q.add_argument("path", help="a folder of eSR .model files (searched recursively) or the pnavarre/eSR zip archive")
     q.set_defaults(func=cmd_zoo_import_esr)
@@ -672,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="measure a new model like the pool and say whether it beats bicubic")
     p.add_argument("model", help="an ONNX file (1-channel Y or 3-channel RGB), module:Class, or a zoo id")
     p.add_argument("--scale", help="the scale (read from an ONNX file; needed for module:Class)")
-    p.add_argument("--weights", help="weights for module:Class (a state dict file); zoo ids: official")
+    p.add_argument("--weights", help="weights for module:Class (a state dict file); zoo ids: shipped (default) or official")
     _add_device(p)
     _add_data(p)
     p.add_argument("--sets", help="comma-separated sets (default: every set found, else embedded)")
@@ -712,7 +744,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     p.add_argument("--models", help=f"model ids, comma-separated; '{{scale}}' is filled in "
                                     f"(the baselines {','.join(BASELINES)} are always included)")
-    p.add_argument("--pool", help="also every model of this pool: all, default, paper-front")
+    p.add_argument("--pool", default="default",
+                   help="also every model of this pool: default (the default; its weights ship with the project), "
+                        "paper-front, all (needs --weights official), or none (the baselines and --models only)")
     _add_weights(p)
     p.add_argument("--scale", help="scales (default 2,3,4)")
     _add_data(p)

@@ -44,7 +44,7 @@ class BenchConfig:
     repeats: int = 5               # at most this many timed passes
     min_repeats: int = 1
     max_time_s: float = 20.0       # stop adding passes after this long
-    weights: str = "official"
+    weights: str = "shipped"
     form: str = "auto"
     power_meter: object = "none"
     timeout_s: float = 600.0

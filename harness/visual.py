@@ -68,7 +68,7 @@ def comparison_figure(hr_rgb: np.ndarray, models: Sequence, out_stem: Path, titl
     return save_figure(fig, out_stem)
 
 
-def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weights: str = "official") -> List[Path]:
+def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weights: str = "shipped") -> List[Path]:
     """Per device/backend/precision/scale of the store: bicubic, the front and the best model on
     the first image of ``image_set``."""
     from .models import resolve

@@ -6,9 +6,14 @@ user imports them once from a folder of ``.model`` files or the repository's zip
 manifest committed in ``harness/models/esr_official_manifest.json`` and copied into
 ``$HARNESS_CACHE/weights/esr-official/`` (default ``.cache/`` in the checkout).
 
-Weight choices (``--weights``): ``official`` (the imported pool), ``init`` (the authors'
-initialisation, for training), or a path to a state-dict file. Fixed-weight models (the
-bicubic baselines) ignore the choice and record ``none``.
+The project also *ships* weights it trained itself with ``python -m harness train`` (the
+``default`` pool, a few KB each) in ``harness/models/weights/shipped/``, with their provenance
+and acceptance figures in ``manifest.json`` there (``python -m harness zoo ship`` writes both),
+so a fresh checkout runs the pool with no download.
+
+Weight choices (``--weights``): ``shipped`` (the project's own, the default), ``official``
+(the imported pool), ``init`` (the authors' initialisation, for training), or a path to a
+state-dict file. Fixed-weight models (the bicubic baselines) ignore the choice and record ``none``.
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ from .errors import HarnessError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = Path(__file__).resolve().parent / "models" / "esr_official_manifest.json"
 CACHE_ENV = "HARNESS_CACHE"
+SHIPPED_DIR = Path(__file__).resolve().parent / "models" / "weights" / "shipped"
+SHIPPED_MANIFEST = SHIPPED_DIR / "manifest.json"
 
 
 def cache_dir() -> Path:
@@ -50,6 +57,32 @@ def official_file(file_stem: str) -> Path:
         raise HarnessError(f"official weights for {file_stem} are not imported (no {path}); run: "
                            f"python -m harness zoo import-esr PATH (a folder of eSR .model files or the "
                            f"pnavarre/eSR zip archive)")
+    return path
+
+
+def shipped_manifest() -> Dict:
+    """The shipped-weights manifest (``{"models": {id: entry}, ...}``); empty models when none is shipped."""
+    if not SHIPPED_MANIFEST.is_file():
+        return {"models": {}}
+    with open(SHIPPED_MANIFEST) as fh:
+        return json.load(fh)
+
+
+def shipped_ids() -> List[str]:
+    return sorted(shipped_manifest()["models"])
+
+
+def shipped_file(model_id: str) -> Path:
+    """The shipped weights of ``model_id``, checked against the manifest's SHA-256."""
+    entry = shipped_manifest()["models"].get(model_id)
+    if entry is None:
+        raise HarnessError(f"no shipped weights for {model_id} (the project ships the default pool's: python -m "
+                           f"harness zoo list --shipped); use --weights official (after zoo import-esr PATH), or "
+                           f"train it: python -m harness train {model_id} --data DIR")
+    path = SHIPPED_DIR / entry["file"]
+    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+        raise HarnessError(f"shipped weights file {path} is missing or does not match its SHA-256 in "
+                           f"{SHIPPED_MANIFEST}; restore it with git checkout -- {path}")
     return path
 
 

@@ -76,8 +76,9 @@ def unknown_id_message(model_id: str) -> str:
 def resolve(model_id: str, scale: Optional[int] = None, weights: Union[str, None] = None) -> Upscaler:
     """Build the model for ``model_id``; ``scale`` is required for scale-free ids and must agree otherwise.
 
-    ``weights``: None or ``init`` (fresh initialisation), ``official`` (the imported official
-    weights), or a path to a weights file. Models with fixed weights ignore it (``weights='none'``).
+    ``weights``: None or ``init`` (fresh initialisation), ``shipped`` (trained by the project,
+    in the package), ``official`` (the imported official weights), or a path to a weights file.
+    Models with fixed weights ignore it (``weights='none'``).
     """
     family, m = _match(model_id)
     if family is None:
@@ -95,7 +96,12 @@ def resolve(model_id: str, scale: Optional[int] = None, weights: Union[str, None
         raise HarnessError(f"scale x{scale} is not supported (use 2, 3 or 4)")
     model = family.build(m, scale)
     if weights not in (None, "init") and family.load_weights is not None:
-        model.module = family.load_weights(model_id, str(weights), model).eval()
+        if weights == "shipped":  # any family can ship: the file is a state dict like --weights FILE
+            from ..weights import shipped_file
+
+            model.module = family.load_weights(model_id, str(shipped_file(model_id)), model).eval()
+        else:
+            model.module = family.load_weights(model_id, str(weights), model).eval()
         model.weights = str(weights)
     return model
 
