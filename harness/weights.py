@@ -77,8 +77,9 @@ def shipped_file(model_id: str) -> Path:
     entry = shipped_manifest()["models"].get(model_id)
     if entry is None:
         raise HarnessError(f"no shipped weights for {model_id} (the project ships the default pool's: python -m "
-                           f"harness zoo list --shipped); use --weights official (after zoo import-esr PATH), or "
-                           f"train it: python -m harness train {model_id} --data DIR")
+                           f"harness zoo list --shipped); give --weights official where the authors published "
+                           f"weights (eSR pool: after zoo import-esr PATH), --weights FILE (e.g. trained with "
+                           f"python -m harness train), or --weights init for timing only")
     path = SHIPPED_DIR / entry["file"]
     if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
         raise HarnessError(f"shipped weights file {path} is missing or does not match its SHA-256 in "

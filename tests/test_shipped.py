@@ -1,0 +1,131 @@
+"""Shipped weights: ``zoo ship`` (copy, SHA-256, provenance, acceptance) and the committed pool.
+
+The committed manifest is checked for completeness and consistency here; its Set14 figures
+are re-measured for a few models when ../shared is present (they must be real measurements).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import ship, train, weights
+from harness.errors import HarnessError
+from harness.models import pools, resolve
+from harness.models.registry import family_name
+
+from test_train import settings, smooth_images
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MID = "eSR-MAX_s2_K3_C2"
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """An empty shipped store in tmp_path (the committed one is never written by tests)."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HARNESS_NO_PROGRESS", "1")
+    monkeypatch.delenv("HARNESS_DATA", raising=False)
+    monkeypatch.setattr(weights, "SHIPPED_DIR", tmp_path / "shipped")
+    monkeypatch.setattr(weights, "SHIPPED_MANIFEST", tmp_path / "shipped" / "manifest.json")
+    return tmp_path / "shipped"
+
+
+def test_ship_copies_weights_with_provenance_and_they_load(store, tmp_path):
+    data = smooth_images(tmp_path / "T91")
+    train.run([MID], settings(data), out=str(tmp_path / "runs"), pool=True)
+    manifest = ship.ship(tmp_path / "runs", log=lambda m: None)
+    entry = manifest["models"][MID]
+    assert (store / entry["file"]).is_file() and entry["bytes"] == (store / entry["file"]).stat().st_size
+    prov = entry["provenance"]
+    assert prov["steps"] == 12 and prov["seed"] == 0 and prov["cpu_time_s"] > 0
+    assert prov["data"][0]["folder"] == "T91" and prov["data"][0]["images"] == 4  # a name, not this machine's path
+    assert json.loads((store / "manifest.json").read_text())["totals"]["models"] == 1
+
+    model = resolve(MID, weights="shipped")
+    assert model.weights == "shipped"
+    trained = torch.load(tmp_path / "runs" / MID / f"{MID}.pt")
+    assert all(torch.equal(model.module.state_dict()[k], v) for k, v in trained.items())
+
+    (store / entry["file"]).write_bytes(b"tampered")
+    with pytest.raises(HarnessError, match="SHA-256"):
+        resolve(MID, weights="shipped")
+    with pytest.raises(HarnessError, match="no shipped weights for eSR-TM_s2_K7_C4.*--weights official"):
+        resolve("eSR-TM_s2_K7_C4", weights="shipped")
+
+
+def test_ship_measures_quality_and_records_absent_official_weights(store, tmp_path):
+    data = smooth_images(tmp_path / "T91")
+    smooth_images(tmp_path / "sets" / "Set14" / "HR", n=2, size=(32, 40), seed=3)
+    train.run([MID], settings(data), out=str(tmp_path / "runs"), pool=True)
+    logged = []
+    manifest = ship.ship(tmp_path / "runs", data=str(tmp_path / "sets"), sets=["Set14"], log=logged.append)
+    entry = manifest["models"][MID]
+    assert math.isfinite(entry["quality"]["Set14"]["psnr"]) and entry["params"] > 0
+    assert entry["official"] is None and entry["acceptance"]["passes"] is None
+    assert "import-esr" in entry["acceptance"]["reason"] and any("official weights not measured" in m for m in logged)
+
+
+def test_ship_refuses_missing_runs(store, tmp_path):
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(HarnessError, match="no finished training runs"):
+        ship.ship(tmp_path / "runs")
+    with pytest.raises(HarnessError, match="no finished training run for eSR-TM_s2_K7_C4"):
+        ship.ship(tmp_path / "runs", ["eSR-TM_s2_K7_C4"])
+
+
+def test_acceptance_tolerance_per_family_and_x3_note():
+    ours, official = {"Set14": {"psnr": 31.0}}, {"Set14": {"psnr": 31.25}}
+    assert ship.acceptance("eSR-TM_s2_K7_C4", ours, official)["passes"] is True       # -0.25 within 0.3
+    assert ship.acceptance("eSR-TM_s2_K7_C4", ours, {"Set14": {"psnr": 31.31}})["passes"] is False
+    assert ship.acceptance("FSRCNN_s2_D56_S12_M4", ours, {"Set14": {"psnr": 31.45}})["passes"] is True
+    assert ship.acceptance("FSRCNN_s2_D56_S12_M4", ours, {"Set14": {"psnr": 31.51}})["passes"] is False
+    better = ship.acceptance("eSR-TM_s3_K7_C4", {"Set14": {"psnr": 28.6}}, {"Set14": {"psnr": 28.45}})
+    assert better["delta_db"] == pytest.approx(0.15) and "+0.15 dB" in better["note"]
+    assert "note" not in ship.acceptance("eSR-TM_s2_K7_C4", {"Set14": {"psnr": 31.6}}, official)
+
+
+# --------------------------------------------------------------------------- the committed store
+
+def trainable_default_ids():
+    return [m for m in pools.pool_ids("default") if not m.startswith("Bicubic_")]
+
+
+def test_the_default_pool_is_shipped_complete_and_consistent():
+    manifest = weights.shipped_manifest()
+    assert sorted(manifest["models"]) == sorted(trainable_default_ids())
+    for mid, e in manifest["models"].items():
+        prov = e["provenance"]
+        assert prov["steps"] == prov["lr_schedule"]["steps"] > 0 and prov["cpu_time_s"] > 0, mid
+        assert {d["folder"] for d in prov["data"]} and all(not d["folder"].startswith("/") for d in prov["data"])
+        acc = e["acceptance"]
+        assert acc["set"] == "Set14" and acc["tolerance_db"] == ship.TOLERANCE_DB[family_name(mid)]
+        if e["official"] is not None:
+            delta = e["quality"]["Set14"]["psnr"] - e["official"]["Set14"]["psnr"]
+            assert acc["delta_db"] == pytest.approx(delta, abs=1e-3)
+            assert acc["passes"] == (delta >= -acc["tolerance_db"])
+    totals = manifest["totals"]
+    assert totals["models"] == len(manifest["models"])
+    assert totals["cpu_hours"] == pytest.approx(sum(e["provenance"]["cpu_time_s"] for e in manifest["models"].values())
+                                                / 3600, abs=1e-2)
+
+
+def test_every_shipped_file_loads_strictly():
+    for mid in weights.shipped_ids():
+        assert resolve(mid, weights="shipped").weights == "shipped"
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not (SHARED / "datasets" / "Set14").is_dir(), reason="needs ../shared/datasets/Set14")
+def test_shipped_quality_figures_are_measurements():
+    from harness.datasets import find_set
+    from harness.quality import QualityEvaluator
+
+    manifest = weights.shipped_manifest()["models"]
+    image_set = find_set(SHARED / "datasets", "Set14")
+    for mid in ("eSR-MAX_s2_K3_C1", "eSR-TM_s3_K7_C3", "ESPCN_s4_D0_S3"):
+        psnr = QualityEvaluator(show_progress=False).evaluate(resolve(mid, weights="shipped"), image_set).psnr
+        assert psnr == pytest.approx(manifest[mid]["quality"]["Set14"]["psnr"], abs=1e-3), mid
