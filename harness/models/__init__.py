@@ -58,6 +58,36 @@ register(Family(
     description=bsrn.DESCRIPTION,
     load_weights=bsrn.load_weights,
 ))
+# EDSR-baseline (Y) and GhostSR: ghost features in EDSR and the eSR pool's FSRCNN/ESPCN (ghost.py).
+from . import edsr, ghost  # noqa: E402 - kept beside its registrations
+
+register(Family(
+    name="EDSR",
+    pattern=edsr.PATTERN,
+    build=edsr.build_from_match,
+    ids=edsr.ids,
+    description=edsr.DESCRIPTION,
+    load_weights=edsr.load_weights,
+))
+register(Family(
+    name="GhostSR",
+    pattern=ghost.PATTERN,
+    build=ghost.build_from_match,
+    ids=ghost.ids,
+    description=ghost.DESCRIPTION,
+    load_weights=ghost.load_weights,
+))
+# ClassSR (CVPR 2021): patches classified and routed to three FSRCNN branches (classsr.py), x4 only.
+from . import classsr  # noqa: E402 - kept beside its registration
+
+register(Family(
+    name=classsr.FAMILY,
+    pattern=classsr.PATTERN,
+    build=classsr.build_from_match,
+    ids=classsr.ids,
+    description=classsr.DESCRIPTION,
+    load_weights=classsr.load_weights,
+))
 register(Family(
     name="custom",
     pattern=re.compile(custom.PATTERN),
