@@ -197,11 +197,28 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         record["e2e"] = latency_stats(e2e)
     out_hw = (batch[0].shape[2] * scale, batch[0].shape[3] * scale)
     record.update(roofline(model, cfg, record.get("fhd_per_s"), out_hw))
+    routing = _routing(model, session, batch)
+    if routing is not None:  # a routed model: what the frames really cost, not the static worst case
+        record["routing"] = routing
+        record["macs_per_fhd_static"] = record.get("macs_per_fhd")
+        record["macs_per_fhd"] = routing["macs_routed_per_image"]
     record["after"] = _thermal_and_clocks()
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     record["device_memory_bytes"] = session.device_memory_bytes()
     session.close()
     return record
+
+
+def _routing(model, session, batch) -> Optional[Dict]:
+    """Routing statistics of a model that routes its input (ClassSR) over one untimed pass of the frames."""
+    merge = getattr(model, "merge_routing", None)
+    if merge is None:
+        return None
+    records = []
+    for x in batch:
+        session.infer(x)
+        records.append(getattr(session, "last_routing", None) or getattr(model, "last_routing", None))
+    return merge(records)
 
 
 def roofline(model, cfg: BenchConfig, fhd_per_s, out_hw=(1080, 1920)) -> Dict[str, object]:

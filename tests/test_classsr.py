@@ -324,3 +324,35 @@ def test_registry_resolves_classsr_at_x4_only():
         resolve(classsr.MODEL_ID, scale=3)
     sr = model(test_image(33, 50))
     assert sr.shape == (132, 200) and sr.dtype == np.float32 and model.last_routing["patches"] == 4  # rows 0, 1; columns 0, 18
+
+
+def test_runner_measures_the_routed_onnx_pipeline_and_stores_routing(tmp_path):
+    """The ORT backend runs ClassSR as its routed pipeline (classification and stitching inside the
+    timed compute) and the record carries the routing over all frames, with the routed MACs."""
+    from harness.runner import BenchConfig, measure
+
+    cfg = BenchConfig(device="cpu", backend="onnxruntime", precision="fp32", weights="init", repeats=1,
+                      min_repeats=1, warmup=0, max_time_s=0.1, power_meter="none", workdir=str(tmp_path),
+                      reference_check=False)
+    rng = np.random.default_rng(0)
+    frames = [rng.random((1, 1, 40, 60), dtype=np.float32) for _ in range(2)]
+    record = measure(classsr.MODEL_ID, 4, cfg, frames)
+    routing = record["routing"]
+    assert record["form"] == "routed"
+    assert routing["images"] == 2 and sum(routing["counts"]) == routing["patches"] == 2 * routing["patches_per_image"]
+    assert abs(sum(routing["shares"]) - 1) < 1e-9
+    assert record["macs_per_fhd"] == routing["macs_routed_per_image"]
+    per_patch = routing["macs_per_patch"]
+    expected = sum(c * m for c, m in zip(routing["counts"], per_patch["branches"])) \
+        + routing["patches"] * per_patch["classifier"]
+    assert routing["macs_routed"] == expected
+    assert record["fhd_per_s"] > 0
+
+
+def test_tensorrt_refuses_the_routed_model_with_a_way_out():
+    from harness.backends.tensorrt_backend import TensorRTBackend
+
+    backend = TensorRTBackend.__new__(TensorRTBackend)
+    backend.probe = lambda: (True, "")
+    with pytest.raises(HarnessError, match="--backend onnxruntime"):
+        backend.prepare(classsr.build(), [(1, 1, 32, 32)])

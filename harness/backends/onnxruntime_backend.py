@@ -160,6 +160,11 @@ class OnnxRuntimeBackend(Backend):
         if getattr(model, "module", None) is None:
             return NativeSession(model)
         workdir = Path(self.workdir or ".") / "onnx"
+        if hasattr(model, "onnx_pipeline"):  # a routed model (ClassSR): several graphs, routing and stitching on the host
+            if self.precision != "fp32":
+                raise HarnessError(f"{model.id} runs at fp32 only on onnxruntime (its routed pipeline has no "
+                                   f"{self.precision} form); use --precision fp32")
+            return model.onnx_pipeline(workdir, threads=self.threads or None, providers=[provider])
         forms = ["fast", "naive"] if self.form == "auto" else [self.form]
         candidates = {}
         for form in forms:

@@ -425,6 +425,9 @@ class TensorRTBackend(Backend):
             return self.prepare_onnx(model.onnx_path, input_shapes, form="onnx")
         if getattr(model, "module", None) is None:
             return NativeSession(model)
+        if hasattr(model, "onnx_pipeline"):  # routed (ClassSR): data-dependent batches per branch, no single engine
+            raise HarnessError(f"{model.id} routes patches between several networks on the host and has no single "
+                               f"TensorRT engine; run it with --backend onnxruntime (its TensorRT provider on GPU)")
         from .onnxruntime_backend import exported_onnx
 
         shapes = _normalise_shapes(input_shapes)

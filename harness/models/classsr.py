@@ -315,6 +315,30 @@ def __getattr__(name: str):
 
 
 # --- the zoo interface --------------------------------------------------------------------------
+_SUMMED = ("images", "patches", "macs_branches", "macs_classifier", "macs_routed", "macs_largest_same_patches",
+           "macs_largest_whole_image")
+
+
+def merge_routing(records: Sequence[Dict[str, object]]) -> Optional[Dict[str, object]]:
+    """One routing record for several runs (the runner's frames): counts and MACs summed, shares and savings
+    recomputed, plus ``macs_routed_per_image`` (what one frame really costs, classifier included)."""
+    records = [r for r in records if r]
+    if not records:
+        return None
+    out = dict(records[0])
+    for key in _SUMMED:
+        out[key] = int(sum(int(r[key]) for r in records))
+    out["counts"] = [int(sum(r["counts"][i] for r in records)) for i in range(len(out["counts"]))]
+    total = sum(out["counts"])
+    out["shares"] = [c / total if total else 0.0 for c in out["counts"]]
+    largest = out["macs_largest_same_patches"]
+    out["macs_saved_pct"] = 100.0 * (1.0 - out["macs_branches"] / largest) if largest else 0.0
+    out["macs_saved_pct_incl_classifier"] = 100.0 * (1.0 - out["macs_routed"] / largest) if largest else 0.0
+    out["patches_per_image"] = total // max(out["images"], 1)
+    out["macs_routed_per_image"] = out["macs_routed"] / max(out["images"], 1)
+    return out
+
+
 class ClassSRUpscaler(TorchUpscaler):
     """The routed PyTorch pipeline as an :class:`Upscaler`; ``last_routing`` is the last call's record."""
 
@@ -328,6 +352,8 @@ class ClassSRUpscaler(TorchUpscaler):
     @property
     def last_routing(self) -> Optional[Dict[str, object]]:
         return getattr(self.module, "last_routing", None)
+
+    merge_routing = staticmethod(merge_routing)
 
     def onnx_pipeline(self, workdir: Union[str, Path], threads: Optional[int] = None,
                       providers: Optional[Sequence] = None) -> "ClassSROnnx":
