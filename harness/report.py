@@ -197,7 +197,7 @@ def collect_entries(rows) -> List[Dict]:
         e = {"device": r["device"], "backend": r["backend"], "precision": r["precision"], "model": r["model"],
              "scale": r["scale"], "weights": r["weights"], "family": r["family"] or family.get(r["model"]),
              "form": r["form"], "params": data.get("params"), "macs_per_fhd": data.get("macs_per_fhd"),
-             "power_reason": data.get("power_reason", ""), "speed_row": r}
+             "power_reason": data.get("power_reason", ""), "routing": data.get("routing"), "speed_row": r}
         e.update({f: r[f] for f in _SPEED_FIELDS})
         entries.append(_with_quality(e, quality.get(qkey, {})))
     for qkey, sets in quality.items():
@@ -368,6 +368,29 @@ def problems_table(rows) -> Table:
     return Table("problems", cols, out)
 
 
+def routing_table(entries: List[Dict]) -> Table:
+    """Models that route patches between branches (ClassSR): where the patches went and what it saved."""
+    cols = [Col("model", "model"), Col("device", "device"), Col("backend", "backend"), Col("scale", "scale", "int"),
+            Col("patches", "patches / frame", "int"), Col("shares", "share of patches per branch", "long"),
+            Col("macs", "routed GMACs / frame", "gmacs"), Col("saved", "MACs saved vs largest branch (%)", "ratio"),
+            Col("saved_cls", "… with the classifier (%)", "ratio"), Col("fhd_per_s", "FHD/s end to end", "fps"),
+            Col("psnr", "mean PSNR (dB)", "psnr")]
+    rows = []
+    for e in entries:
+        r = e.get("routing")
+        if not r:
+            continue
+        shares = ", ".join(f"{b}: {100 * x:.0f}%" for b, x in zip(r.get("branches", []), r.get("shares", [])))
+        psnr = [v for v in e["psnr"].values() if _number(v) is not None]
+        rows.append({"model": e["model"], "device": e["device"], "backend": f"{e['backend']} {e['precision']}",
+                     "scale": e["scale"], "patches": r.get("patches_per_image"), "shares": shares,
+                     "macs": r.get("macs_routed_per_image"), "saved": r.get("macs_saved_pct"),
+                     "saved_cls": r.get("macs_saved_pct_incl_classifier"), "fhd_per_s": e.get("fhd_per_s"),
+                     "psnr": sum(psnr) / len(psnr) if psnr else None})
+    return Table("routing", cols, rows, "over the Full-HD frames of the speed run; FHD/s includes patching, "
+                                        "classification, the per-branch batches and stitching")
+
+
 def power_table(entries: List[Dict]) -> Table:
     """Why power is absent: each distinct reason once, with where it applies."""
     groups: Dict[tuple, List[str]] = defaultdict(list)
@@ -495,7 +518,7 @@ def _section(title: str, body: str, sid: str) -> str:
 
 
 def render_html(title: str, head: List[Tuple[str, str]], figures: str, models: Table, pareto: Table,
-                problems: Table, power: Table, envs: List[Tuple[str, Table]]) -> str:
+                problems: Table, power: Table, envs: List[Tuple[str, Table]], routing: Optional[Table] = None) -> str:
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in head)
     sections = [
         f'<section id="headline"><h1>{_e(title)}</h1><dl class="headline">{dl}</dl></section>',
@@ -504,6 +527,7 @@ def render_html(title: str, head: List[Tuple[str, str]], figures: str, models: T
                  "<p>No model has both quality and speed measured.</p>", "front"),
         _section("All models", html_table(models) + '<p class="note">Click a column header to sort; '
                  'hover a status for its reason.</p>', "all-models"),
+    ] + ([_section("Routed models (ClassSR)", html_table(routing), "routing")] if routing and routing.rows else []) + [
         _section("Failures and flagged measurements", html_table(problems) if problems.rows else
                  "<p>None: every measurement succeeded.</p>", "failures"),
         _section("Power", html_table(power) if power.rows else
@@ -551,6 +575,6 @@ def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None) -
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
     html_path.write_text(render_html(title, head, figures, models, pareto, problems, power,
-                                     environment_tables(runs)), encoding="utf-8")
+                                     environment_tables(runs), routing_table(entries)), encoding="utf-8")
     md_path.write_text(render_md(title, head, models, pareto, problems), encoding="utf-8")
     return html_path, md_path

@@ -220,6 +220,28 @@ def test_embedded_is_labelled_and_never_averaged_with_standard_sets(tmp_path):
     assert "not a standard test set" in html_path.read_text() and "not a standard test set" in md_path.read_text()
 
 
+def test_routed_models_section(tmp_path):
+    """ClassSR's routing (shares per branch, routed MACs, savings) gets its own table; none without it."""
+    store = ResultStore(tmp_path / "h.db")
+    run, _ = store.start_run("cpu", "k")
+    routing = {"branches": ["FSRCNN_s4_D16_S12_M4", "FSRCNN_s4_D36_S12_M4", "FSRCNN_s4_D56_S12_M4"],
+               "patches_per_image": 170, "shares": [0.5, 0.25, 0.25], "macs_routed_per_image": 2.1e9,
+               "macs_saved_pct": 21.25, "macs_saved_pct_incl_classifier": -7.5}
+    store.add(run, "quality:Set5", _quality("ClassSR-FSRCNN_s4", "ClassSR", 30.1, "Set5", scale=4))
+    store.add(run, "speed", _speed("ClassSR-FSRCNN_s4", "ClassSR", 3.0, None, scale=4, routing=routing))
+    html_path, _ = write_report(store, tmp_path / "out", plots_dir=tmp_path / "plots")
+    (row,) = Tables(html_path.read_text()).records("routing")
+    assert row["model"] == "ClassSR-FSRCNN_s4" and row["patches / frame"] == "170"
+    assert row["share of patches per branch"] == ("FSRCNN_s4_D16_S12_M4: 50%, FSRCNN_s4_D36_S12_M4: 25%, "
+                                                  "FSRCNN_s4_D56_S12_M4: 25%")
+    assert row["MACs saved vs largest branch (%)"] == "21.25" and row["… with the classifier (%)"] == "-7.50"
+    assert row["mean PSNR (dB)"] == "30.10" and row["FHD/s end to end"] == "3.00"
+
+
+def test_no_routed_models_no_routing_section(report):
+    assert 'id="routing"' not in report["html"].read_text()
+
+
 def test_no_measurements_is_one_clear_error(tmp_path):
     from harness.errors import HarnessError
 
