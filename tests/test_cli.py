@@ -62,24 +62,26 @@ def test_run_all_stores_quality_and_speed_and_resumes(tiny_data, tmp_path, capsy
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "results"
     args = ["run-all", "--device", "cpu", "--data", str(tiny_data), "--scale", "4", "--out", str(out),
+            "--pool", "none", "--models", "eSR-MAX_s{scale}_K3_C1",
             "--repeats", "1", "--plots", str(tmp_path / "plots"), "--json"]
     assert main(args) == 0
     rows = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {"Bicubic_s4", "bicubic-opencv", "bicubic-matlab"}
+    assert set(rows) == {"Bicubic_s4", "bicubic-opencv", "bicubic-matlab", "eSR-MAX_s4_K3_C1"}
     for r in rows.values():
         assert r["status"] == "ok" and r["psnr:Set5"] > 10 and r["fhd_per_s"] > 0
     assert rows["bicubic-opencv"]["form"] == "native"
     db = ResultStore(out / "harness.db")
     kinds = sorted(r["measurement"] for r in db.rows())
-    assert kinds == ["quality:Set5"] * 3 + ["speed"] * 3
-    assert (out / "results_cpu.csv").read_text().count("\n") == 7
+    assert kinds == ["quality:Set5"] * 4 + ["speed"] * 4
+    assert {r["weights"] for r in db.rows() if r["model"] == "eSR-MAX_s4_K3_C1"} == {"shipped"}  # the default
+    assert (out / "results_cpu.csv").read_text().count("\n") == 9
     assert (tmp_path / "plots" / "tradeoff_cpu_onnxruntime_fp32_x4_Set5.png").stat().st_size > 10000
     assert (tmp_path / "plots" / "visual_cpu_onnxruntime_fp32_x4.png").stat().st_size > 5000
     html = (out / "report.html").read_text()
     assert "Bicubic_s4" in html and "bicubic-opencv" in html and (out / "report.md").is_file()
     # a second run with --resume measures nothing again and adds no rows
     assert main(args + ["--resume"]) == 0
-    assert len(db.rows()) == 6
+    assert len(db.rows()) == 8
     assert main(["run-all", "--device", "nosuchdevice", "--out", str(out)]) == 2
     assert "unknown device 'nosuchdevice'" in capsys.readouterr().err
 
