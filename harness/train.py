@@ -11,8 +11,9 @@ authors' initialisation (:func:`harness.models.esr.build_module`).
 Files, in ``--out`` (default ``$HARNESS_CACHE/train/<id>/``): ``last.pt`` (everything needed
 to continue bit-exactly with ``--resume``), ``best.pt`` (the state dict with the best
 validation PSNR), and at the end ``<id>.pt`` (the final state dict, for
-``--weights PATH``) and ``<id>.json`` (provenance). The LR/HR Y pairs of a training folder
-are made once per (folder contents, scale) and cached as ``.npz`` in ``$HARNESS_CACHE/train/``.
+``--weights PATH``) and ``<id>.json`` (provenance). The LR/HR pairs of a training folder
+are made once per (folder contents, scale, space) and cached as ``.npz`` in
+``$HARNESS_CACHE/train/`` (Y: float32; RGB: the exact uint8 images, 4x smaller).
 """
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ import numpy as np
 
 from .errors import HarnessError
 
-CACHE_FORMAT = 1      # bump when the cached arrays change meaning
+CACHE_FORMAT = 1      # bump when the cached Y arrays change meaning
+RGB_CACHE_FORMAT = 1  # the same for the RGB caches (their own key and file name: Y caches stay valid)
+SPACES = ("y", "rgb")
 CHECKPOINT_FORMAT = 1
 DEFAULT_PATCH = 64    # HR pixels; at x3 the default becomes 63 (the multiple of 3 below)
 # The per-family recipe that the shipped default pool was trained with (--lr/--batch/--steps
@@ -69,7 +72,13 @@ def l1_loss(output, target):
 
 @dataclass
 class TrainFolder:
-    """One training folder: its Y images (float32 in [0, 1]) as HR and MATLAB-bicubic LR pairs."""
+    """One training folder: its images as HR and MATLAB-bicubic LR pairs, in one space.
+
+    ``space='y'``: HxW float32 BT.601 Y in [0, 1]. ``space='rgb'``: HxWx3 uint8 RGB, the exact
+    images (the sampler divides by 255 in float32, as the quality protocol does for RGB models;
+    4x less memory and cache than float32, which matters for DIV2K-sized folders). Plain numpy
+    arrays and paths: it pickles (``--jobs`` workers, Ray's object store).
+    """
 
     folder: Path          # the folder given by the user
     images_dir: Path      # where the images are (the folder or its HR/ subfolder)
@@ -78,6 +87,7 @@ class TrainFolder:
     lr: List[np.ndarray]
     cache: Path
     key: str
+    space: str = "y"
 
     def record(self, used: int) -> Dict:
         return {"folder": str(self.folder), "images": len(self.names), "used": used,
@@ -105,21 +115,28 @@ def image_files(folder: Path) -> Tuple[Path, List[Path]]:
     return where, files
 
 
-def cache_key(files: Sequence[Path], scale: int) -> str:
-    """sha1 of the file names, sizes and mtimes and the scale: any change makes a new cache."""
-    digest = hashlib.sha1(f"train-cache v{CACHE_FORMAT} x{scale}\n".encode())
+def cache_key(files: Sequence[Path], scale: int, space: str = "y") -> str:
+    """sha1 of the file names, sizes and mtimes, the scale and the space: any change makes a new cache."""
+    header = f"train-cache v{CACHE_FORMAT} x{scale}\n" if space == "y" else \
+        f"train-cache {space} v{RGB_CACHE_FORMAT} x{scale}\n"
+    digest = hashlib.sha1(header.encode())
     for p in files:
         st = p.stat()
         digest.update(f"{p.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def _degrade(rgb: np.ndarray, scale: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(HR Y, LR Y) float32 in [0, 1]: modcrop, MATLAB bicubic shrink on uint8 RGB, then BT.601 Y."""
+def _degrade(rgb: np.ndarray, scale: int, space: str = "y") -> Tuple[np.ndarray, np.ndarray]:
+    """(HR, LR): modcrop, MATLAB bicubic shrink on uint8 RGB; then BT.601 Y float32 in [0, 1]
+    (``space='y'``), or the uint8 RGB images themselves (``'rgb'``)."""
     from .color import rgb_to_y
     from .imresize import downscale, modcrop
 
     hr = modcrop(rgb, scale)
+    if space == "rgb":
+        if hr.shape[0] < scale or hr.shape[1] < scale:  # a sliver (skipped later as too small)
+            return hr, np.zeros((hr.shape[0] // scale, hr.shape[1] // scale, 3), np.uint8)
+        return hr, downscale(hr, scale)
     if hr.shape[0] < scale or hr.shape[1] < scale:  # a sliver: nothing to shrink (skipped later as too small)
         empty = np.zeros((hr.shape[0] // scale, hr.shape[1] // scale), np.float32)
         return (rgb_to_y(hr) / 255.0).astype(np.float32), empty
@@ -127,28 +144,34 @@ def _degrade(rgb: np.ndarray, scale: int) -> Tuple[np.ndarray, np.ndarray]:
     return (rgb_to_y(hr) / 255.0).astype(np.float32), (rgb_to_y(lr) / 255.0).astype(np.float32)
 
 
-def load_folder(folder, scale: int, show_progress: bool = False) -> TrainFolder:
-    """The LR/HR pairs of ``folder`` at ``scale``, from the cache or made (and cached) now."""
+def load_folder(folder, scale: int, show_progress: bool = False, space: str = "y") -> TrainFolder:
+    """The LR/HR pairs of ``folder`` at ``scale`` in ``space`` ('y' or 'rgb'), from the cache or
+    made (and cached) now. The Y and RGB caches of a folder are separate files."""
     from .imageio import load_rgb
     from .progress import progress
 
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, not {space!r}")
     folder = Path(folder).expanduser()
     where, files = image_files(folder)
-    key = cache_key(files, scale)
-    cache = _cache_root() / f"{folder.name or 'data'}_x{scale}_{key[:16]}.npz"
+    key = cache_key(files, scale, space)
+    tag = "" if space == "y" else f"{space}_"
+    cache = _cache_root() / f"{folder.name or 'data'}_x{scale}_{tag}{key[:16]}.npz"
+    dims = 2 if space == "y" else 3
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:
-                if str(z["key"]) == key:
+                if str(z["key"]) == key and z["hr_shapes"].shape[1:] == (dims,):
                     names = [str(n) for n in z["names"]]
                     hr = _split(z["hr"], z["hr_shapes"])
                     lr = _split(z["lr"], z["lr_shapes"])
-                    return TrainFolder(folder, where, names, hr, lr, cache, key)
+                    return TrainFolder(folder, where, names, hr, lr, cache, key, space)
         except Exception:  # noqa: BLE001 - a damaged cache file is remade, never trusted
             pass
     hr, lr = [], []
-    for p in progress(files, desc=f"{folder.name} x{scale} LR", disable=not show_progress, leave=False):
-        h, l = _degrade(load_rgb(p), scale)
+    desc = f"{folder.name} x{scale} LR" + ("" if space == "y" else f" {space.upper()}")
+    for p in progress(files, desc=desc, disable=not show_progress, leave=False):
+        h, l = _degrade(load_rgb(p), scale, space)
         hr.append(h)
         lr.append(l)
     names = [p.name for p in files]
@@ -163,14 +186,15 @@ def load_folder(folder, scale: int, show_progress: bool = False) -> TrainFolder:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return TrainFolder(folder, where, names, hr, lr, cache, key)
+    return TrainFolder(folder, where, names, hr, lr, cache, key, space)
 
 
 def _split(flat: np.ndarray, shapes: np.ndarray) -> List[np.ndarray]:
     out, start = [], 0
-    for h, w in shapes:
-        n = int(h) * int(w)
-        out.append(flat[start:start + n].reshape(int(h), int(w)))
+    for shape in shapes:
+        shape = tuple(int(v) for v in shape)
+        n = int(np.prod(shape))
+        out.append(flat[start:start + n].reshape(shape))
         start += n
     return out
 
@@ -188,11 +212,16 @@ class PatchSampler:
     Every valid patch position of every usable image is equally likely (so large images
     are not under-sampled next to T91's small ones). The generator state goes into
     ``last.pt``: a resumed run draws exactly the batches the uninterrupted one would.
+    Y folders give 1-channel batches, RGB folders 3-channel ones, from the same draws.
     """
 
     def __init__(self, folders: Sequence[TrainFolder], scale: int, patch: int, batch: int, seed: int):
         self.scale, self.patch, self.batch = scale, patch, batch
         self.lr_patch = patch // scale
+        spaces = {f.space for f in folders}
+        if len(spaces) > 1:
+            raise ValueError(f"training folders of several spaces ({', '.join(sorted(spaces))}) in one sampler")
+        self.channels = 3 if spaces == {"rgb"} else 1
         p = self.lr_patch
         self.hr: List[np.ndarray] = []
         self.lr: List[np.ndarray] = []
@@ -212,7 +241,7 @@ class PatchSampler:
             self.used.append(used)
         where = ", ".join(str(f.images_dir) for f in folders)
         if not self.hr:
-            biggest = max((min(h.shape) for f in folders for h in f.hr), default=0) // scale * scale
+            biggest = max((min(h.shape[:2]) for f in folders for h in f.hr), default=0) // scale * scale
             hint = f"use --patch {biggest} or bigger images" if biggest >= 2 * scale else "use bigger images"
             raise HarnessError(f"all {total} images in {where} are smaller than the {patch}-pixel patch; {hint}")
         if skipped:
@@ -224,15 +253,15 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
 
     def next(self):
-        """(LR, HR) float32 tensors of shapes (B, 1, p, p) and (B, 1, sp, sp)."""
+        """(LR, HR) float32 tensors of shapes (B, C, p, p) and (B, C, sp, sp); C is 1 (Y) or 3 (RGB)."""
         import torch
 
-        p, s = self.lr_patch, self.scale
+        p, s, c = self.lr_patch, self.scale, self.channels
         picks = self.rng.integers(0, int(self._ends[-1]), size=self.batch)
         turns = self.rng.integers(0, 4, size=self.batch)
         flips = self.rng.integers(0, 2, size=self.batch)
-        lr_out = np.empty((self.batch, 1, p, p), np.float32)
-        hr_out = np.empty((self.batch, 1, p * s, p * s), np.float32)
+        lr_out = np.empty((self.batch, c, p, p), np.float32)
+        hr_out = np.empty((self.batch, c, p * s, p * s), np.float32)
         for b, pick in enumerate(picks):
             i = int(np.searchsorted(self._ends, pick, side="right"))
             offset = int(pick) - (int(self._ends[i - 1]) if i else 0)
@@ -242,8 +271,15 @@ class PatchSampler:
             hr_p = self.hr[i][y * s:(y + p) * s, x * s:(x + p) * s]
             if flips[b]:
                 lr_p, hr_p = lr_p[:, ::-1], hr_p[:, ::-1]
-            lr_out[b, 0] = np.rot90(lr_p, int(turns[b]))
-            hr_out[b, 0] = np.rot90(hr_p, int(turns[b]))
+            if c == 1:
+                lr_out[b, 0] = np.rot90(lr_p, int(turns[b]))
+                hr_out[b, 0] = np.rot90(hr_p, int(turns[b]))
+            else:  # HxWx3 uint8 -> 3xHxW (rot90 turns the first two axes)
+                lr_out[b] = np.moveaxis(np.rot90(lr_p, int(turns[b])), 2, 0)
+                hr_out[b] = np.moveaxis(np.rot90(hr_p, int(turns[b])), 2, 0)
+        if c == 3:  # uint8 -> [0, 1] in float32, as the quality protocol feeds RGB models
+            lr_out /= 255.0
+            hr_out /= 255.0
         return torch.from_numpy(lr_out), torch.from_numpy(hr_out)
 
     def get_state(self) -> str:

@@ -393,3 +393,95 @@ def test_family_recipe_fills_unset_settings():
                                         train.RECIPES["eSR-TM"]["lr"])
     s = train.for_family(train.Settings(data=["x"], steps=7, batch=3, lr=0.1), "FSRCNN")
     assert (s.steps, s.batch, s.lr) == (7, 3, 0.1)
+
+
+# --------------------------------------------------------------------------- RGB pairs, eSR runs unchanged
+
+def state_digest(state) -> str:
+    """sha256 of a state dict's names, dtypes, shapes and bytes (independent of torch.save's container)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().contiguous().cpu()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+# Recorded with the trainer as it was before it took RGB models (commit 81dd5bc), torch 2.13.0+cpu on
+# x86_64, one thread: generalising the trainer must not move a single bit of an eSR-pool run.
+ESR_BEFORE = {
+    "torch": "2.13.0+cpu", "machine": "x86_64",
+    TM: "bcd92c1b9c12448160553a34b3bb18295efdd892ec9e382407a1b076c89a84a8",
+    ESPCN: "b62e466118f906f08238a720ad1fb7ce781d06451cbd594e3704aff4bed26a81",
+    "eSR-TM_s2_K5_C2": "871f9d36345533481042fac8b31f7de623c29cdfcf7ee2c90556875902d2c1bf",
+    "eSR-TM_s2_K5_C2 history": [[4, 24.38376041833476], [8, 25.052323817455203], [12, 25.795439573471498]],
+}
+
+
+def test_esr_runs_are_bit_identical_to_before_the_generalisation(data, val_root, tmp_path):
+    import platform
+
+    if (torch.__version__, platform.machine()) != (ESR_BEFORE["torch"], ESR_BEFORE["machine"]):
+        pytest.skip(f"digests recorded with torch {ESR_BEFORE['torch']} on {ESR_BEFORE['machine']}; other "
+                    f"builds may round differently")
+    for mid in (TM, ESPCN):
+        train.run([mid], settings(data), out=str(tmp_path / mid))
+        assert state_digest(weights(tmp_path / mid / f"{mid}.pt")) == ESR_BEFORE[mid], mid
+    mid = "eSR-TM_s2_K5_C2"  # with validation: the Validator's new Upscaler path scores exactly as before
+    rec = train.run([mid], settings(data, val_every=4, val_data=str(val_root)), out=str(tmp_path / mid))[0]
+    assert state_digest(weights(tmp_path / mid / f"{mid}.pt")) == ESR_BEFORE[mid]
+    assert rec["history"] == ESR_BEFORE[f"{mid} history"]
+
+
+def test_rgb_pairs_are_cached_apart_from_the_y_pairs_and_reused(data, tmp_path, monkeypatch):
+    from harness.imageio import load_rgb
+    from harness.imresize import downscale, modcrop
+
+    y = train.load_folder(data, 2)
+    y_stamp = y.cache.stat().st_mtime_ns
+    rgb = train.load_folder(data, 2, space="rgb")
+    assert rgb.cache != y.cache and rgb.cache.is_file() and "_rgb_" in rgb.cache.name and rgb.key != y.key
+    assert rgb.space == "rgb" and y.space == "y" and y.cache.stat().st_mtime_ns == y_stamp
+    assert rgb.hr[0].dtype == np.uint8 and rgb.hr[0].shape == (40, 48, 3) and rgb.lr[0].shape == (20, 24, 3)
+    hr = modcrop(load_rgb(data / "img00.png"), 2)  # exactly the quality protocol's pair
+    assert np.array_equal(rgb.hr[0], hr) and np.array_equal(rgb.lr[0], downscale(hr, 2))
+
+    def no_recompute(*a, **k):
+        raise AssertionError("the LR pairs were recomputed although the cache is valid")
+
+    monkeypatch.setattr(train, "_degrade", no_recompute)
+    again = train.load_folder(data, 2, space="rgb")
+    assert all(np.array_equal(a, b) for a, b in zip(rgb.lr + rgb.hr, again.lr + again.hr))
+    assert train.load_folder(data, 2).cache == y.cache  # the Y cache is still valid
+    with pytest.raises(AssertionError, match="recomputed"):
+        train.load_folder(data, 3, space="rgb")
+
+
+def test_rgb_patches_take_the_same_draws_as_y_patches(data):
+    from harness.color import rgb_to_y
+
+    y = train.PatchSampler([train.load_folder(data, 2)], 2, 16, 32, seed=3)
+    rgb = train.PatchSampler([train.load_folder(data, 2, space="rgb")], 2, 16, 32, seed=3)
+    for _ in range(2):
+        (ly, hy), (lc, hc) = y.next(), rgb.next()
+        assert lc.shape == (32, 3, 8, 8) and hc.shape == (32, 3, 16, 16) and lc.dtype == torch.float32
+        assert 0 <= float(lc.min()) and float(hc.max()) <= 1
+        # the same position, flip and rotation: BT.601 Y of the RGB patches is the Y patches
+        for yb, cb in ((ly, lc), (hy, hc)):
+            as_y = rgb_to_y(cb.permute(0, 2, 3, 1).double().numpy()) / 255
+            np.testing.assert_allclose(as_y, yb[:, 0].numpy(), atol=1e-5)
+    pooled = torch.nn.functional.avg_pool2d(hc, 2)
+    assert (pooled - lc).abs().mean() < 0.01
+
+
+def test_rgb_train_folder_pickles(data):
+    import pickle
+
+    folder = train.load_folder(data, 2, space="rgb")
+    back = pickle.loads(pickle.dumps(folder))
+    assert back.space == "rgb" and back.key == folder.key and back.cache == folder.cache
+    assert all(np.array_equal(a, b) for a, b in zip(folder.hr + folder.lr, back.hr + back.lr))
