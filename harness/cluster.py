@@ -7,9 +7,11 @@ returns the bytes of the files it wrote (``<id>.pt``, ``<id>.json``, ``last.pt``
 the driver writes them into the local output folder (the same layout as without
 ``--cluster``), so the workers need no shared filesystem.
 
-Data: the driver makes (or reads from its cache) the LR/HR Y pairs of ``--data`` once per
-scale and puts them in the Ray object store (``ray.put``); the workers read them from there,
-so the training folder only has to exist on the machine that runs the command. Validation
+Data: the driver makes (or reads from its cache) the LR/HR pairs of ``--data`` once per
+(scale, space) -- Y for the eSR pool, RGB for ABPN/BSRN -- and puts them in the Ray object
+store (``ray.put``; :class:`harness.train.TrainFolder` is plain arrays and paths, so it
+pickles); the workers read them from there, so the training folder only has to exist on the
+machine that runs the command. Validation
 (``--val-data``) is built on each worker: leave it out (the embedded images, shipped with the
 package) or give a path that exists on every worker.
 
@@ -211,8 +213,8 @@ def _run(ray, todo, settings, folders, val, stop_at, address, records, log, prog
     inject = _injected_failures()
 
     data_refs = {}
-    for scale in sorted({p.scale for p in todo}):
-        data_refs[scale] = ray.put([train.load_folder(f, scale) for f in folders])
+    for scale, space in sorted({(p.scale, p.space) for p in todo}):  # Y pairs for eSR, RGB for ABPN/BSRN
+        data_refs[scale, space] = ray.put([train.load_folder(f, scale, space=space) for f in folders])
     resume_files: Dict[str, Dict[str, bytes]] = {}
     for p in todo:
         if p.action == "train":
@@ -224,7 +226,7 @@ def _run(ray, todo, settings, folders, val, stop_at, address, records, log, prog
 
     def submit(p, attempt):
         injected = p.model_id in inject and (inject[p.model_id] is None or attempt <= inject[p.model_id])
-        return task.remote(p.model_id, settings, data_refs[p.scale], val, resume_files[p.model_id], stop_at,
+        return task.remote(p.model_id, settings, data_refs[p.scale, p.space], val, resume_files[p.model_id], stop_at,
                            attempt, injected)
 
     log(f"training {len(todo)} models on {address} ({'1 GPU' if gpus >= 1 else f'{settings.threads or 1} CPU'} "

@@ -1,18 +1,24 @@
-"""Training the eSR-pool networks from scratch: ``python -m harness train ID|--pool NAME --data DIR``.
+"""Training the zoo's learnable networks from scratch: ``python -m harness train ID|--pool NAME --data DIR``.
 
 Why it exists: the benchmark compares our own trained weights with the official ones, so
 training must be reproducible from one command and its provenance recorded beside the
-weights. Recipe (the eSR authors' setting as far as the paper gives it): Y channel in
-[0, 1] (BT.601), LR made by the harness's MATLAB-faithful bicubic shrink of the uint8 RGB
-image (the same degradation the quality protocol uses), random aligned patches with the 8
-flips/rotations, L1 loss, Adam, cosine decay of the learning rate to ``--min-lr``, the
-authors' initialisation (:func:`harness.models.esr.build_module`).
+weights. Any model of the registry that has a weights loader and an ``nn.Module`` with
+parameters trains here (the eSR pool, ABPN, BSRN, ...); fixed-weight models (bicubic,
+ONNX files) are refused. Recipe (the eSR authors' setting as far as the paper gives it):
+LR made by the harness's MATLAB-faithful bicubic shrink of the uint8 RGB image (the same
+degradation the quality protocol uses), in the model's own space -- BT.601 Y in [0, 1] for
+``input_space='y'`` models, RGB in [0, 1] for ``'rgb'`` ones -- random aligned patches with
+the 8 flips/rotations, L1 loss, Adam, cosine decay of the learning rate to ``--min-lr``. eSR
+families get the authors' initialisation (:func:`harness.models.esr.build_module`), the
+others their module's own (PyTorch's default for ABPN and BSRN). Steps, batch, learning rate
+and patch come from the family's recipe (:data:`RECIPES`, else :data:`GENERIC_RECIPE`).
 
 Files, in ``--out`` (default ``$HARNESS_CACHE/train/<id>/``): ``last.pt`` (everything needed
 to continue bit-exactly with ``--resume``), ``best.pt`` (the state dict with the best
 validation PSNR), and at the end ``<id>.pt`` (the final state dict, for
-``--weights PATH``) and ``<id>.json`` (provenance). The LR/HR Y pairs of a training folder
-are made once per (folder contents, scale) and cached as ``.npz`` in ``$HARNESS_CACHE/train/``.
+``--weights PATH``) and ``<id>.json`` (provenance). The LR/HR pairs of a training folder
+are made once per (folder contents, scale, space) and cached as ``.npz`` in
+``$HARNESS_CACHE/train/`` (Y: float32; RGB: the exact uint8 images, 4x smaller).
 """
 from __future__ import annotations
 
@@ -36,7 +42,9 @@ import numpy as np
 
 from .errors import HarnessError
 
-CACHE_FORMAT = 1      # bump when the cached arrays change meaning
+CACHE_FORMAT = 1      # bump when the cached Y arrays change meaning
+RGB_CACHE_FORMAT = 1  # the same for the RGB caches (their own key and file name: Y caches stay valid)
+SPACES = ("y", "rgb")
 CHECKPOINT_FORMAT = 1
 DEFAULT_PATCH = 64    # HR pixels; at x3 the default becomes 63 (the multiple of 3 below)
 # The per-family recipe that the shipped default pool was trained with (--lr/--batch/--steps
@@ -53,7 +61,22 @@ RECIPES = {
     "eSR-CNN": {"lr": 4e-3, "batch": 16, "steps": 15000},
     "ESPCN": {"lr": 1e-3, "batch": 16, "steps": 15000},
     "FSRCNN": {"lr": 1e-3, "batch": 16, "steps": 15000},
+    # ABPN (Du et al., MAI 2021; NJU-Jet/SR_Mobile_Quantization, options/train/base7.yaml): Adam at
+    # 1e-3, batch 16, 64x64 LR patches, L1 (MAE), 600 epochs of 1000 iterations (600k steps) with
+    # the rate halved every 120 epochs. Here the same rate, batch and LR patch (``lr_patch``: the
+    # HR patch is 64 x scale), our cosine decay, and 20k steps: about 3% of the authors'
+    # iterations, scaled to what one CPU core does in about two hours (~0.3 s a step at x3).
+    # Expect it to fall short of the published PSNR.
+    "ABPN": {"lr": 1e-3, "batch": 16, "steps": 20000, "lr_patch": 64},
+    # BSRN (Li et al., NTIRE 2022; xiaom233/BSRN, options/train/train_BSRN_x*.yml): Adam at 1e-3,
+    # 48x48 LR patches (gt_size 96/144/192), batch 64 (32 on each of 2 GPUs), cosine decay to 1e-7
+    # over 1M iterations, L1. Here batch 16, the same LR patch and cosine decay, and 15k steps:
+    # 0.4% of the authors' samples, yet about 2-3 s a step on one CPU core (about 10 hours a model).
+    "BSRN": {"lr": 1e-3, "batch": 16, "steps": 15000, "lr_patch": 48},
 }
+# Families without a recipe (a newly registered model, a user's package.module:Class) get this
+# one, so that adding a model needs no change here; the patch is then DEFAULT_PATCH.
+GENERIC_RECIPE = {"lr": 1e-3, "batch": 16, "steps": 15000}
 DEFAULT_LR = {family: r["lr"] for family, r in RECIPES.items()}
 FIXED_FAMILIES = ("eSR-Bicubic",)
 # An L1 loss on Y in [0, 1] starts below 1; far above it the weights have blown up even if the
@@ -72,7 +95,13 @@ def l1_loss(output, target):
 
 @dataclass
 class TrainFolder:
-    """One training folder: its Y images (float32 in [0, 1]) as HR and MATLAB-bicubic LR pairs."""
+    """One training folder: its images as HR and MATLAB-bicubic LR pairs, in one space.
+
+    ``space='y'``: HxW float32 BT.601 Y in [0, 1]. ``space='rgb'``: HxWx3 uint8 RGB, the exact
+    images (the sampler divides by 255 in float32, as the quality protocol does for RGB models;
+    4x less memory and cache than float32, which matters for DIV2K-sized folders). Plain numpy
+    arrays and paths: it pickles (``--jobs`` workers, Ray's object store).
+    """
 
     folder: Path          # the folder given by the user
     images_dir: Path      # where the images are (the folder or its HR/ subfolder)
@@ -81,6 +110,7 @@ class TrainFolder:
     lr: List[np.ndarray]
     cache: Path
     key: str
+    space: str = "y"
 
     def record(self, used: int) -> Dict:
         return {"folder": str(self.folder), "images": len(self.names), "used": used,
@@ -108,21 +138,28 @@ def image_files(folder: Path) -> Tuple[Path, List[Path]]:
     return where, files
 
 
-def cache_key(files: Sequence[Path], scale: int) -> str:
-    """sha1 of the file names, sizes and mtimes and the scale: any change makes a new cache."""
-    digest = hashlib.sha1(f"train-cache v{CACHE_FORMAT} x{scale}\n".encode())
+def cache_key(files: Sequence[Path], scale: int, space: str = "y") -> str:
+    """sha1 of the file names, sizes and mtimes, the scale and the space: any change makes a new cache."""
+    header = f"train-cache v{CACHE_FORMAT} x{scale}\n" if space == "y" else \
+        f"train-cache {space} v{RGB_CACHE_FORMAT} x{scale}\n"
+    digest = hashlib.sha1(header.encode())
     for p in files:
         st = p.stat()
         digest.update(f"{p.name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def _degrade(rgb: np.ndarray, scale: int) -> Tuple[np.ndarray, np.ndarray]:
-    """(HR Y, LR Y) float32 in [0, 1]: modcrop, MATLAB bicubic shrink on uint8 RGB, then BT.601 Y."""
+def _degrade(rgb: np.ndarray, scale: int, space: str = "y") -> Tuple[np.ndarray, np.ndarray]:
+    """(HR, LR): modcrop, MATLAB bicubic shrink on uint8 RGB; then BT.601 Y float32 in [0, 1]
+    (``space='y'``), or the uint8 RGB images themselves (``'rgb'``)."""
     from .color import rgb_to_y
     from .imresize import downscale, modcrop
 
     hr = modcrop(rgb, scale)
+    if space == "rgb":
+        if hr.shape[0] < scale or hr.shape[1] < scale:  # a sliver (skipped later as too small)
+            return hr, np.zeros((hr.shape[0] // scale, hr.shape[1] // scale, 3), np.uint8)
+        return hr, downscale(hr, scale)
     if hr.shape[0] < scale or hr.shape[1] < scale:  # a sliver: nothing to shrink (skipped later as too small)
         empty = np.zeros((hr.shape[0] // scale, hr.shape[1] // scale), np.float32)
         return (rgb_to_y(hr) / 255.0).astype(np.float32), empty
@@ -130,28 +167,34 @@ def _degrade(rgb: np.ndarray, scale: int) -> Tuple[np.ndarray, np.ndarray]:
     return (rgb_to_y(hr) / 255.0).astype(np.float32), (rgb_to_y(lr) / 255.0).astype(np.float32)
 
 
-def load_folder(folder, scale: int, show_progress: bool = False) -> TrainFolder:
-    """The LR/HR pairs of ``folder`` at ``scale``, from the cache or made (and cached) now."""
+def load_folder(folder, scale: int, show_progress: bool = False, space: str = "y") -> TrainFolder:
+    """The LR/HR pairs of ``folder`` at ``scale`` in ``space`` ('y' or 'rgb'), from the cache or
+    made (and cached) now. The Y and RGB caches of a folder are separate files."""
     from .imageio import load_rgb
     from .progress import progress
 
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, not {space!r}")
     folder = Path(folder).expanduser()
     where, files = image_files(folder)
-    key = cache_key(files, scale)
-    cache = _cache_root() / f"{folder.name or 'data'}_x{scale}_{key[:16]}.npz"
+    key = cache_key(files, scale, space)
+    tag = "" if space == "y" else f"{space}_"
+    cache = _cache_root() / f"{folder.name or 'data'}_x{scale}_{tag}{key[:16]}.npz"
+    dims = 2 if space == "y" else 3
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:
-                if str(z["key"]) == key:
+                if str(z["key"]) == key and z["hr_shapes"].shape[1:] == (dims,):
                     names = [str(n) for n in z["names"]]
                     hr = _split(z["hr"], z["hr_shapes"])
                     lr = _split(z["lr"], z["lr_shapes"])
-                    return TrainFolder(folder, where, names, hr, lr, cache, key)
+                    return TrainFolder(folder, where, names, hr, lr, cache, key, space)
         except Exception:  # noqa: BLE001 - a damaged cache file is remade, never trusted
             pass
     hr, lr = [], []
-    for p in progress(files, desc=f"{folder.name} x{scale} LR", disable=not show_progress, leave=False):
-        h, l = _degrade(load_rgb(p), scale)
+    desc = f"{folder.name} x{scale} LR" + ("" if space == "y" else f" {space.upper()}")
+    for p in progress(files, desc=desc, disable=not show_progress, leave=False):
+        h, l = _degrade(load_rgb(p), scale, space)
         hr.append(h)
         lr.append(l)
     names = [p.name for p in files]
@@ -166,14 +209,15 @@ def load_folder(folder, scale: int, show_progress: bool = False) -> TrainFolder:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return TrainFolder(folder, where, names, hr, lr, cache, key)
+    return TrainFolder(folder, where, names, hr, lr, cache, key, space)
 
 
 def _split(flat: np.ndarray, shapes: np.ndarray) -> List[np.ndarray]:
     out, start = [], 0
-    for h, w in shapes:
-        n = int(h) * int(w)
-        out.append(flat[start:start + n].reshape(int(h), int(w)))
+    for shape in shapes:
+        shape = tuple(int(v) for v in shape)
+        n = int(np.prod(shape))
+        out.append(flat[start:start + n].reshape(shape))
         start += n
     return out
 
@@ -191,11 +235,16 @@ class PatchSampler:
     Every valid patch position of every usable image is equally likely (so large images
     are not under-sampled next to T91's small ones). The generator state goes into
     ``last.pt``: a resumed run draws exactly the batches the uninterrupted one would.
+    Y folders give 1-channel batches, RGB folders 3-channel ones, from the same draws.
     """
 
     def __init__(self, folders: Sequence[TrainFolder], scale: int, patch: int, batch: int, seed: int):
         self.scale, self.patch, self.batch = scale, patch, batch
         self.lr_patch = patch // scale
+        spaces = {f.space for f in folders}
+        if len(spaces) > 1:
+            raise ValueError(f"training folders of several spaces ({', '.join(sorted(spaces))}) in one sampler")
+        self.channels = 3 if spaces == {"rgb"} else 1
         p = self.lr_patch
         self.hr: List[np.ndarray] = []
         self.lr: List[np.ndarray] = []
@@ -215,7 +264,7 @@ class PatchSampler:
             self.used.append(used)
         where = ", ".join(str(f.images_dir) for f in folders)
         if not self.hr:
-            biggest = max((min(h.shape) for f in folders for h in f.hr), default=0) // scale * scale
+            biggest = max((min(h.shape[:2]) for f in folders for h in f.hr), default=0) // scale * scale
             hint = f"use --patch {biggest} or bigger images" if biggest >= 2 * scale else "use bigger images"
             raise HarnessError(f"all {total} images in {where} are smaller than the {patch}-pixel patch; {hint}")
         if skipped:
@@ -227,15 +276,15 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
 
     def next(self):
-        """(LR, HR) float32 tensors of shapes (B, 1, p, p) and (B, 1, sp, sp)."""
+        """(LR, HR) float32 tensors of shapes (B, C, p, p) and (B, C, sp, sp); C is 1 (Y) or 3 (RGB)."""
         import torch
 
-        p, s = self.lr_patch, self.scale
+        p, s, c = self.lr_patch, self.scale, self.channels
         picks = self.rng.integers(0, int(self._ends[-1]), size=self.batch)
         turns = self.rng.integers(0, 4, size=self.batch)
         flips = self.rng.integers(0, 2, size=self.batch)
-        lr_out = np.empty((self.batch, 1, p, p), np.float32)
-        hr_out = np.empty((self.batch, 1, p * s, p * s), np.float32)
+        lr_out = np.empty((self.batch, c, p, p), np.float32)
+        hr_out = np.empty((self.batch, c, p * s, p * s), np.float32)
         for b, pick in enumerate(picks):
             i = int(np.searchsorted(self._ends, pick, side="right"))
             offset = int(pick) - (int(self._ends[i - 1]) if i else 0)
@@ -245,8 +294,15 @@ class PatchSampler:
             hr_p = self.hr[i][y * s:(y + p) * s, x * s:(x + p) * s]
             if flips[b]:
                 lr_p, hr_p = lr_p[:, ::-1], hr_p[:, ::-1]
-            lr_out[b, 0] = np.rot90(lr_p, int(turns[b]))
-            hr_out[b, 0] = np.rot90(hr_p, int(turns[b]))
+            if c == 1:
+                lr_out[b, 0] = np.rot90(lr_p, int(turns[b]))
+                hr_out[b, 0] = np.rot90(hr_p, int(turns[b]))
+            else:  # HxWx3 uint8 -> 3xHxW (rot90 turns the first two axes)
+                lr_out[b] = np.moveaxis(np.rot90(lr_p, int(turns[b])), 2, 0)
+                hr_out[b] = np.moveaxis(np.rot90(hr_p, int(turns[b])), 2, 0)
+        if c == 3:  # uint8 -> [0, 1] in float32, as the quality protocol feeds RGB models
+            lr_out /= 255.0
+            hr_out /= 255.0
         return torch.from_numpy(lr_out), torch.from_numpy(hr_out)
 
     def get_state(self) -> str:
@@ -274,6 +330,7 @@ class Settings:
     val_data: Optional[str] = None
     val_set: str = "Set5"
     checkpoint_every: int = 1000
+    scale: Optional[int] = None  # the scale of scale-free ids (package.module:Class), from --scale
 
     def check(self) -> None:
         for name in ("steps", "batch", "checkpoint_every"):
@@ -285,15 +342,40 @@ class Settings:
             raise HarnessError(f"--val-every {self.val_every}: give a step count (0 turns validation off)")
         if self.threads is not None and self.threads < 1:
             raise HarnessError(f"--threads {self.threads}: give a positive integer")
+        if self.scale is not None and self.scale < 1:
+            raise HarnessError(f"--scale {self.scale}: give a scale such as 2, 3 or 4")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise HarnessError(f"--lr {self.lr}: give a positive learning rate such as 1e-3")
         if not self.min_lr >= 0:
             raise HarnessError(f"--min-lr {self.min_lr}: give a learning rate >= 0 such as 1e-5")
 
 
-def patch_for(settings: Settings, model_id: str, scale: int) -> int:
+def recipe_for(family: str) -> Dict:
+    """The family's recipe (:data:`RECIPES`), or :data:`GENERIC_RECIPE` for a family without one."""
+    return RECIPES.get(family, GENERIC_RECIPE)
+
+
+def default_patch(family: str, scale: int) -> int:
+    """The HR patch when --patch is not given: the recipe's LR patch times the scale, else
+    DEFAULT_PATCH rounded down to a multiple of the scale."""
+    lr_patch = recipe_for(family).get("lr_patch")
+    return int(lr_patch) * scale if lr_patch else DEFAULT_PATCH // scale * scale
+
+
+def recipe_record(family: str, scale: int) -> Dict:
+    """The recipe a run started from, for the provenance (--lr/--batch/--steps/--patch may override it)."""
+    recipe = recipe_for(family)
+    return {"name": family if family in RECIPES else "generic", "lr": recipe["lr"], "batch": recipe["batch"],
+            "steps": recipe["steps"], "patch": default_patch(family, scale)}
+
+
+def patch_for(settings: Settings, model_id: str, scale: int, family: Optional[str] = None) -> int:
     if settings.patch is None:
-        return DEFAULT_PATCH // scale * scale
+        if family is None:
+            from .models.registry import family_name
+
+            family = family_name(model_id)
+        return default_patch(family, scale)
     if settings.patch % scale:
         lo = settings.patch // scale * scale
         raise HarnessError(f"--patch {settings.patch} is not a multiple of the scale {scale} of {model_id}; "
@@ -305,13 +387,13 @@ def for_family(settings: Settings, family: str) -> Settings:
     """``settings`` with the unset steps/batch/lr filled in from the family's recipe."""
     from dataclasses import replace
 
-    recipe = RECIPES[family]
+    recipe = recipe_for(family)
     return replace(settings, steps=settings.steps or recipe["steps"], batch=settings.batch or recipe["batch"],
                    lr=settings.lr if settings.lr is not None else recipe["lr"])
 
 
 def lr_for(settings: Settings, family: str) -> float:
-    lr = settings.lr if settings.lr is not None else DEFAULT_LR[family]
+    lr = settings.lr if settings.lr is not None else recipe_for(family)["lr"]
     if settings.min_lr > lr:
         raise HarnessError(f"--min-lr {settings.min_lr:g} is above the learning rate {lr:g}; lower --min-lr or raise --lr")
     return lr
@@ -323,19 +405,86 @@ def cosine_lr(step: int, steps: int, lr: float, min_lr: float) -> float:
     return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def trainable(model_id: str) -> Tuple[str, int]:
-    """(family, scale) of a trainable id; a one-line error for fixed or unknown ids."""
-    from .models import esr, id_scale
+class NotTrainable(HarnessError):
+    """A model with nothing to train (fixed weights, no parameters): pools skip it."""
 
-    if not any(p.fullmatch(model_id) for p in esr.PATTERNS.values()):
-        id_scale(model_id)  # unknown ids: the registry's own message
-        raise HarnessError(f"{model_id} is not trainable here (fixed weights or not an eSR-pool network); "
-                           f"give an eSR-MAX/TM/TR/CNN, ESPCN or FSRCNN id")
-    family, p = esr.parse(model_id)
+
+@dataclass(frozen=True)
+class Target:
+    """What the trainer needs to know of a trainable id: its registry family, scale and space."""
+
+    family: str
+    scale: int
+    space: str  # "y" (1-channel BT.601 Y) or "rgb" (3 channels)
+
+
+_LEARNABLE_HINT = "give a learnable model such as eSR-TM_s2_K7_C4, ABPN_s2 or BSRN_s2 (python -m harness zoo list)"
+
+
+def _esr_family(model_id: str) -> Optional[str]:
+    from .models import esr
+
+    return next((f for f, p in esr.PATTERNS.items() if p.fullmatch(model_id)), None)
+
+
+def _refuse_fixed_esr(model_id: str, family: str) -> None:
     if family in FIXED_FAMILIES:
-        raise HarnessError(f"{model_id} has fixed weights (the authors' bicubic); nothing to train: give an "
-                           f"eSR-MAX/TM/TR/CNN, ESPCN or FSRCNN id")
-    return family, p["scale"]
+        raise NotTrainable(f"{model_id} has fixed weights (the authors' bicubic); nothing to train: {_LEARNABLE_HINT}")
+
+
+def _rng_kept():
+    """Runs a block without touching torch's global RNG (building a model to look at it draws weights)."""
+    import torch
+
+    return torch.random.fork_rng(devices=[])
+
+
+def fresh_model(model_id: str, scale: Optional[int] = None):
+    """The :class:`~harness.models.base.Upscaler` of ``model_id`` with fresh weights; its ``module``
+    is what the trainer trains. eSR ids: :func:`harness.models.esr.build_module` (the authors'
+    init); others: the registry's ``resolve(model_id)`` (the module's own init). The initial
+    weights come from torch's global RNG (seeded by :func:`train_model`). ``scale`` is used for
+    scale-free ids only (``package.module:Class``). NotTrainable for fixed-weight models."""
+    import torch
+
+    from .models import esr, id_scale
+    from .models.registry import lookup, resolve
+
+    family = _esr_family(model_id)
+    if family is not None:
+        _refuse_fixed_esr(model_id, family)
+        return esr.wrap(model_id, esr.build_module(model_id), weights="init")
+    if lookup(model_id).load_weights is None:  # unknown ids: the registry's own message
+        raise NotTrainable(f"{model_id} is not trainable (fixed weights, nothing to train); {_LEARNABLE_HINT}")
+    model = resolve(model_id, scale=scale if id_scale(model_id) is None else None)
+    module = getattr(model, "module", None)
+    if not isinstance(module, torch.nn.Module) or not any(p.requires_grad for p in module.parameters()):
+        raise NotTrainable(f"{model_id} is not trainable (no nn.Module with learnable weights); {_LEARNABLE_HINT}")
+    if model.input_space not in SPACES:
+        raise HarnessError(f"{model_id}: input space {model.input_space!r} is not one the trainer knows "
+                           f"({', '.join(SPACES)})")
+    return model
+
+
+def target(model_id: str, scale: Optional[int] = None) -> Target:
+    """:class:`Target` of a trainable id; one-line errors for fixed (NotTrainable) or unknown ids."""
+    from .models.registry import lookup
+
+    family = _esr_family(model_id)
+    if family is not None:  # no module built: the eSR pool is 1185 ids
+        from .models import esr
+
+        _refuse_fixed_esr(model_id, family)
+        return Target(family, esr.parse(model_id)[1]["scale"], "y")
+    with _rng_kept():
+        model = fresh_model(model_id, scale)
+    return Target(lookup(model_id).name, int(model.scale), model.input_space)
+
+
+def trainable(model_id: str, scale: Optional[int] = None) -> Tuple[str, int]:
+    """(family, scale) of a trainable id; a one-line error for fixed or unknown ids."""
+    t = target(model_id, scale)
+    return t.family, t.scale
 
 
 # --------------------------------------------------------------------------- files
@@ -394,7 +543,13 @@ def _finite(module, optimizer=None) -> bool:
 # --------------------------------------------------------------------------- validation
 
 class Validator:
-    """Validation PSNR with the harness's own protocol (QualityEvaluator), LR pairs made once."""
+    """Validation PSNR with the harness's own protocol (QualityEvaluator), LR pairs made once.
+
+    The module being trained is scored inside the model's own :class:`Upscaler` (its space,
+    scale and notes; ``models[model_id]``, which :func:`train_model` fills with the one it
+    trains, else ``resolve(model_id)``): Y models see Y, RGB models RGB, and PSNR is on Y as
+    the protocol says.
+    """
 
     def __init__(self, val_data: Optional[str], set_name: str = "Set5"):
         from .datasets import EMBEDDED, ENV_DATA, _set_dir, data_root, embedded_set, find_set
@@ -411,13 +566,30 @@ class Validator:
                 self.image_set = embedded_set()
         self.evaluator = QualityEvaluator(show_progress=False)
         self.standard = self.image_set.name != EMBEDDED
+        self.models: Dict[str, object] = {}
+
+    def model_for(self, model_id: str, module):
+        """The Upscaler of ``model_id`` with ``module`` (in eval mode) as its network."""
+        import copy
+
+        from .models import resolve
+
+        template = self.models.get(model_id)
+        if template is None:
+            with _rng_kept():
+                template = self.models[model_id] = resolve(model_id)
+        model = copy.copy(template)
+        model.module = module.eval()
+        model.weights = "training"
+        return model
 
     def psnr(self, model_id: str, module) -> float:
-        from .models.esr import wrap
-
         was_training = module.training
         try:
-            return float(self.evaluator.evaluate(wrap(model_id, module, weights="training"), self.image_set).psnr)
+            return float(self.evaluator.evaluate(self.model_for(model_id, module), self.image_set).psnr)
+        except RuntimeError as exc:  # e.g. an image too small for the network's own downsampling
+            raise HarnessError(f"{model_id} failed on the validation set {self.image_set.name} "
+                               f"({_first_line(exc)}); use bigger validation images or --val-every 0") from None
         finally:
             module.train(was_training)
 
@@ -463,12 +635,17 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
     """Train one model in ``out``; returns the provenance record (``status`` finished or paused)."""
     import torch
 
-    from .models import esr
     from .progress import progress
 
-    family, scale = trainable(model_id)
+    t = target(model_id, settings.scale)
+    family, scale = t.family, t.scale
+    wrong = sorted({f.space for f in data} - {t.space})
+    if wrong:
+        raise HarnessError(f"{model_id} trains on {t.space.upper()} pairs, but the training data was loaded as "
+                           f"{', '.join(w.upper() for w in wrong)} (load_folder(..., space={t.space!r}))")
+    recipe = recipe_record(family, scale)
     settings = for_family(settings, family)
-    patch = patch_for(settings, model_id, scale)
+    patch = patch_for(settings, model_id, scale, family)
     lr = lr_for(settings, family)
     sampler = PatchSampler(data, scale, patch, settings.batch, settings.seed)
     config = _config(model_id, settings, scale, patch, lr, data)
@@ -480,7 +657,11 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
     torch_rng = torch.get_rng_state()
     try:
         torch.manual_seed(settings.seed)
-        module = esr.build_module(model_id).train()  # the authors' init, drawn from the seeded torch RNG
+        # eSR: the authors' init; others: the module's own; drawn from the seeded torch RNG
+        model = fresh_model(model_id, settings.scale)
+        module = model.module.train()
+        if validator is not None:
+            validator.models[model_id] = model  # scored as this Upscaler (space, scale) with the trained module
         optimizer = torch.optim.Adam(module.parameters(), lr=lr)
         steps, min_lr = settings.steps, settings.min_lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -532,7 +713,11 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
             with _StopFlag() as flag:
                 while step < stop:
                     lr_batch, hr_batch = sampler.next()
-                    loss = l1_loss(module(lr_batch), hr_batch)
+                    try:
+                        loss = l1_loss(module(lr_batch), hr_batch)
+                    except RuntimeError as exc:  # e.g. a patch too small for the network's own downsampling
+                        raise HarnessError(f"{model_id} failed on {tuple(lr_batch.shape)} LR patches at step "
+                                           f"{step + 1} ({_first_line(exc)}); try a bigger --patch") from None
                     value = float(loss.item())
                     if not math.isfinite(value) or value > DIVERGED_LOSS:
                         what = "NaN" if math.isnan(value) else "inf" if math.isinf(value) else f"{value:.3g}"
@@ -580,7 +765,7 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
             log(f"{model_id}: stopped at step {step} of {steps}; {last_path} saved, continue with --resume")
             raise KeyboardInterrupt
         record = provenance(model_id, family, scale, settings, patch, lr, threads, data, sampler, validator,
-                            state, step)
+                            state, step, space=t.space, recipe=recipe)
         if step < steps:
             record["status"] = "paused"
             return record
@@ -608,26 +793,36 @@ def _json_safe(obj):
     return obj
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
 def _kept(last_path: Path) -> str:
     return f"the last good checkpoint {last_path} is kept" if last_path.is_file() else "no checkpoint was written"
 
 
 def provenance(model_id, family, scale, settings: Settings, patch, lr, threads, data, sampler, validator,
-               state, step) -> Dict:
+               state, step, space: str = "y", recipe: Optional[Dict] = None) -> Dict:
     import torch
 
     from .export import harness_version
 
+    esr_family = _esr_family(model_id) is not None
     return {
         "model": model_id, "family": family, "scale": scale, "status": "finished",
+        "input_space": space,
         "data": [f.record(used) for f, used in zip(data, sampler.used)],
         "images": sum(sampler.used),
         "steps": step, "batch": settings.batch, "patch": patch, "lr_patch": patch // scale,
+        "recipe": recipe if recipe is not None else recipe_record(family, scale),
         "augmentation": "random flips and 90-degree rotations (8 orientations)",
-        "degradation": "modcrop, MATLAB-faithful bicubic shrink of the uint8 RGB image, BT.601 Y in [0, 1]",
+        "degradation": "modcrop, MATLAB-faithful bicubic shrink of the uint8 RGB image, " +
+                       ("BT.601 Y in [0, 1]" if space == "y" else "RGB in [0, 1]"),
         "loss": "L1", "optimizer": "Adam (betas 0.9, 0.999)",
         "lr_schedule": {"type": "cosine", "lr": lr, "min_lr": settings.min_lr, "steps": settings.steps},
-        "init": "authors' initialisation (harness.models.esr.build_module)",
+        "init": "authors' initialisation (harness.models.esr.build_module)" if esr_family else
+                "module default (PyTorch), as the registry's resolve(id) builds it",
         "seed": settings.seed, "threads": threads,
         "wall_time_s": round(float(state["wall_s"]), 3), "cpu_time_s": round(float(state["cpu_s"]), 3),
         "validation": None if validator is None else dict(validator.record(), every=settings.val_every),
@@ -649,6 +844,7 @@ class Plan:
     out: Path
     action: str  # train, resume, skip
     reason: str = ""
+    space: str = "y"  # the space of its training pairs (load_folder(..., space=))
 
 
 def plan(model_ids: Sequence[str], settings: Settings, out: Optional[str], pool: bool,
@@ -657,22 +853,23 @@ def plan(model_ids: Sequence[str], settings: Settings, out: Optional[str], pool:
     plans = []
     for mid in model_ids:
         try:
-            family, scale = trainable(mid)
-        except HarnessError:
+            t = target(mid, settings.scale)
+        except NotTrainable:
             if pool:
                 plans.append(Plan(mid, 0, Path(), "skip", "fixed weights, nothing to train"))
                 continue
             raise
-        patch_for(settings, mid, scale)
+        family, scale, space = t.family, t.scale, t.space
+        patch_for(settings, mid, scale, family)
         lr_for(settings, family)
         folder = (Path(out).expanduser() / mid if pool else Path(out).expanduser()) if out else default_out(mid)
         final, last = folder / f"{mid}.pt", folder / "last.pt"
         if force:
-            plans.append(Plan(mid, scale, folder, "train"))
+            plans.append(Plan(mid, scale, folder, "train", space=space))
         elif resume and last.is_file():
-            plans.append(Plan(mid, scale, folder, "resume"))
+            plans.append(Plan(mid, scale, folder, "resume", space=space))
         elif final.is_file():
-            plans.append(Plan(mid, scale, folder, "skip", f"already trained ({final}; --force retrains)"))
+            plans.append(Plan(mid, scale, folder, "skip", f"already trained ({final}; --force retrains)", space))
         elif resume and not pool:
             raise HarnessError(f"no checkpoint {last} to resume; run without --resume to start {mid}, "
                                f"or give the --out of the earlier run")
@@ -680,7 +877,7 @@ def plan(model_ids: Sequence[str], settings: Settings, out: Optional[str], pool:
             raise HarnessError(f"{last} holds an unfinished run of {mid}; add --resume to continue it "
                                f"or --force to start over")
         else:
-            plans.append(Plan(mid, scale, folder, "train"))
+            plans.append(Plan(mid, scale, folder, "train", space=space))
     return plans
 
 
@@ -714,12 +911,13 @@ def run(model_ids: Sequence[str], settings: Settings, out: Optional[str] = None,
     if jobs > 1 and len(todo) > 1:
         return records + _run_parallel(todo, settings, folders, stop_at, jobs, log)
     validator = Validator(settings.val_data, settings.val_set) if settings.val_every else None
-    data_by_scale: Dict[int, List[TrainFolder]] = {}
+    loaded: Dict[Tuple[int, str], List[TrainFolder]] = {}
     for p in todo:
-        if p.scale not in data_by_scale:
-            data_by_scale.clear()  # one scale in memory at a time (pools go scale by scale)
-            data_by_scale[p.scale] = [load_folder(f, p.scale, show_progress) for f in folders]
-        record = _train_planned(p, settings, data_by_scale[p.scale], validator, stop_at, show_progress, log)
+        if (p.scale, p.space) not in loaded:
+            if any(scale != p.scale for scale, _ in loaded):
+                loaded.clear()  # one scale in memory at a time (pools go scale by scale)
+            loaded[p.scale, p.space] = [load_folder(f, p.scale, show_progress, space=p.space) for f in folders]
+        record = _train_planned(p, settings, loaded[p.scale, p.space], validator, stop_at, show_progress, log)
         records.append(record)
         if record["status"] == "paused":
             log(f"{p.model_id}: paused at step {record['steps']} of {record['lr_schedule']['steps']}; "
@@ -747,20 +945,24 @@ def _log_stderr(msg: str) -> None:
 
 def _train_in_child(p: Plan, settings: Settings, folders: Sequence[Path], stop_at) -> Dict:
     """One model in a worker process (``--jobs``): its own data cache read and validator."""
-    data = [load_folder(f, p.scale) for f in folders]
+    data = [load_folder(f, p.scale, space=p.space) for f in folders]
     validator = Validator(settings.val_data, settings.val_set) if settings.val_every else None
     return _train_planned(p, settings, data, validator, stop_at, False, _log_stderr)
 
 
 def training_cost(model_id: str, settings: Settings) -> float:
     """MACs of a whole training run (forward on the LR patches x batch x steps): orders ``--jobs`` work."""
-    from .models import esr
     from .models.complexity import complexity
 
-    family, scale = trainable(model_id)
-    s = for_family(settings, family)
-    patch = patch_for(s, model_id, scale)
-    macs = complexity(esr.build_module(model_id), scale, out_hw=(patch, patch))["macs_per_fhd"]
+    t = target(model_id, settings.scale)
+    s = for_family(settings, t.family)
+    patch = patch_for(s, model_id, t.scale, t.family)
+    with _rng_kept():
+        module = fresh_model(model_id, settings.scale).module
+    try:
+        macs = complexity(module, t.scale, out_hw=(patch, patch), channels=1 if t.space == "y" else 3)["macs_per_fhd"]
+    except RuntimeError:  # the patch is too small for the network: its run stops at step 1 with a one-line error
+        return 0.0
     return float(macs) * s.batch * s.steps
 
 
@@ -770,9 +972,9 @@ def _run_parallel(todo: Sequence[Plan], settings: Settings, folders: Sequence[Pa
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from dataclasses import replace
 
-    for scale in sorted({p.scale for p in todo}):  # make the LR caches once, before the workers race for them
+    for scale, space in sorted({(p.scale, p.space) for p in todo}):  # make the caches once, before the workers race
         for f in folders:
-            load_folder(f, scale)
+            load_folder(f, scale, space=space)
     child = replace(settings, threads=settings.threads or 1)
     order = sorted(todo, key=lambda p: training_cost(p.model_id, settings), reverse=True)
     log(f"training {len(order)} models, {jobs} at a time ({child.threads} torch thread(s) each), longest first")
@@ -802,21 +1004,25 @@ def cmd_train(args) -> int:
     from .models.pools import pool_ids
 
     ids = [t.strip() for t in (args.model or "").split(",") if t.strip()]
+    try:
+        scales = [int(s) for s in args.scale.split(",") if s.strip()] if args.scale else []
+    except ValueError:
+        raise HarnessError(f"--scale {args.scale}: give integers such as 2 or 2,4") from None
     if args.pool:
         from .models import id_scale
 
-        try:
-            scales = [int(s) for s in args.scale.split(",") if s.strip()] if args.scale else []
-        except ValueError:
-            raise HarnessError(f"--scale {args.scale}: give integers such as 2 or 2,4") from None
         ids += [i for i in pool_ids(args.pool) if not scales or id_scale(i) in scales]
+    elif len(scales) > 1:
+        raise HarnessError(f"--scale {args.scale}: give one scale for the scale-free ids (package.module:Class); "
+                           f"several scales only filter a --pool")
     if not ids:
         raise HarnessError("give a model id (python -m harness train eSR-TM_s2_K7_C4 --data T91) or --pool NAME")
     if not args.data:
         raise HarnessError("give the training images with --data DIR (several: --data T91,BSD200)")
     settings = Settings(data=[args.data], steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
                         min_lr=args.min_lr, seed=args.seed, threads=args.threads, val_every=args.val_every,
-                        val_data=args.val_data, val_set=args.val_set, checkpoint_every=args.checkpoint_every)
+                        val_data=args.val_data, val_set=args.val_set, checkpoint_every=args.checkpoint_every,
+                        scale=scales[0] if scales and not args.pool else None)
     if getattr(args, "cluster", None):
         from .cluster import train_on_cluster  # Ray is imported there, only when asked for
 
@@ -843,21 +1049,26 @@ def cmd_train(args) -> int:
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Adds ``train`` to the CLI's subparsers (harness/cli.py wires it in)."""
     p = subparsers.add_parser(
-        "train", help="train eSR/ESPCN/FSRCNN models from scratch on a folder of images",
-        description="Train models of the eSR pool (L1, Adam, cosine LR decay, random aligned patches with "
-                    "flips/rotations, MATLAB-bicubic LR, Y channel). Writes last.pt/best.pt checkpoints and, "
-                    "at the end, <id>.pt (use with --weights PATH) and <id>.json (provenance) in --out.")
+        "train", help="train learnable zoo models (eSR pool, ABPN, BSRN, ...) from scratch on a folder of images",
+        description="Train any learnable model of the zoo: the eSR pool on the Y channel, RGB models (ABPN, "
+                    "BSRN) on RGB patches (L1, Adam, cosine LR decay, random aligned patches with flips/rotations, "
+                    "MATLAB-bicubic LR; steps/batch/lr/patch from the family's recipe). Fixed-weight models "
+                    "(bicubic, ONNX files) are refused. Writes last.pt/best.pt checkpoints and, at the end, <id>.pt "
+                    "(use with --weights PATH) and <id>.json (provenance) in --out.")
     p.add_argument("model", nargs="?", help="model id(s), comma-separated (python -m harness zoo list)")
     p.add_argument("--pool", help="train every model of a pool (default, paper-front, all); fixed-weight "
                                   "bicubic rows are skipped, finished ones too unless --force")
-    p.add_argument("--scale", help="with --pool: only these scales, e.g. 2 or 2,4")
+    p.add_argument("--scale", help="with --pool: only these scales, e.g. 2 or 2,4; with ids: the scale of "
+                                   "scale-free ids (package.module:Class)")
     p.add_argument("--data", metavar="DIR[,DIR]", help="training image folder(s), images directly inside or in "
                                                        "DIR/HR/ (T91, BSD200, General100, DIV2K); comma-separated")
-    p.add_argument("--steps", type=int, help="training steps (default: the family's recipe, 15000)")
+    p.add_argument("--steps", type=int, help="training steps (default: the family's recipe, 15000; 20000 "
+                                             "for ABPN)")
     p.add_argument("--batch", type=int, help="patches per step (default: the family's recipe, 32 for "
                                              "eSR-MAX/TM/TR, 16 for the others)")
     p.add_argument("--patch", type=int, help=f"HR patch size in pixels, a multiple of the scale "
-                                             f"(default {DEFAULT_PATCH}; {DEFAULT_PATCH // 3 * 3} at x3)")
+                                             f"(default {DEFAULT_PATCH}; {DEFAULT_PATCH // 3 * 3} at x3; ABPN "
+                                             f"64 and BSRN 48 LR pixels, i.e. times the scale)")
     p.add_argument("--lr", type=float, help="initial learning rate (default: the family's recipe, 5e-3 for "
                                             "eSR-MAX/TM/TR, 1e-3 for the others)")
     p.add_argument("--min-lr", type=float, default=1e-5, help="learning rate reached at --steps by the cosine "

@@ -123,3 +123,16 @@ def test_injection_spec():
         assert cluster._injected_failures() == {TM: 1, ESPCN: None}
     finally:
         del os.environ[cluster.FAIL_ENV]
+
+
+def test_local_cluster_trains_an_rgb_model_beside_a_y_model(data, tmp_path, capsys):
+    """ABPN (RGB pairs) and an eSR model (Y pairs) in one cluster run: each gets its own data
+    through the object store, and the weights equal the single-machine trainer's."""
+    need_ray()
+    out, solo = tmp_path / "out", tmp_path / "solo"
+    assert cli([f"{TM},ABPN_s2"] + common(data) + ["--out", str(out), "--cluster", "local", "--json"]) == 0
+    records = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    assert records["ABPN_s2"]["status"] == "finished" and records["ABPN_s2"]["input_space"] == "rgb"
+    assert records[TM]["status"] == "finished" and records[TM]["input_space"] == "y"
+    assert cli(["ABPN_s2"] + common(data) + ["--out", str(solo)]) == 0
+    assert _same(solo / "ABPN_s2.pt", out / "ABPN_s2" / "ABPN_s2.pt")

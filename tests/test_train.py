@@ -22,6 +22,7 @@ from harness.models import pools, resolve
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TM, ESPCN = "eSR-MAX_s2_K3_C2", "ESPCN_s2_D0_S3"
+ABPN, BSRN = "ABPN_s2", "BSRN_s2"
 
 
 @pytest.fixture(autouse=True)
@@ -393,3 +394,242 @@ def test_family_recipe_fills_unset_settings():
                                         train.RECIPES["eSR-TM"]["lr"])
     s = train.for_family(train.Settings(data=["x"], steps=7, batch=3, lr=0.1), "FSRCNN")
     assert (s.steps, s.batch, s.lr) == (7, 3, 0.1)
+
+
+# --------------------------------------------------------------------------- RGB pairs, eSR runs unchanged
+
+def state_digest(state) -> str:
+    """sha256 of a state dict's names, dtypes, shapes and bytes (independent of torch.save's container)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().contiguous().cpu()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+# Recorded with the trainer as it was before it took RGB models (commit 81dd5bc), torch 2.13.0+cpu on
+# x86_64, one thread: generalising the trainer must not move a single bit of an eSR-pool run.
+ESR_BEFORE = {
+    "torch": "2.13.0+cpu", "machine": "x86_64",
+    TM: "bcd92c1b9c12448160553a34b3bb18295efdd892ec9e382407a1b076c89a84a8",
+    ESPCN: "b62e466118f906f08238a720ad1fb7ce781d06451cbd594e3704aff4bed26a81",
+    "eSR-TM_s2_K5_C2": "871f9d36345533481042fac8b31f7de623c29cdfcf7ee2c90556875902d2c1bf",
+    "eSR-TM_s2_K5_C2 history": [[4, 24.38376041833476], [8, 25.052323817455203], [12, 25.795439573471498]],
+}
+
+
+def test_esr_runs_are_bit_identical_to_before_the_generalisation(data, val_root, tmp_path):
+    import platform
+
+    if (torch.__version__, platform.machine()) != (ESR_BEFORE["torch"], ESR_BEFORE["machine"]):
+        pytest.skip(f"digests recorded with torch {ESR_BEFORE['torch']} on {ESR_BEFORE['machine']}; other "
+                    f"builds may round differently")
+    for mid in (TM, ESPCN):
+        train.run([mid], settings(data), out=str(tmp_path / mid))
+        assert state_digest(weights(tmp_path / mid / f"{mid}.pt")) == ESR_BEFORE[mid], mid
+    mid = "eSR-TM_s2_K5_C2"  # with validation: the Validator's new Upscaler path scores exactly as before
+    rec = train.run([mid], settings(data, val_every=4, val_data=str(val_root)), out=str(tmp_path / mid))[0]
+    assert state_digest(weights(tmp_path / mid / f"{mid}.pt")) == ESR_BEFORE[mid]
+    assert rec["history"] == ESR_BEFORE[f"{mid} history"]
+    assert rec["input_space"] == "y" and rec["recipe"]["name"] == "eSR-TM"
+    assert rec["init"].startswith("authors' initialisation")
+
+
+def test_rgb_pairs_are_cached_apart_from_the_y_pairs_and_reused(data, tmp_path, monkeypatch):
+    from harness.imageio import load_rgb
+    from harness.imresize import downscale, modcrop
+
+    y = train.load_folder(data, 2)
+    y_stamp = y.cache.stat().st_mtime_ns
+    rgb = train.load_folder(data, 2, space="rgb")
+    assert rgb.cache != y.cache and rgb.cache.is_file() and "_rgb_" in rgb.cache.name and rgb.key != y.key
+    assert rgb.space == "rgb" and y.space == "y" and y.cache.stat().st_mtime_ns == y_stamp
+    assert rgb.hr[0].dtype == np.uint8 and rgb.hr[0].shape == (40, 48, 3) and rgb.lr[0].shape == (20, 24, 3)
+    hr = modcrop(load_rgb(data / "img00.png"), 2)  # exactly the quality protocol's pair
+    assert np.array_equal(rgb.hr[0], hr) and np.array_equal(rgb.lr[0], downscale(hr, 2))
+
+    def no_recompute(*a, **k):
+        raise AssertionError("the LR pairs were recomputed although the cache is valid")
+
+    monkeypatch.setattr(train, "_degrade", no_recompute)
+    again = train.load_folder(data, 2, space="rgb")
+    assert all(np.array_equal(a, b) for a, b in zip(rgb.lr + rgb.hr, again.lr + again.hr))
+    assert train.load_folder(data, 2).cache == y.cache  # the Y cache is still valid
+    rec = train.run([ABPN], settings(data, steps=2), out=str(tmp_path / "o"))[0]  # a training run reuses it
+    assert rec["data"][0]["cache"] == str(rgb.cache)
+    with pytest.raises(AssertionError, match="recomputed"):
+        train.load_folder(data, 3, space="rgb")
+
+
+def test_rgb_patches_take_the_same_draws_as_y_patches(data):
+    from harness.color import rgb_to_y
+
+    y = train.PatchSampler([train.load_folder(data, 2)], 2, 16, 32, seed=3)
+    rgb = train.PatchSampler([train.load_folder(data, 2, space="rgb")], 2, 16, 32, seed=3)
+    for _ in range(2):
+        (ly, hy), (lc, hc) = y.next(), rgb.next()
+        assert lc.shape == (32, 3, 8, 8) and hc.shape == (32, 3, 16, 16) and lc.dtype == torch.float32
+        assert 0 <= float(lc.min()) and float(hc.max()) <= 1
+        # the same position, flip and rotation: BT.601 Y of the RGB patches is the Y patches
+        for yb, cb in ((ly, lc), (hy, hc)):
+            as_y = rgb_to_y(cb.permute(0, 2, 3, 1).double().numpy()) / 255
+            np.testing.assert_allclose(as_y, yb[:, 0].numpy(), atol=1e-5)
+    pooled = torch.nn.functional.avg_pool2d(hc, 2)
+    assert (pooled - lc).abs().mean() < 0.01
+
+
+def test_rgb_train_folder_pickles(data):
+    import pickle
+
+    folder = train.load_folder(data, 2, space="rgb")
+    back = pickle.loads(pickle.dumps(folder))
+    assert back.space == "rgb" and back.key == folder.key and back.cache == folder.cache
+    assert all(np.array_equal(a, b) for a, b in zip(folder.hr + folder.lr, back.hr + back.lr))
+
+
+# --------------------------------------------------------------------------- any learnable model (RGB too)
+
+def test_abpn_trains_on_rgb_patches_and_the_loss_decreases(data, monkeypatch):
+    losses, shapes = [], set()
+
+    def recording(output, target):
+        shapes.add((tuple(output.shape), tuple(target.shape), target.dtype))
+        loss = torch.nn.functional.l1_loss(output, target)
+        losses.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(train, "l1_loss", recording)
+    rec = train.run([ABPN], settings(data, steps=100, batch=8, lr=3e-3, checkpoint_every=100),
+                    out=str(data.parent / "o"))[0]
+    assert shapes == {((8, 3, 16, 16), (8, 3, 16, 16), torch.float32)}
+    assert len(losses) == 100
+    # ABPN starts as nearest-neighbour upsampling (its anchor), already close on smooth images
+    assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:10]), (losses[:10], losses[-20:])
+    assert rec["input_space"] == "rgb" and rec["family"] == "ABPN"
+    assert rec["degradation"].endswith("RGB in [0, 1]")
+
+
+def test_abpn_provenance_validation_and_weights_through_the_registry(data, val_root, tmp_path):
+    from harness.datasets import find_set
+    from harness.quality import QualityEvaluator
+
+    out = tmp_path / "o"
+    assert cli([ABPN, "--data", str(data), "--steps", "6", "--batch", "4", "--patch", "16", "--threads", "1",
+                "--val-every", "3", "--val-data", str(val_root), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(["last.pt", "best.pt", f"{ABPN}.pt", f"{ABPN}.json"])
+    rec = json.loads((out / f"{ABPN}.json").read_text())
+    assert (rec["model"], rec["family"], rec["status"], rec["scale"], rec["input_space"]) == \
+        (ABPN, "ABPN", "finished", 2, "rgb")
+    assert (rec["steps"], rec["batch"], rec["patch"], rec["lr_patch"]) == (6, 4, 16, 8)
+    assert rec["recipe"] == {"name": "ABPN", "lr": 1e-3, "batch": 16, "steps": 20000, "patch": 128}
+    assert rec["lr_schedule"]["lr"] == 1e-3 and rec["init"].startswith("module default (PyTorch)")
+    assert "_rgb_" in Path(rec["data"][0]["cache"]).name
+    assert [s for s, _ in rec["history"]] == [3, 6]
+    model = resolve(ABPN, weights=str(out / f"{ABPN}.pt"))
+    assert same_state(model.module.state_dict(), weights(out / f"{ABPN}.pt"))
+    assert not same_state(model.module.state_dict(), resolve(ABPN).module.state_dict())
+    # validation is the harness's protocol on the RGB model (PSNR on Y)
+    psnr = QualityEvaluator(show_progress=False).evaluate(model, find_set(val_root, "Set5")).psnr
+    assert psnr == pytest.approx(rec["final_psnr"], abs=1e-9)
+
+
+def test_greyscale_folder_trains_an_rgb_model(tmp_path):
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        small = Image.fromarray(rng.integers(0, 256, (6, 6), dtype=np.uint8), mode="L")
+        small.resize((48, 40), Image.BICUBIC).save(grey / f"g{i}.png")
+    folder = train.load_folder(grey, 2, space="rgb")
+    assert folder.hr[0].shape == (40, 48, 3) and np.array_equal(folder.hr[0][..., 0], folder.hr[0][..., 2])
+    assert train.run([ABPN], settings(grey, steps=2), out=str(tmp_path / "o"))[0]["status"] == "finished"
+
+
+def test_bsrn_trains_two_steps(data, val_root, tmp_path):
+    rec = train.run([BSRN], settings(data, steps=2, batch=2, patch=32, val_every=2, val_data=str(val_root)),
+                    out=str(tmp_path / "o"))[0]
+    assert rec["status"] == "finished" and rec["input_space"] == "rgb" and rec["recipe"]["patch"] == 96
+    assert rec["final_psnr"] is not None
+    model = resolve(BSRN, weights=str(tmp_path / "o" / f"{BSRN}.pt"))
+    assert same_state(model.module.state_dict(), weights(tmp_path / "o" / f"{BSRN}.pt"))
+
+
+def test_a_patch_too_small_for_the_network_is_one_line(data, tmp_path):
+    # BSRN's attention downsamples 16x (strided conv, 7x7 max-pool): 8 LR pixels are too few
+    with pytest.raises(HarnessError) as e:
+        train.run([BSRN], settings(data, steps=2, batch=2, patch=16), out=str(tmp_path / "o"))
+    assert one_line(e).startswith(f"{BSRN} failed on (2, 3, 8, 8) LR patches at step 1 (")
+    assert one_line(e).endswith("try a bigger --patch")
+
+
+class TinyRGB(torch.nn.Module):
+    """A user's RGB model for the package.module:Class path (a conv and a PixelShuffle)."""
+
+    input_space = "rgb"
+
+    def __init__(self, scale: int = 2):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3 * scale * scale, 3, padding=1)
+        self.shuffle = torch.nn.PixelShuffle(scale)
+
+    def forward(self, x):
+        return self.shuffle(self.conv(x))
+
+
+def test_a_user_module_trains_with_the_generic_recipe(data, tmp_path):
+    mid = f"{__name__}:TinyRGB"
+    out = tmp_path / "o"
+    assert cli([mid, "--scale", "2", "--data", str(data), "--steps", "3", "--batch", "2", "--patch", "16",
+                "--val-every", "0", "--out", str(out)]) == 0
+    rec = json.loads((out / f"{mid}.json").read_text())
+    assert (rec["family"], rec["scale"], rec["input_space"]) == ("custom", 2, "rgb")
+    assert rec["recipe"] == dict(train.GENERIC_RECIPE, name="generic", patch=64)
+    model = resolve(mid, scale=2, weights=str(out / f"{mid}.pt"))
+    assert same_state(model.module.state_dict(), weights(out / f"{mid}.pt"))
+    with pytest.raises(HarnessError) as e:
+        cli([mid, "--data", str(data), "--steps", "3", "--out", str(tmp_path / "p")])
+    assert "needs a scale: add --scale 2, 3 or 4" in one_line(e)
+
+
+def test_fixed_weight_ids_are_refused_and_skipped_in_pools(data, tmp_path, monkeypatch, capsys):
+    for mid in ("Bicubic_s3", "eSR-Bicubic_s2", "bicubic-matlab"):
+        with pytest.raises(train.NotTrainable) as e:
+            cli([mid, "--data", str(data)])
+        assert "nothing to train" in one_line(e)
+    monkeypatch.setitem(pools.POOLS, "mixed", lambda: ["Bicubic_s2", TM, ABPN])
+    assert cli(["--pool", "mixed", "--data", str(data), "--steps", "2", "--batch", "2", "--patch", "16",
+                "--val-every", "0", "--out", str(tmp_path / "pool"), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["status"]) for r in records] == [("Bicubic_s2", "skipped"), (TM, "finished"),
+                                                           (ABPN, "finished")]
+    assert [r.get("input_space") for r in records] == [None, "y", "rgb"]
+
+
+def test_recipes_for_rgb_families_and_the_generic_fallback():
+    s = train.for_family(train.Settings(data=["x"]), "ABPN")
+    assert (s.steps, s.batch, s.lr) == (20000, 16, 1e-3)
+    assert train.patch_for(train.Settings(data=[]), ABPN, 2) == 128  # the authors' 64 LR pixels
+    assert train.patch_for(train.Settings(data=[]), "BSRN_s3", 3) == 144  # BasicSR's 48 LR pixels
+    assert train.patch_for(train.Settings(data=[], patch=32), BSRN, 2) == 32
+    s = train.for_family(train.Settings(data=["x"], lr=0.1), "SomeNewFamily")
+    assert (s.steps, s.batch, s.lr) == (15000, 16, 0.1)
+    assert train.patch_for(train.Settings(data=[]), "x:Y", 3, "SomeNewFamily") == 63
+
+
+def test_parallel_jobs_train_rgb_and_y_models_alike(data, tmp_path):
+    """--jobs with an RGB and a Y model: each child loads its own space's pairs; the weights equal a
+    sequential run's. The longest (by MACs on its own channels) starts first."""
+    s = settings(data, steps=4)
+    assert train.training_cost(ABPN, s) > train.training_cost(TM, s) > 0
+    assert train.training_cost(BSRN, settings(data, patch=32)) > train.training_cost(ABPN, settings(data, patch=32))
+    assert train.training_cost(BSRN, s) == 0  # 8 LR pixels are too few for BSRN: it fails at once, one line
+    train.run([ABPN, TM], s, out=str(tmp_path / "seq"), pool=True)
+    par = train.run([ABPN, TM], s, out=str(tmp_path / "par"), pool=True, jobs=2)
+    assert sorted((r["model"], r["status"]) for r in par) == [(ABPN, "finished"), (TM, "finished")]
+    for mid in (ABPN, TM):
+        assert same_state(weights(tmp_path / "seq" / mid / f"{mid}.pt"), weights(tmp_path / "par" / mid / f"{mid}.pt"))

@@ -52,6 +52,14 @@ def _match(model_id: str):
     return None, None
 
 
+def lookup(model_id: str) -> Family:
+    """The family of ``model_id``; the registry's one-line error for unknown ids."""
+    family, _ = _match(model_id)
+    if family is None:
+        raise HarnessError(unknown_id_message(model_id))
+    return family
+
+
 def family_name(model_id: str) -> str:
     """The family of an id without building anything ('' when unknown)."""
     family, _ = _match(model_id)
