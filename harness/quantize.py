@@ -1,14 +1,17 @@
 """INT8 post-training static quantization for ONNX Runtime (QDQ format).
 
 Calibration feeds LR patches made exactly like the model's inputs (MATLAB bicubic of HR
-crops, Y or RGB in [0, 1]) from training images when given, else from the embedded images
-(recorded in the result). Weights are quantized per channel to int8, activations to uint8,
-with MinMax calibration; the QDQ graph is what both ONNX Runtime and TensorRT consume.
+crops, Y or RGB in [0, 1]) from training images when folders are given (``--calib-data
+DIR[,DIR]``), else from the embedded images; :func:`calibration_source` says which, for the
+results and the cache names. Weights are quantized per channel to int8, activations to
+uint8, with MinMax calibration.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -16,20 +19,55 @@ from .color import rgb_to_y
 from .errors import HarnessError
 from .imresize import downscale
 
+MAX_CALIBRATION_IMAGES = 64  # images read from calibration folders (evenly spread over the sorted list)
+
+
+def calibration_files(folders: Sequence[str]) -> List[Path]:
+    """The image files of ``folders`` (recursively, sorted), at most MAX_CALIBRATION_IMAGES evenly spread."""
+    from .imageio import is_image_file
+
+    for f in folders:
+        if not Path(f).is_dir():
+            raise HarnessError(f"calibration folder {f} does not exist; give --calib-data a folder of training "
+                               f"images (e.g. DIV2K/DIV2K_train_HR)")
+    files = [p for f in folders for p in sorted(Path(f).rglob("*")) if p.is_file() and is_image_file(p)]
+    if not files:
+        raise HarnessError(f"no calibration images in {', '.join(map(str, folders))}; give a folder of images")
+    if len(files) > MAX_CALIBRATION_IMAGES:
+        step = len(files) / MAX_CALIBRATION_IMAGES
+        files = [files[int(i * step)] for i in range(MAX_CALIBRATION_IMAGES)]
+    return files
+
+
+def calibration_source(folders: Optional[Sequence[str]] = None) -> Dict[str, object]:
+    """What calibrates INT8 (recorded with the results): ``embedded`` or the folders, with a key
+    that changes with the images used (their paths, sizes and modification times)."""
+    from .datasets import EMBEDDED_IMAGES
+
+    if not folders:
+        return {"source": "embedded", "images": len(EMBEDDED_IMAGES), "key": "embedded"}
+    files = calibration_files(folders)
+    digest = hashlib.sha256()
+    for p in files:
+        st = p.stat()
+        digest.update(json.dumps([str(p.resolve()), st.st_size, st.st_mtime_ns]).encode())
+    return {"source": "folders", "folders": [str(Path(f).resolve()) for f in folders], "images": len(files),
+            "key": digest.hexdigest()[:12]}
+
+
+def _images(folders: Optional[Sequence[str]]) -> List[np.ndarray]:
+    from .datasets import embedded_set
+    from .imageio import load_rgb
+
+    if folders:
+        return [load_rgb(p) for p in calibration_files(folders)]
+    return [img for _, img in embedded_set()]
+
 
 def calibration_inputs(scale: int, input_space: str, count: int = 32, patch: int = 96,
                        folders: Optional[Sequence[str]] = None, seed: int = 0) -> List[np.ndarray]:
     """``count`` LR patches (1xCxhxw float32) from ``folders`` or the embedded images."""
-    from .datasets import embedded_set
-    from .imageio import is_image_file, load_rgb
-
-    if folders:
-        files = [p for f in folders for p in sorted(Path(f).rglob("*")) if p.is_file() and is_image_file(p)]
-        if not files:
-            raise HarnessError(f"no calibration images in {', '.join(map(str, folders))}; give a folder of images")
-        images = [load_rgb(p) for p in files[:64]]
-    else:
-        images = [img for _, img in embedded_set()]
+    images = _images(folders)
     patch -= patch % scale
     rng = np.random.default_rng(seed)
     usable = [img for img in images if img.shape[0] >= patch and img.shape[1] >= patch]
@@ -80,3 +118,4 @@ def quantize_qdq(fp32_path, out_path, inputs: List[np.ndarray]) -> Path:
     except Exception as exc:  # noqa: BLE001 - ORT's quantizer raises many types
         raise HarnessError(f"{fp32_path}: INT8 quantization failed ({str(exc).splitlines()[0][:200]})") from None
     return out_path
+

@@ -13,6 +13,17 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one thread is fastest (and far faster than two on a busy 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("scale,params", [(2, 33464), (3, 42539), (4, 62048)])
 def test_abpn_structure_and_anchor(scale, params):
     model = resolve(f"ABPN_s{scale}")
@@ -39,3 +50,66 @@ def test_int8_runs_faster_graph_and_stays_close_to_fp32(tmp_path):
     graph = onnx.load(rec["session"]["onnx"])
     ops = {n.op_type for n in graph.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # a QDQ graph
+
+
+# --- calibration on training images --------------------------------------------------------------
+def smooth_image(rng, h, w):
+    """A smooth RGB uint8 image (a few random values, bilinearly enlarged): natural-image-like statistics."""
+    from PIL import Image
+
+    small = rng.integers(0, 255, (4, 5, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR))
+
+
+@pytest.fixture
+def calib_folder(tmp_path, rng):
+    from conftest import write_png
+
+    folder = tmp_path / "train"
+    for i in range(3):
+        write_png(folder / "sub" / f"t{i}.png", smooth_image(rng, 100, 120))
+    return folder
+
+
+def test_calibration_source_names_the_images_and_changes_with_them(calib_folder, rng):
+    from conftest import write_png
+    from harness.errors import HarnessError
+    from harness.quantize import calibration_source
+
+    assert calibration_source(None) == {"source": "embedded", "images": 14, "key": "embedded"}
+    src = calibration_source([str(calib_folder)])
+    assert src["source"] == "folders" and src["images"] == 3 and src["folders"] == [str(calib_folder.resolve())]
+    assert calibration_source([str(calib_folder)]) == src  # stable
+    write_png(calib_folder / "t9.png", smooth_image(rng, 100, 120))
+    assert calibration_source([str(calib_folder)])["key"] != src["key"]
+    patches = calibration_inputs(3, "rgb", count=4, folders=[str(calib_folder)])
+    assert [p.shape for p in patches] == [(1, 3, 32, 32)] * 4
+    assert not np.array_equal(patches[0], calibration_inputs(3, "rgb", count=1)[0])
+    with pytest.raises(HarnessError, match="does not exist"):
+        calibration_source([str(calib_folder / "missing")])
+
+
+def test_int8_bench_uses_and_records_the_calibration_folders(calib_folder):
+    inputs = [np.random.default_rng(1).random((45, 80, 3), dtype=np.float32)]
+    cfg = BenchConfig(weights="init", repeats=1, precision="int8", calib_data=[str(calib_folder)])
+    rec = measure("ABPN_s3", 3, cfg, inputs=inputs)
+    cal = rec["calibration"]
+    assert cal["source"] == "folders" and cal["images"] == 3 and cal["method"] == "ort-minmax-qdq"
+    assert rec["session"]["onnx"].endswith(f".int8-{cal['key']}.onnx") and rec["psnr_vs_reference"] > 35
+    default = measure("ABPN_s3", 3, BenchConfig(weights="init", repeats=1, precision="int8"), inputs=inputs)
+    assert default["calibration"]["source"] == "embedded" and default["session"]["onnx"].endswith(".naive.int8.onnx")
+    fp32 = measure("ABPN_s3", 3, BenchConfig(weights="init", repeats=1), inputs=inputs)
+    assert "calibration" not in fp32
+
+
+def test_calib_data_option_reaches_the_runner_config(calib_folder, capsys):
+    from harness.cli import bench_config, build_parser, main
+
+    args = build_parser().parse_args(["bench", "--model", "ABPN_s3", "--precision", "int8",
+                                      "--calib-data", f"{calib_folder},{calib_folder}"])
+    cfg = bench_config({"name": "cpu", "backend": "onnxruntime", "precision": "fp32"}, args)
+    assert cfg.calib_data == [str(calib_folder.resolve())] * 2 and cfg.precision == "int8"
+    assert main(["bench", "--model", "ABPN_s3", "--precision", "int8", "--calib-data", str(calib_folder / "no")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --calib-data") and "no such folder" in err[0]
+
