@@ -113,3 +113,51 @@ def test_calib_data_option_reaches_the_runner_config(calib_folder, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --calib-data") and "no such folder" in err[0]
 
+
+# --- quantization-aware training ------------------------------------------------------------------
+def smooth_input(h=24, w=30, seed=3):
+    rng = np.random.default_rng(seed)
+    return np.ascontiguousarray(np.transpose(smooth_image(rng, h, w), (2, 0, 1))[None] / 255.0, dtype=np.float32)
+
+
+def test_qat_finetune_exports_a_qdq_onnx_close_to_fp32(tmp_path, calib_folder):
+    import onnxruntime as ort
+    import torch
+
+    from harness.quantize import PatchPairs, qat_finetune, qdq_ops
+    from harness.runner import output_psnr
+
+    torch.manual_seed(0)
+    model = resolve("ABPN_s3")
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    pairs = PatchPairs(3, "rgb", folders=[str(calib_folder)], patch=48, batch=2, seed=0)
+    lr, hr = pairs.next()
+    assert lr.shape == (2, 3, 16, 16) and hr.shape == (2, 3, 48, 48) and 0 <= float(lr.min()) <= float(lr.max()) <= 1
+    result = qat_finetune("ABPN_s3", model.module, pairs, steps=4, lr=1e-5, out=tmp_path / "abpn.qat.onnx")
+    assert len(result["losses"]) == 4 and all(np.isfinite(result["losses"]))
+    assert all(torch.equal(before[k], v) for k, v in model.module.state_dict().items())  # FP32 model untouched
+    ops = qdq_ops(result["onnx"])
+    assert ops["QuantizeLinear"] >= 9 and ops["DequantizeLinear"] >= 9  # input, 7 weights, 7 activations, add
+    assert {"Add", "DepthToSpace", "Clip", "Conv"} <= set(ops)  # the anchor add and the final clamp survive
+    session = ort.InferenceSession(str(result["onnx"]), providers=["CPUExecutionProvider"])
+    x = smooth_input()
+    got = session.run(None, {"lr": x})[0]
+    with torch.no_grad():
+        want = model.module(torch.from_numpy(x)).numpy()
+    assert got.shape == want.shape == (1, 3, 72, 90)
+    assert output_psnr(want, got) > 30  # the INT8 graph stays within 30 dB of FP32 (measured ~50 dB)
+    assert session.run(None, {"lr": x * 4})[0].max() <= 1.0  # clamped
+
+
+def test_qat_is_for_abpn_and_takes_tensor_batches():
+    import torch
+
+    from harness.errors import HarnessError
+    from harness.quantize import qat_finetune
+
+    with pytest.raises(HarnessError, match="implemented for ABPN"):
+        qat_finetune("ESPCN_s2_D0_S3", resolve("ESPCN_s2_D0_S3").module, [], steps=1)
+    batches = [(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 16, 16))]
+    out = qat_finetune("ABPN_s2", resolve("ABPN_s2").module, batches, steps=2)
+    assert out["onnx"] is None and len(out["losses"]) == 2
+
