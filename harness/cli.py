@@ -527,6 +527,25 @@ def cmd_report(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- int8-report
+
+def cmd_int8_report(args) -> int:
+    from .int8_report import columns, describe, int8_report, parse_frame_size
+    from .output import emit
+
+    quiet = args.json or not sys.stderr.isatty()
+    rows = int8_report(args.model, weights=args.weights, data=args.data, sets=_csv_list(args.sets),
+                       calib_data=_calib_folders(args), qat_steps=args.qat_steps, qat_lr=args.qat_lr,
+                       qat_batch=args.qat_batch, runs=args.runs, frame=parse_frame_size(args.frame_size),
+                       threads=args.threads, log=None if quiet else (lambda m: print(m, file=sys.stderr)))
+    cols, headers = columns(args.qat_steps > 0)
+    emit(rows, cols, args.json, digits={c: 2 for c in cols if c != "images"}, headers=headers)
+    if not args.json:
+        for line in describe(rows):
+            print(line)
+    return 0
+
+
 # --------------------------------------------------------------------------- run-all
 
 def cmd_run_all(args) -> int:
@@ -760,6 +779,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="folder for report.html/report.md")
     p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("int8-report", help="FP32 against INT8 (post-training and QAT) of one model: PSNR (RGB "
+                                           "and Y) per set and ONNX Runtime CPU latency on a Full-HD frame")
+    p.add_argument("--model", default="ABPN_s3", help="model id (default ABPN_s3; QAT needs an ABPN)")
+    _add_weights(p)
+    _add_data(p)
+    p.add_argument("--sets", help="comma-separated sets, e.g. DIV2K (default: every set found, else embedded)")
+    _add_calib(p)
+    p.add_argument("--qat-steps", type=int, default=0,
+                   help="quantization-aware fine-tuning steps on --calib-data patches (default 0: no QAT column)")
+    p.add_argument("--qat-lr", type=float, default=5e-5, help="QAT Adam learning rate (default 5e-5)")
+    p.add_argument("--qat-batch", type=int, default=16, help="QAT batch of 96-pixel HR patches (default 16)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per graph, the median is reported (default 5)")
+    p.add_argument("--frame-size", default="1920x1080", help="output frame timed, WxH (default 1920x1080)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: its own choice)")
+    _add_json(p)
+    p.set_defaults(func=cmd_int8_report)
 
     from .train import add_train_parser
 

@@ -161,3 +161,66 @@ def test_qat_is_for_abpn_and_takes_tensor_batches():
     out = qat_finetune("ABPN_s2", resolve("ABPN_s2").module, batches, steps=2)
     assert out["onnx"] is None and len(out["losses"]) == 2
 
+
+# --- the FP32 / INT8 report -----------------------------------------------------------------------
+@pytest.fixture
+def tiny_set(tmp_path, rng):
+    from conftest import write_png
+
+    for i in range(2):
+        write_png(tmp_path / "data" / "Set5" / "HR" / f"im{i}.png", smooth_image(rng, 48, 60))
+    return tmp_path / "data"
+
+
+def test_int8_report_prints_every_column(tiny_set, calib_folder, capsys):
+    import json
+    import math
+
+    import torch
+
+    from harness.cli import main
+
+    torch.manual_seed(0)  # the same init weights both times: the second run reuses the cached graphs
+    args = ["int8-report", "--model", "ABPN_s3", "--weights", "init", "--data", str(tiny_set), "--sets", "Set5",
+            "--calib-data", str(calib_folder), "--qat-steps", "2", "--qat-batch", "2", "--frame-size", "96x48",
+            "--runs", "1", "--threads", "1"]
+    assert main(args + ["--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["set"] == "Set5" and row["images"] == 2 and row["lr_shape"] == [1, 3, 16, 32]
+    for k in ("fp32", "ptq", "qat"):
+        for col in (f"{k}_psnr_rgb", f"{k}_psnr_y", f"{k}_ms"):
+            assert isinstance(row[col], float) and math.isfinite(row[col]) and row[col] > 0, col
+    assert abs(row["ptq_psnr_rgb"] - row["fp32_psnr_rgb"]) < 0.5  # INT8 output close to FP32's
+    assert row["calibration"]["source"] == "folders" and row["qat"]["data"]["source"] == "folders"
+    assert row["qat"]["steps"] == 2 and row["published_rgb"] == {"fp32": 30.22, "ptq": 30.09, "qat": 30.15}
+    torch.manual_seed(0)
+    assert main(args) == 0  # the table (the QAT graph now comes from the cache)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:4] == ["set", "images", "FP32", "RGB"] and "QAT RGB dB" in out[0]
+    cells = out[2].split()
+    assert cells[:2] == ["Set5", "2"] and all(math.isfinite(float(c)) for c in cells[2:])
+    assert any("calibrated on 3 images" in line for line in out) and any("published" in line for line in out)
+
+
+def test_int8_report_missing_set_is_one_error_line(tiny_set, capsys):
+    from harness.cli import main
+
+    assert main(["int8-report", "--weights", "init", "--data", str(tiny_set), "--sets", "DIV2K"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: test set DIV2K not found")
+
+
+def test_rgb_psnr_crops_and_averages_over_channels():
+    from harness.metrics import psnr, psnr_rgb
+
+    ref = np.zeros((10, 12, 3))
+    test = ref.copy()
+    test[0, :, :] = 255.0  # only the cropped border row differs
+    assert psnr_rgb(ref, test, crop=1) == float("inf")
+    test = ref + np.array([0.0, 0.0, 3.0])  # one channel off by 3: MSE 3
+    assert psnr_rgb(ref, test, crop=2) == pytest.approx(10 * np.log10(255 ** 2 / 3.0))
+    assert psnr_rgb(ref, test) == psnr(ref, test)
+    with pytest.raises(ValueError, match="HxWx3"):
+        psnr_rgb(ref[..., 0], test[..., 0])
