@@ -43,6 +43,23 @@ def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", help="override the profile's backend: onnxruntime, tensorrt, torch")
     p.add_argument("--precision", help="override the profile's precision: fp32, fp16, int8")
     p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
+    _add_calib(p)
+
+
+def _add_calib(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calib-data", metavar="DIR[,DIR]",
+                   help="INT8 calibration images (training images, e.g. DIV2K_train_HR), for --precision int8 on "
+                        "ONNX Runtime (QDQ) and TensorRT (entropy calibrator); default: the embedded images")
+
+
+def _calib_folders(args) -> Optional[List[str]]:
+    """The --calib-data folders (each must exist), or None for the embedded images."""
+    folders = _csv_list(getattr(args, "calib_data", None))
+    for f in folders:
+        if not Path(f).is_dir():
+            raise HarnessError(f"--calib-data {f}: no such folder; give folders of training images "
+                               f"(e.g. DIV2K/DIV2K_train_HR), comma-separated")
+    return [str(Path(f).resolve()) for f in folders] or None
 
 
 def _add_weights(p: argparse.ArgumentParser) -> None:
@@ -282,7 +299,7 @@ def bench_config(profile: dict, args):
         weights=getattr(args, "weights", "shipped"), form=getattr(args, "form", "auto") or "auto",
         power_meter=profile.get("power_meter", "none"),
         timeout_s=float(getattr(args, "timeout", None) or profile.get("timeout_s", 600)),
-        frames_dir=getattr(args, "frames", None))
+        frames_dir=getattr(args, "frames", None), calib_data=_calib_folders(args))
 
 
 def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True):
@@ -332,6 +349,12 @@ def report_problems(rows) -> None:
         print(f"power not measured: {reason}", file=sys.stderr)
 
 
+def _calib_key(cfg) -> list:
+    """The calibration folders in a run's configuration key, only for INT8 runs that name them
+    (so every other run keeps the key it had)."""
+    return [{"calib_data": cfg.calib_data}] if cfg.precision == "int8" and cfg.calib_data else []
+
+
 def _config_key(*parts) -> str:
     import hashlib
 
@@ -357,7 +380,8 @@ def cmd_bench(args) -> int:
 
     make_backend(cfg.backend, precision=cfg.precision, device=cfg.target)  # unknown backend/precision: one line
     store = ResultStore(args.db)
-    key = _config_key(cfg.device, cfg.backend, cfg.precision, cfg.weights, cfg.form, cfg.frames_dir, pairs)
+    key = _config_key(cfg.device, cfg.backend, cfg.precision, cfg.weights, cfg.form, cfg.frames_dir, pairs,
+                      *_calib_key(cfg))
     run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
                                       environment=capture(), resume=args.resume)
     if resumed:
@@ -446,7 +470,8 @@ def cmd_compare(args) -> int:
     baseline = resolve(f"Bicubic_s{model.scale}")
     sets = resolve_sets(data_root(args.data), _csv_list(args.sets))
     store = ResultStore(args.db)
-    run_id, _ = store.start_run(cfg.device, _config_key("compare", args.model, weights, cfg.device, cfg.backend),
+    run_id, _ = store.start_run(cfg.device, _config_key("compare", args.model, weights, cfg.device, cfg.backend,
+                                                        *_calib_key(cfg)),
                                 command=" ".join(sys.argv), profile=profile, environment=capture())
     evaluator = QualityEvaluator(show_progress=sys.stderr.isatty())
     known = {(p["model"], p["scale"]) for p in collect(store)
@@ -502,6 +527,25 @@ def cmd_report(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- int8-report
+
+def cmd_int8_report(args) -> int:
+    from .int8_report import columns, describe, int8_report, parse_frame_size
+    from .output import emit
+
+    quiet = args.json or not sys.stderr.isatty()
+    rows = int8_report(args.model, weights=args.weights, data=args.data, sets=_csv_list(args.sets),
+                       calib_data=_calib_folders(args), qat_steps=args.qat_steps, qat_lr=args.qat_lr,
+                       qat_batch=args.qat_batch, runs=args.runs, frame=parse_frame_size(args.frame_size),
+                       threads=args.threads, log=None if quiet else (lambda m: print(m, file=sys.stderr)))
+    cols, headers = columns(args.qat_steps > 0)
+    emit(rows, cols, args.json, digits={c: 2 for c in cols if c != "images"}, headers=headers)
+    if not args.json:
+        for line in describe(rows):
+            print(line)
+    return 0
+
+
 # --------------------------------------------------------------------------- run-all
 
 def cmd_run_all(args) -> int:
@@ -536,7 +580,7 @@ def cmd_run_all(args) -> int:
     out_dir = Path(args.out)
     store = ResultStore(out_dir / "harness.db")
     key = _config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, args.frames,
-                      [s.name for s in sets], pairs)
+                      [s.name for s in sets], pairs, *_calib_key(cfg))
     run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
                                       environment=capture(), resume=args.resume)
     started = time.time()
@@ -735,6 +779,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="folder for report.html/report.md")
     p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("int8-report", help="FP32 against INT8 (post-training and QAT) of one model: PSNR (RGB "
+                                           "and Y) per set and ONNX Runtime CPU latency on a Full-HD frame")
+    p.add_argument("--model", default="ABPN_s3", help="model id (default ABPN_s3; QAT needs an ABPN)")
+    _add_weights(p)
+    _add_data(p)
+    p.add_argument("--sets", help="comma-separated sets, e.g. DIV2K (default: every set found, else embedded)")
+    _add_calib(p)
+    p.add_argument("--qat-steps", type=int, default=0,
+                   help="quantization-aware fine-tuning steps on --calib-data patches (default 0: no QAT column)")
+    p.add_argument("--qat-lr", type=float, default=5e-5, help="QAT Adam learning rate (default 5e-5)")
+    p.add_argument("--qat-batch", type=int, default=16, help="QAT batch of 96-pixel HR patches (default 16)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per graph, the median is reported (default 5)")
+    p.add_argument("--frame-size", default="1920x1080", help="output frame timed, WxH (default 1920x1080)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: its own choice)")
+    _add_json(p)
+    p.set_defaults(func=cmd_int8_report)
 
     from .train import add_train_parser
 

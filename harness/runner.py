@@ -53,6 +53,7 @@ class BenchConfig:
     reference_check: bool = True
     peak_gflops: Optional[float] = None  # the device's peak compute at this precision, when known
     peak_gbps: Optional[float] = None    # the device's peak memory bandwidth, when known
+    calib_data: Optional[List[str]] = None  # INT8 calibration image folders (default: the embedded images)
 
 
 def latency_stats(seconds: List[float]) -> Dict[str, float]:
@@ -128,7 +129,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         inputs = lr_inputs(load_frames(cfg.frames_dir), scale, model.input_space)
     batch = [as_nchw(x) for x in inputs]
     backend = make_backend(cfg.backend, precision=cfg.precision, threads=cfg.threads, device=cfg.target,
-                           workdir=cfg.workdir or str(cache_dir()), form=cfg.form)
+                           workdir=cfg.workdir or str(cache_dir()), form=cfg.form, calib_data=cfg.calib_data)
     record: Dict[str, object] = {"model": model.id, "scale": scale, "family": model.family, "device": cfg.device,
                                  "backend": cfg.backend, "precision": cfg.precision, "weights": model.weights,
                                  "frames": len(batch), "input_shape": list(batch[0].shape)}
@@ -137,6 +138,8 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     record["prepare_s"] = time.perf_counter() - t0
     record["form"] = session.form
     record["session"] = dict(session.details)
+    if cfg.precision == "int8":  # which images calibrated the INT8 graph or engine
+        record["calibration"] = session.details.get("calibration")
     record["versions"] = backend.versions()
 
     out = session.infer(batch[0])

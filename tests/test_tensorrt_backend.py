@@ -40,6 +40,9 @@ class Calls:
         self.max_workspace = []
         self.profiles = []
         self.calibrators = []
+        self.calibration_profiles = []
+        self.calibration_batches = []
+        self.calibration_cache_reads = 0
         self.deserialized = 0
         self.executes = []
         self.contexts_retained = 0
@@ -74,6 +77,12 @@ def make_fake_trt(calls, version="8.6.1", api="v3", memory_pool=True, serialized
             super().__init__()
 
     trt.ILogger, trt.Logger = ILogger, Logger
+
+    class IInt8EntropyCalibrator2:  # the pybind base: subclasses call its __init__
+        def __init__(self):
+            pass
+
+    trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
     trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
     trt.BuilderFlag = Enum("FP16", "INT8")
     trt.TensorIOMode = Enum("INPUT", "OUTPUT")
@@ -151,6 +160,10 @@ def make_fake_trt(calls, version="8.6.1", api="v3", memory_pool=True, serialized
         def add_optimization_profile(self, profile):
             self.profiles.append(profile)
 
+        def set_calibration_profile(self, profile):
+            calls.calibration_profiles.append(dict(profile.shapes))
+            return True
+
         def __setattr__(self, name, value):
             if name == "max_workspace_size":
                 calls.max_workspace.append(value)
@@ -189,6 +202,21 @@ def make_fake_trt(calls, version="8.6.1", api="v3", memory_pool=True, serialized
         def _build(self, network, config):
             calls.config_flags.append(set(config.flags))
             calls.calibrators.append(config.int8_calibrator)
+            calibrator = config.int8_calibrator
+            if hasattr(calibrator, "get_batch"):  # calibrate like TensorRT: the cache, else batches until None
+                if calibrator.read_calibration_cache():
+                    calls.calibration_cache_reads += 1
+                else:
+                    n = calibrator.get_batch_size()
+                    shape = next(iter(calls.calibration_profiles[-1].values()))[1]
+                    assert shape[0] == n
+                    while True:
+                        pointers = calibrator.get_batch([network.inputs[0].name])
+                        if pointers is None:
+                            break
+                        raw = MEMORY[int(pointers[0])][:int(np.prod(shape)) * 4]
+                        calls.calibration_batches.append(raw.view(np.float32).reshape(shape).copy())
+                    calibrator.write_calibration_cache(memoryview(b"TRT-8601-EntropyCalibration2\nlr: 3c010a14\n"))
             if fail_build:
                 self.logger.log(Severity.ERROR, "Could not find any implementation for node Conv_0")
                 return None
@@ -379,6 +407,9 @@ def make_fake_pycuda(calls):
         raw = np.ascontiguousarray(src).view(np.uint8).ravel()
         MEMORY[int(dest)][:raw.size] = raw
 
+    def memcpy_htod(dest, src):
+        memcpy_htod_async(dest, src)
+
     def memcpy_dtoh_async(dest, src, stream=None):
         raw = dest.view(np.uint8).reshape(-1)
         raw[:] = MEMORY[int(src)][:raw.size]
@@ -389,6 +420,7 @@ def make_fake_pycuda(calls):
     driver.pagelocked_empty = lambda shape, dtype: np.empty(shape, dtype)
     driver.mem_alloc = Allocation
     driver.memcpy_htod_async, driver.memcpy_dtoh_async = memcpy_htod_async, memcpy_dtoh_async
+    driver.memcpy_htod = memcpy_htod
     driver.get_version = lambda: (11, 4, 0)
     driver.get_driver_version = lambda: 11040
     pycuda.driver = driver
@@ -636,3 +668,95 @@ def test_an_existing_context_is_shared_not_popped(fake, onnx_file, tmp_path, mon
     session.close()
     assert tb._CUDA.ctx is current and fake.calls.contexts_retained == 0
     assert fake.calls.push == fake.calls.pop == 0
+
+
+# --- INT8 with the harness's entropy calibrator -----------------------------------------------
+def test_entropy_calibrator_feeds_device_batches_then_none_and_keeps_its_cache(fake, tmp_path):
+    trt = sys.modules["tensorrt"]
+    cls = tb.entropy_calibrator_class()
+    assert cls.__name__ == "EntropyCalibrator" and issubclass(cls, trt.IInt8EntropyCalibrator2)
+    assert tb.entropy_calibrator_class() is cls  # made once per tensorrt module
+    rng = np.random.default_rng(0)
+    batches = [rng.random((2, 3, 8, 10), dtype=np.float32) for _ in range(3)]
+    cache = tmp_path / "engines" / "model.calib"
+    cal = cls(batches, cache)
+    assert cal.get_batch_size() == 2 and cal.shape == (2, 3, 8, 10)
+    for batch in batches:
+        pointers = cal.get_batch(["lr"])
+        assert len(pointers) == 1 and pointers[0] == int(cal.device_input)
+        np.testing.assert_array_equal(MEMORY[pointers[0]].view(np.float32).reshape(batch.shape), batch)
+    assert cal.get_batch(["lr"]) is None and cal.get_batch(["lr"]) is None
+    assert cal.read_calibration_cache() is None and not cal.cache_read
+    cal.write_calibration_cache(memoryview(b"calibration table"))
+    assert cache.read_bytes() == b"calibration table" and cal.cache_written
+    again = cls(batches, cache)
+    assert again.read_calibration_cache() == b"calibration table" and again.cache_read
+    freed = fake.calls.freed
+    cal.free()
+    cal.free()
+    assert fake.calls.freed == freed + 1 and cal.get_batch(["lr"]) is None
+    with pytest.raises(HarnessError, match="batches of one shape"):
+        cls([batches[0], batches[0][:1]], cache)
+
+
+def test_entropy_calibrator_needs_the_tensorrt_class(fake, monkeypatch):
+    trt = sys.modules["tensorrt"]
+    monkeypatch.delattr(trt, "IInt8EntropyCalibrator2")
+    monkeypatch.setattr(tb, "_CALIBRATOR_CLASSES", {})
+    with pytest.raises(HarnessError, match="no IInt8EntropyCalibrator2"):
+        tb.entropy_calibrator_class()
+
+
+def test_int8_without_qdq_calibrates_itself_and_reuses_the_cache(fake, tmp_path):
+    calls = fake.calls
+    model = resolve("ABPN_s3")  # RGB x3, a plain FP32 export: no QDQ nodes
+    shapes = [(1, 3, 36, 64)]
+    be = make_backend("tensorrt", precision="int8", device="cuda", workdir=str(tmp_path), form="naive")
+    session = be.prepare(model, shapes)
+    assert calls.config_flags == [{"INT8", "FP16"}] and type(calls.calibrators[0]).__name__ == "EntropyCalibrator"
+    batch = (tb.CALIB_BATCH, 3, 32, 32)  # 96-pixel HR patches at x3, 8 per batch
+    assert calls.calibration_profiles == [{"lr": (batch, batch, batch)}]
+    assert len(calls.calibration_batches) == tb.CALIB_PATCHES // tb.CALIB_BATCH
+    expected = tb.calibration_batches(3, "rgb")
+    for got, want in zip(calls.calibration_batches, expected):
+        np.testing.assert_array_equal(got, want)  # the same patches as ONNX Runtime's calibration
+    d = session.details
+    assert d["int8_source"] == "calibrator"
+    cal = d["calibration"]
+    assert cal["source"] == "embedded" and cal["method"] == "trt-entropy2" and cal["cache_read"] is False
+    assert Path(cal["cache"]).parent == Path(d["engine"]).parent and Path(cal["cache"]).is_file()
+    assert session.infer(np.zeros(shapes[0], np.float32)).shape == (1, 3, 108, 192)
+    session.close()
+    # a cached engine: no build, the calibration facts come from its sidecar
+    cached = make_backend("tensorrt", precision="int8", device="cuda", workdir=str(tmp_path), form="naive")
+    session = cached.prepare(model, shapes)
+    assert calls.builders == 1 and session.details["calibration"]["source"] == "embedded"
+    session.close()
+    # another profile: another engine, calibrated from the cache file, not from batches
+    session = be.prepare(model, [(1, 3, 24, 40)])
+    assert calls.builders == 2 and calls.calibration_cache_reads == 1 and len(calls.calibration_batches) == 4
+    assert session.details["calibration"]["cache_read"] is True
+    assert session.details["engine"] != d["engine"]
+    session.close()
+
+
+def test_int8_calibration_folders_make_their_own_engine_and_cache(fake, tmp_path, rng):
+    from conftest import write_png
+
+    folder = tmp_path / "train"
+    for i in range(2):
+        write_png(folder / f"t{i}.png", rng.integers(0, 255, (100, 120, 3), dtype=np.uint8))
+    model = resolve("ABPN_s3")
+    shapes = [(1, 3, 36, 64)]
+    plain = make_backend("tensorrt", precision="int8", device="cuda", workdir=str(tmp_path), form="naive")
+    own = make_backend("tensorrt", precision="int8", device="cuda", workdir=str(tmp_path), form="naive",
+                       calib_data=[str(folder)])
+    a, b = plain.prepare(model, shapes), own.prepare(model, shapes)
+    assert fake.calls.builders == 2 and a.details["engine"] != b.details["engine"]
+    ca, cb = a.details["calibration"], b.details["calibration"]
+    assert ca["source"] == "embedded" and cb["source"] == "folders" and cb["folders"] == [str(folder.resolve())]
+    assert cb["images"] == 2 and ca["cache"] != cb["cache"] and cb["key"] in cb["cache"]
+    fed = fake.calls.calibration_batches
+    assert len(fed) == 8 and not np.array_equal(fed[0], fed[4])  # other images, other patches
+    a.close()
+    b.close()

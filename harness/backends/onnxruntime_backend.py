@@ -47,14 +47,21 @@ def exported_onnx(model, form: str, workdir: Path) -> Tuple[Path, str]:
     return Path(path), got
 
 
-def int8_onnx(model, fp32_path: Path) -> Path:
-    """The QDQ INT8 version of an exported file (cached beside it), calibrated on embedded-image patches."""
-    from ..quantize import calibration_inputs, quantize_qdq
+def int8_onnx(model, fp32_path: Path, folders=None) -> Tuple[Path, Dict[str, object]]:
+    """The QDQ INT8 version of an exported file, cached beside it, and what calibrated it.
 
-    target = fp32_path.with_name(fp32_path.stem + ".int8.onnx")
+    Calibrated on LR patches of the images in ``folders`` (training images: ``--calib-data``),
+    else of the embedded images; the file name carries the calibration key
+    (``<form>.int8.onnx`` for the embedded images, ``<form>.int8-<key>.onnx`` for folders).
+    """
+    from ..quantize import calibration_inputs, calibration_source, quantize_qdq
+
+    source = calibration_source(folders)
+    suffix = ".int8.onnx" if source["source"] == "embedded" else f".int8-{source['key']}.onnx"
+    target = fp32_path.with_name(fp32_path.stem + suffix)
     if not target.is_file():
-        quantize_qdq(fp32_path, target, calibration_inputs(model.scale, model.input_space))
-    return target
+        quantize_qdq(fp32_path, target, calibration_inputs(model.scale, model.input_space, folders=folders))
+    return target, dict(source, method="ort-minmax-qdq")
 
 
 class OrtSession(Session):
@@ -171,8 +178,12 @@ class OnnxRuntimeBackend(Backend):
             path, got = exported_onnx(model, form, workdir)
             if got not in candidates:
                 candidates[got] = path
+        calibration = None
         if self.precision == "int8":
-            candidates = {form: int8_onnx(model, path) for form, path in candidates.items()}
+            folders = self.options.get("calib_data") or None
+            quantized = {form: int8_onnx(model, path, folders) for form, path in candidates.items()}
+            candidates = {form: path for form, (path, _) in quantized.items()}
+            calibration = next(iter(quantized.values()))[1]
         sessions = {form: OrtSession(self._session(path, provider), form, self.device) for form, path in candidates.items()}
         if len(sessions) == 1:
             chosen = next(iter(sessions.values()))
@@ -182,6 +193,8 @@ class OnnxRuntimeBackend(Backend):
             chosen = sessions[best]
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
         chosen.details["onnx"] = str(candidates[chosen.form])
+        if calibration is not None:
+            chosen.details["calibration"] = calibration
         return chosen
 
     def versions(self) -> Dict[str, str]:

@@ -39,7 +39,9 @@ TENSORRT_MISSING = ("tensorrt is not importable: on a Jetson it comes with JetPa
                     "harness venv uses system site-packages), on a desktop pip install tensorrt")
 PYCUDA_MISSING = "pycuda is not importable: pip install pycuda (needs the CUDA toolkit)"
 DEFAULT_WORKSPACE_MB = 1024
-_BUILD_FACTS = ("platform_has_fast_fp16", "platform_has_fast_int8", "workspace_bytes", "int8_source")
+_BUILD_FACTS = ("platform_has_fast_fp16", "platform_has_fast_int8", "workspace_bytes", "int8_source", "calibration")
+CALIB_BATCH = 8      # calibration patches per TensorRT calibration batch
+CALIB_PATCHES = 32   # patches in all: the same calibration_inputs as ONNX Runtime's post-training INT8
 
 
 def _first_line(exc: BaseException) -> str:
@@ -232,6 +234,96 @@ def _device_memory_size(engine) -> int:
     return 0
 
 
+# --- INT8 calibration ------------------------------------------------------------------
+_CALIBRATOR_CLASSES: Dict[Tuple[int, int], type] = {}
+
+
+def entropy_calibrator_class(trt=None, cuda=None) -> type:
+    """The ``EntropyCalibrator`` class: a subclass of ``trt.IInt8EntropyCalibrator2``, made on first
+    use (tensorrt is optional, so the class cannot exist at import time) and kept per module pair.
+
+    ``EntropyCalibrator(batches, cache_path)`` feeds each (N, C, h, w) float32 batch through one
+    pycuda device buffer (``get_batch`` returns its pointer, then None when the batches are spent)
+    and keeps TensorRT's calibration table in ``cache_path``: a later build (another profile,
+    a deleted engine) reads it instead of calibrating again.
+    """
+    trt = trt if trt is not None else _import_trt()
+    cuda = cuda if cuda is not None else _import_cuda()
+    key = (id(trt), id(cuda))
+    if key in _CALIBRATOR_CLASSES:
+        return _CALIBRATOR_CLASSES[key]
+    base = getattr(trt, "IInt8EntropyCalibrator2", None)
+    if base is None:
+        raise HarnessError(f"TensorRT {trt_version(trt)} has no IInt8EntropyCalibrator2 (implicit INT8 "
+                           f"calibration); give a QDQ ONNX with signed zero-point-0 INT8, or use --precision fp16")
+
+    class EntropyCalibrator(base):
+        def __init__(self, batches, cache_path):
+            base.__init__(self)
+            self.batches = [np.ascontiguousarray(b, dtype=np.float32) for b in batches]
+            if not self.batches or len({b.shape for b in self.batches}) != 1 or self.batches[0].ndim != 4:
+                raise HarnessError(f"INT8 calibration needs one or more (N, C, H, W) batches of one shape, got "
+                                   f"{[b.shape for b in self.batches]}")
+            self.shape: Shape = tuple(int(d) for d in self.batches[0].shape)  # type: ignore[assignment]
+            self.cache_path = Path(cache_path)
+            self.index = 0
+            self.cache_read = False
+            self.cache_written = False
+            self.device_input = cuda.mem_alloc(self.batches[0].nbytes)
+
+        def get_batch_size(self):
+            return int(self.shape[0])
+
+        def get_batch(self, names, *args):  # called by TensorRT: must not raise
+            try:
+                if self.index >= len(self.batches) or self.device_input is None:
+                    return None
+                cuda.memcpy_htod(self.device_input, self.batches[self.index])
+                self.index += 1
+                return [int(self.device_input)]
+            except Exception as exc:  # noqa: BLE001
+                print(f"[harness] INT8 calibration batch failed ({_first_line(exc)})", file=sys.stderr)
+                return None
+
+        def read_calibration_cache(self, *args):
+            try:
+                if self.cache_path.is_file():
+                    data = self.cache_path.read_bytes()
+                    self.cache_read = bool(data)
+                    return data or None
+            except OSError:
+                pass
+            return None
+
+        def write_calibration_cache(self, cache, *args):
+            try:
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.cache_path.with_name(self.cache_path.name + f".tmp{os.getpid()}")
+                tmp.write_bytes(bytes(cache))
+                os.replace(str(tmp), str(self.cache_path))
+                self.cache_written = True
+            except Exception as exc:  # noqa: BLE001 - a cache that cannot be written only costs time
+                print(f"[harness] {self.cache_path}: calibration cache not written ({_first_line(exc)})",
+                      file=sys.stderr)
+
+        def free(self) -> None:
+            if self.device_input is not None and hasattr(self.device_input, "free"):
+                self.device_input.free()
+            self.device_input = None
+
+    _CALIBRATOR_CLASSES[key] = EntropyCalibrator
+    return EntropyCalibrator
+
+
+def calibration_batches(scale: int, input_space: str, folders=None, batch: int = CALIB_BATCH,
+                        count: int = CALIB_PATCHES) -> List[np.ndarray]:
+    """The calibration patches of ONNX Runtime's post-training INT8 stacked into (batch, C, h, w) arrays."""
+    from ..quantize import calibration_inputs
+
+    patches = calibration_inputs(scale, input_space, count=count, folders=folders)
+    return [np.concatenate(patches[i:i + batch]) for i in range(0, len(patches) - batch + 1, batch)]
+
+
 # --- the session -----------------------------------------------------------------------
 class TensorRTSession(Session):
     """An engine, its execution context and fixed device buffers sized for the largest input shape."""
@@ -421,8 +513,12 @@ class TensorRTBackend(Backend):
         ok, why = self.probe()
         if not ok:
             raise BackendUnavailable(why)
+        calibration = None
+        if self.precision == "int8" and getattr(model, "scale", None):
+            calibration = {"scale": int(model.scale), "input_space": model.input_space,
+                           "folders": self.options.get("calib_data") or None}
         if getattr(model, "onnx_path", None):  # a user's ONNX file runs as it is
-            return self.prepare_onnx(model.onnx_path, input_shapes, form="onnx")
+            return self.prepare_onnx(model.onnx_path, input_shapes, form="onnx", calibration=calibration)
         if getattr(model, "module", None) is None:
             return NativeSession(model)
         if hasattr(model, "onnx_pipeline"):  # routed (ClassSR): data-dependent batches per branch, no single engine
@@ -440,7 +536,7 @@ class TensorRTBackend(Backend):
         sessions: Dict[str, TensorRTSession] = {}
         try:
             for form, path in candidates.items():
-                sessions[form] = self.prepare_onnx(path, shapes, form=form)
+                sessions[form] = self.prepare_onnx(path, shapes, form=form, calibration=calibration)
             if len(sessions) == 1:
                 return next(iter(sessions.values()))
             timings = {form: quick_time(s, shapes[0]) for form, s in sessions.items()}
@@ -456,8 +552,14 @@ class TensorRTBackend(Backend):
         chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
         return chosen
 
-    def prepare_onnx(self, onnx_path, input_shapes: List[Shape], form: str = "onnx") -> TensorRTSession:
-        """A session for an ONNX file (one input, one output): the engine from the cache or freshly built."""
+    def prepare_onnx(self, onnx_path, input_shapes: List[Shape], form: str = "onnx",
+                     calibration: Optional[Dict[str, object]] = None) -> TensorRTSession:
+        """A session for an ONNX file (one input, one output): the engine from the cache or freshly built.
+
+        ``calibration`` (``{"scale", "input_space", "folders"}``) lets an int8 build of a graph
+        without QDQ nodes calibrate itself with :func:`entropy_calibrator_class` on the harness's
+        calibration patches; ``prepare`` passes it for zoo models and user ONNX files.
+        """
         ok, why = self.probe()
         if not ok:
             raise BackendUnavailable(why)
@@ -469,7 +571,7 @@ class TensorRTBackend(Backend):
         index = _parse_device_index(self.device)
         _CUDA.acquire(cuda, index)
         try:
-            engine, runtime, details = self._engine(trt, cuda, onnx_path, shapes, index)
+            engine, runtime, details = self._engine(trt, cuda, onnx_path, shapes, index, calibration)
             details["form"] = form
             return TensorRTSession(trt, cuda, engine, shapes, profile_of(shapes), form, details,
                                    release=_CUDA.release, runtime=runtime)
@@ -502,30 +604,41 @@ class TensorRTBackend(Backend):
     def _calibrator(self):
         return self.options.get("int8_calibrator") or self.options.get("calibrator")
 
-    def engine_path(self, onnx_bytes: bytes, shapes: Sequence[Shape], trt_ver: str, device_name: str) -> Path:
-        """``<workdir>/trt-engines/<onnx sha>_<precision>_trt<ver>_<device>_<profile hash>.engine``."""
+    def engine_path(self, onnx_bytes: bytes, shapes: Sequence[Shape], trt_ver: str, device_name: str,
+                    int8: Optional[str] = None) -> Path:
+        """``<workdir>/trt-engines/<onnx sha>_<precision>_trt<ver>_<device>_<settings hash>.engine``;
+        the settings are the profile, the workspace and, for int8, what calibrated it (``int8``)."""
         lo, opt, hi = profile_of(shapes)
-        calibrator = self._calibrator()
+        if int8 is None and self.precision == "int8":
+            calibrator = self._calibrator()
+            int8 = type(calibrator).__name__ if calibrator is not None else "qdq"
         settings = {"min": lo, "opt": opt, "max": hi, "workspace": self._workspace_bytes(),
-                    "int8": None if self.precision != "int8" else
-                    (type(calibrator).__name__ if calibrator is not None else "qdq")}
+                    "int8": int8 if self.precision == "int8" else None}
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
         name = (f"{hashlib.sha256(onnx_bytes).hexdigest()[:16]}_{self.precision}_trt{trt_ver}_"
                 f"{slug(device_name)}_{key}.engine")
         return Path(self.workdir or ".") / "trt-engines" / name
 
-    def _engine(self, trt, cuda, onnx_path: Path, shapes: List[Shape], index: int):
+    def _engine(self, trt, cuda, onnx_path: Path, shapes: List[Shape], index: int,
+                calibration: Optional[Dict[str, object]] = None):
         data = onnx_path.read_bytes()
+        auto = None  # the harness's own entropy calibration: (spec, its source record)
+        int8_key = None
         if self.precision == "int8" and self._calibrator() is None and not _has_qdq(data):
-            raise HarnessError(f"int8 needs calibration: {onnx_path} has no QuantizeLinear/DequantizeLinear nodes "
-                               f"and no int8_calibrator was given; pass a calibrator, a QDQ-quantised ONNX, "
-                               f"or use --precision fp16")
+            if calibration is None:
+                raise HarnessError(f"int8 needs calibration: {onnx_path} has no QuantizeLinear/DequantizeLinear "
+                                   f"nodes and no int8_calibrator was given; pass a calibrator, a QDQ-quantised "
+                                   f"ONNX, or use --precision fp16")
+            from ..quantize import calibration_source
+
+            auto = (calibration, calibration_source(calibration.get("folders")))
+            int8_key = f"EntropyCalibrator:{auto[1]['key']}"
         try:
             device_name = cuda.Device(index).name()
         except Exception:  # noqa: BLE001
             device_name = f"cuda{index}"
         version = trt_version(trt)
-        path = self.engine_path(data, shapes, version, device_name)
+        path = self.engine_path(data, shapes, version, device_name, int8=int8_key)
         logger = _logger(trt)
         runtime = trt.Runtime(logger)
         lo, opt, hi = profile_of(shapes)
@@ -543,7 +656,23 @@ class TensorRTBackend(Backend):
                                build_s=meta.get("build_s"))
         if engine is None:
             t0 = time.perf_counter()
-            serialized, build_facts = self._build(trt, logger, onnx_path, data, shapes)
+            calibrator = None
+            if auto is not None:
+                spec, source = auto
+                cache = path.parent / (f"{hashlib.sha256(data).hexdigest()[:16]}_int8-{source['key']}_"
+                                       f"trt{version}_{slug(device_name)}.calib")
+                batches = calibration_batches(int(spec["scale"]), str(spec["input_space"]), spec.get("folders"))
+                calibrator = entropy_calibrator_class(trt, cuda)(batches, cache)
+            try:
+                serialized, build_facts = self._build(trt, logger, onnx_path, data, shapes, calibrator)
+            finally:
+                if calibrator is not None:
+                    calibrator.free()
+            if calibrator is not None:
+                build_facts["calibration"] = dict(auto[1], method="trt-entropy2", cache=str(calibrator.cache_path),
+                                                  batches=len(calibrator.batches),
+                                                  batch_shape=list(calibrator.shape),
+                                                  cache_read=calibrator.cache_read)
             build_s = round(time.perf_counter() - t0, 3)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -566,8 +695,12 @@ class TensorRTBackend(Backend):
         except Exception:  # noqa: BLE001 - some versions raise instead of returning None
             return None
 
-    def _build(self, trt, logger, onnx_path: Path, data: bytes, shapes: List[Shape]):
-        """Parse the ONNX, configure precision/workspace/profile and build the serialized engine."""
+    def _build(self, trt, logger, onnx_path: Path, data: bytes, shapes: List[Shape], auto_calibrator=None):
+        """Parse the ONNX, configure precision/workspace/profile and build the serialized engine.
+
+        ``auto_calibrator`` (an :func:`entropy_calibrator_class` instance) calibrates an int8 build
+        with its own profile fixed at its batch shape (TensorRT calibrates at the calibration
+        profile's shapes), where no user calibrator was given."""
         since = len(getattr(logger, "errors", []))
         builder = trt.Builder(logger)
         flag_enum = getattr(trt, "NetworkDefinitionCreationFlag", None)
@@ -614,13 +747,26 @@ class TensorRTBackend(Backend):
         calibrator = None
         if self.precision == "int8":
             config.set_flag(trt.BuilderFlag.INT8)
-            calibrator = self._calibrator()
+            calibrator = self._calibrator() or auto_calibrator
             if calibrator is not None:
                 config.int8_calibrator = calibrator
         profile = builder.create_optimization_profile()
         profile.set_shape(tensor.name, lo, opt, hi)
         config.add_optimization_profile(profile)
-        if calibrator is not None and hasattr(config, "set_calibration_profile"):
+        if calibrator is not None and calibrator is auto_calibrator:
+            shape = auto_calibrator.shape
+            if len(declared) != 4 or any(d >= 0 and d != s for d, s in zip(declared[1:], shape[1:])):
+                raise HarnessError(f"{onnx_path}: input '{tensor.name}' is {declared} but the calibration patches "
+                                   f"are {shape}; give a QDQ ONNX or an int8_calibrator for this model")
+            if not hasattr(config, "set_calibration_profile"):
+                raise HarnessError(f"TensorRT {trt_version(trt)} cannot set a calibration profile for dynamic "
+                                   f"shapes; give a QDQ ONNX or use --precision fp16")
+            calib_profile = builder.create_optimization_profile()
+            calib_profile.set_shape(tensor.name, shape, shape, shape)
+            if config.set_calibration_profile(calib_profile) is False:
+                raise HarnessError(f"{onnx_path}: TensorRT {trt_version(trt)} rejects the calibration profile "
+                                   f"{shape} ({_last_error(logger, since)})")
+        elif calibrator is not None and hasattr(config, "set_calibration_profile"):
             config.set_calibration_profile(profile)
         if hasattr(builder, "build_serialized_network"):
             serialized = builder.build_serialized_network(network, config)
