@@ -352,7 +352,7 @@ def test_runner_measures_the_routed_onnx_pipeline_and_stores_routing(tmp_path):
 def test_tensorrt_refuses_the_routed_model_with_a_way_out():
     from harness.backends.tensorrt_backend import TensorRTBackend
 
-    backend = TensorRTBackend.__new__(TensorRTBackend)
-    backend.probe = lambda: (True, "")
+    backend = TensorRTBackend(precision="fp16", device="cuda")
+    backend.probe = lambda: (True, "")  # as if TensorRT were installed: the refusal comes before any engine
     with pytest.raises(HarnessError, match="--backend onnxruntime"):
         backend.prepare(classsr.build(), [(1, 1, 32, 32)])
