@@ -546,6 +546,28 @@ def cmd_int8_report(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- ghost-report
+
+def cmd_ghost_report(args) -> int:
+    from .ghost_report import describe, ghost_report, rows
+    from .int8_report import parse_frame_size
+    from .output import _finite, emit
+
+    quiet = args.json or not sys.stderr.isatty()
+    report = ghost_report(args.model, weights=args.weights, base_weights=args.base_weights, data=args.data,
+                          sets=_csv_list(args.sets), runs=args.runs, frame=parse_frame_size(args.frame_size),
+                          threads=args.threads, log=None if quiet else (lambda m: print(m, file=sys.stderr)))
+    if args.json:
+        json.dump(_finite(report), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    table, cols, headers, digits = rows(report)
+    emit(table, cols, False, digits=digits, headers=headers)
+    for line in describe(report):
+        print(line)
+    return 0
+
+
 # --------------------------------------------------------------------------- run-all
 
 def cmd_run_all(args) -> int:
@@ -796,6 +818,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: its own choice)")
     _add_json(p)
     p.set_defaults(func=cmd_int8_report)
+
+    p = sub.add_parser("ghost-report", help="a base network against its GhostSR version: params, MACs, ONNX "
+                                            "Runtime CPU latency on a Full-HD frame, PSNR/SSIM per set, changes")
+    p.add_argument("--model", required=True, help="the GhostSR id, e.g. Ghost-FSRCNN_s2_D56_S12_M4 or Ghost-EDSR_s2")
+    p.add_argument("--weights", required=True,
+                   help="weights of the ghost network: a file (e.g. the Ghost-<id>.pt that train --init-weights "
+                        "writes; a state dict of <id> is ghostified untuned), shipped or init")
+    p.add_argument("--base-weights", default="shipped",
+                   help="weights of the base network <id>: a file, shipped (the default) or official")
+    _add_data(p)
+    p.add_argument("--sets", help="comma-separated sets, e.g. Set5,Set14 (default: every set found, else embedded)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per network, the median is reported (default 5)")
+    p.add_argument("--frame-size", default="1920x1080", help="output frame timed, WxH (default 1920x1080)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: its own choice)")
+    _add_json(p)
+    p.set_defaults(func=cmd_ghost_report)
 
     from .train import add_train_parser
 

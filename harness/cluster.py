@@ -131,7 +131,8 @@ def train_on_cluster(model_ids: Sequence[str], options, address: str, settings=N
         settings = train.Settings(
             data=[options.data], steps=options.steps, batch=options.batch, patch=options.patch, lr=options.lr,
             min_lr=options.min_lr, seed=options.seed, threads=options.threads, val_every=options.val_every,
-            val_data=options.val_data, val_set=options.val_set, checkpoint_every=options.checkpoint_every)
+            val_data=options.val_data, val_set=options.val_set, checkpoint_every=options.checkpoint_every,
+            init_weights=getattr(options, "init_weights", None))
     settings.check()
     stop_at = getattr(options, "stop_at", None)
     resume, force = bool(getattr(options, "resume", False)), bool(getattr(options, "force", False))

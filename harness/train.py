@@ -1,4 +1,4 @@
-"""Training the zoo's learnable networks from scratch: ``python -m harness train ID|--pool NAME --data DIR``.
+"""Training the zoo's learnable networks: ``python -m harness train ID|--pool NAME --data DIR [--init-weights W]``.
 
 Why it exists: the benchmark compares our own trained weights with the official ones, so
 training must be reproducible from one command and its provenance recorded beside the
@@ -12,6 +12,19 @@ the 8 flips/rotations, L1 loss, Adam, cosine decay of the learning rate to ``--m
 families get the authors' initialisation (:func:`harness.models.esr.build_module`), the
 others their module's own (PyTorch's default for ABPN and BSRN). Steps, batch, learning rate
 and patch come from the family's recipe (:data:`RECIPES`, else :data:`GENERIC_RECIPE`).
+
+Fine-tuning: ``--init-weights FILE|shipped|official`` starts from a weights file instead of
+the init, loaded by the registry family's ``load_weights`` (as ``--weights`` loads it: a
+``Ghost-<id>`` takes a state dict of ``<id>`` and ghostifies it; ``shipped``/``official`` are
+those of the family's ``base_of(id)``, the base network for GhostSR; ClassSR takes
+``branches:D16,D36,D56``); the provenance records ``init: weights FILE (sha256 ...)``.
+
+Model-defined hooks, so that a new model stays one file plus a registry entry: a module with
+``training_loss(lr, hr) -> (loss, parts)`` is trained on that loss instead of L1 (the running
+means of ``parts`` go into the validation lines, each ``history`` entry and ``loss_parts``);
+a module with ``trainable_parameters()`` has only those optimised, every other parameter frozen
+(ClassSR: the classifier, its branches fixed). A module's ``diverged_loss`` replaces
+:data:`DIVERGED_LOSS`, a recipe's ``betas`` Adam's (0.9, 0.999).
 
 Files, in ``--out`` (default ``$HARNESS_CACHE/train/<id>/``): ``last.pt`` (everything needed
 to continue bit-exactly with ``--resume``), ``best.pt`` (the state dict with the best
@@ -73,6 +86,31 @@ RECIPES = {
     # over 1M iterations, L1. Here batch 16, the same LR patch and cosine decay, and 15k steps:
     # 0.4% of the authors' samples, yet about 2-3 s a step on one CPU core (about 10 hours a model).
     "BSRN": {"lr": 1e-3, "batch": 16, "steps": 15000, "lr_patch": 48},
+    # EDSR-baseline (Lim et al. 2017; sanghyun-son/EDSR-PyTorch src/option.py): Adam (0.9, 0.999) at
+    # 1e-4 halved every 200k iterations, batch 16, 48x48 LR patches (96/144/192 HR), L1. Here the same
+    # rate, batch and LR patch with our cosine decay, and 5000 steps: a short CPU schedule (3.9 s a
+    # step at x2 on one core, about 5.5 hours; the authors' 300 epochs are about 60 times more
+    # samples). Expect it to fall short of the published PSNR; it is the base GhostSR fine-tunes.
+    "EDSR": {"lr": 1e-4, "batch": 16, "steps": 5000, "lr_patch": 48},
+    # GhostSR (Nie et al.): a fine-tune of a trained base network (train Ghost-<id> --init-weights
+    # shipped|FILE loads <id>'s weights and ghostifies them) at the base recipes' end rate, 1e-4,
+    # for 2000 steps: a short CPU schedule, not the paper's full retraining (Ghost-EDSR_s2: 1.2 s a
+    # step on one core, about 40 minutes; the FSRCNN/ESPCN ones much less). The Gumbel-softmax
+    # temperature stays at the ghost layers' own tau (1.0, soft samples), not annealed; the direction
+    # of each layer is its argmax in eval mode and at export.
+    "GhostSR": {"lr": 1e-4, "batch": 16, "steps": 2000,
+                "note": "fine-tune from the base network's weights (--init-weights); Gumbel-softmax tau "
+                        "fixed at 1.0 (not annealed), direction = argmax(logits) in eval and at export"},
+    # ClassSR (Kong et al.; XPixelGroup/ClassSR options/train/train_ClassSR_FSRCNN.yml): the classifier
+    # alone (fix_SR_module: the module's trainable_parameters) with the module's training_loss (L1 +
+    # class + average, 2000:1:6), Adam (0.9, 0.99) at 2e-4, 32x32 LR / 128x128 HR patches, batch 96,
+    # 200k iterations, cosine to 1e-7. Here the same rate, betas and patches, batch 16 and 20k steps
+    # (1.7% of the authors' samples): a short CPU schedule (0.09 s a step on one core, the frozen
+    # branches need no backward: about 30 minutes). The branches start trained
+    # (--init-weights branches:D16,D36,D56).
+    "ClassSR": {"lr": 2e-4, "batch": 16, "steps": 20000, "lr_patch": 32, "betas": (0.9, 0.99),
+                "note": "classifier only (branches frozen); start from trained branches "
+                        "(--init-weights branches:D16,D36,D56)"},
 }
 # Families without a recipe (a newly registered model, a user's package.module:Class) get this
 # one, so that adding a model needs no change here; the patch is then DEFAULT_PATCH.
@@ -331,6 +369,7 @@ class Settings:
     val_set: str = "Set5"
     checkpoint_every: int = 1000
     scale: Optional[int] = None  # the scale of scale-free ids (package.module:Class), from --scale
+    init_weights: Optional[str] = None  # --init-weights: FILE, shipped, official (None: the module's init)
 
     def check(self) -> None:
         for name in ("steps", "batch", "checkpoint_every"):
@@ -365,8 +404,19 @@ def default_patch(family: str, scale: int) -> int:
 def recipe_record(family: str, scale: int) -> Dict:
     """The recipe a run started from, for the provenance (--lr/--batch/--steps/--patch may override it)."""
     recipe = recipe_for(family)
-    return {"name": family if family in RECIPES else "generic", "lr": recipe["lr"], "batch": recipe["batch"],
-            "steps": recipe["steps"], "patch": default_patch(family, scale)}
+    record = {"name": family if family in RECIPES else "generic", "lr": recipe["lr"], "batch": recipe["batch"],
+              "steps": recipe["steps"], "patch": default_patch(family, scale)}
+    if "betas" in recipe:
+        record["betas"] = list(recipe["betas"])
+    if "note" in recipe:
+        record["note"] = recipe["note"]
+    return record
+
+
+def betas_for(family: str) -> Tuple[float, float]:
+    """Adam's betas of the family's recipe (PyTorch's default, 0.9 and 0.999, unless it says otherwise)."""
+    b1, b2 = recipe_for(family).get("betas", (0.9, 0.999))
+    return float(b1), float(b2)
 
 
 def patch_for(settings: Settings, model_id: str, scale: int, family: Optional[str] = None) -> int:
@@ -485,6 +535,96 @@ def trainable(model_id: str, scale: Optional[int] = None) -> Tuple[str, int]:
     """(family, scale) of a trainable id; a one-line error for fixed or unknown ids."""
     t = target(model_id, scale)
     return t.family, t.scale
+
+
+# --------------------------------------------------------------------------- initial weights (fine-tuning)
+
+INIT_SHORTHANDS = ("shipped", "official")
+
+
+@dataclass(frozen=True)
+class InitWeights:
+    """What ``--init-weights`` resolved to for one model: the choice handed to the family's
+    ``load_weights`` and the files behind it (hashed into the provenance)."""
+
+    given: str          # as on the command line
+    choice: str         # for load_weights: a path, or a family's own form (ClassSR's branches:A,B,C)
+    files: Tuple[Path, ...]
+    source: str         # the id whose weights they are (the base network of a GhostSR id)
+
+    def sha256(self) -> List[str]:
+        return [hashlib.sha256(f.read_bytes()).hexdigest() for f in self.files]
+
+    def describe(self) -> str:
+        """The provenance's ``init``: ``weights FILE (sha256 ...)``."""
+        what = ", ".join(str(f) for f in self.files) if self.given in INIT_SHORTHANDS else self.choice
+        shas = ", ".join(self.sha256()) or "no file"
+        extra = f"; {self.given} weights of {self.source}" if self.given in INIT_SHORTHANDS else ""
+        return f"weights {what} (sha256 {shas}{extra})"
+
+
+def init_source(model_id: str) -> str:
+    """The id whose shipped/official weights ``--init-weights shipped``/``official`` loads for
+    ``model_id``: the registry family's ``base_of`` (GhostSR: its base network), else the id itself."""
+    from .models.registry import lookup
+
+    family = lookup(model_id)
+    return family.base_of(model_id) if family.base_of is not None else model_id
+
+
+def resolve_init(model_id: str, given: str) -> InitWeights:
+    """``--init-weights`` for ``model_id``: a file, ``shipped``/``official`` (of :func:`init_source`),
+    or a family's own ``KIND:FILE,...`` form (ClassSR: ``branches:D16,D36,D56``); one-line errors."""
+    import re
+
+    given = str(given).strip()
+    if given in INIT_SHORTHANDS:
+        source = init_source(model_id)
+        if given == "shipped":
+            from .weights import shipped_file
+
+            return InitWeights(given, str(shipped_file(source)), (shipped_file(source),), source)
+        if _esr_family(source) is None:
+            raise HarnessError(f"--init-weights official: the harness keeps official weights for the eSR pool only, "
+                               f"not {source}; give --init-weights FILE or shipped")
+        from .models import esr
+        from .weights import manifest, official_file
+
+        stem = esr.official_name(source)
+        if stem not in manifest():
+            raise HarnessError(f"--init-weights official: the eSR authors published no {source}; give "
+                               f"--init-weights FILE or shipped")
+        path = official_file(stem)
+        return InitWeights(given, str(path), (path,), source)
+    path = Path(given).expanduser()
+    kind = re.fullmatch(r"([A-Za-z]\w*):(.+)", given)
+    if kind and not path.exists():  # the family's loader reads it; hash the files it names
+        files = tuple(Path(t.strip()).expanduser().resolve() for t in kind.group(2).split(",")
+                      if t.strip() and Path(t.strip()).expanduser().is_file())
+        return InitWeights(given, given, files, model_id)
+    if not path.is_file():
+        raise HarnessError(f"--init-weights {given}: no such file; give a weights file (a state dict such as "
+                           f"the <id>.pt that train writes), shipped or official")
+    path = path.resolve()
+    return InitWeights(given, str(path), (path,), model_id)
+
+
+def state_sha256(module) -> str:
+    """sha256 of a module's state dict (names, dtypes, shapes, bytes): the start of a fine-tune, exactly."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().contiguous().cpu()
+        digest.update(f"{name}\t{t.dtype}\t{tuple(t.shape)}\n".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_init(model_id: str, model, init: InitWeights):
+    """``model``'s module with the ``init`` weights, through the registry family's ``load_weights``
+    (GhostSR ghostifies a base-network state dict; ClassSR takes ``branches:``)."""
+    from .models.registry import lookup
+
+    return lookup(model_id).load_weights(model_id, init.choice, model)
 
 
 # --------------------------------------------------------------------------- files
@@ -623,10 +763,27 @@ class _StopFlag:
         return False
 
 
-def _config(model_id: str, settings: Settings, scale: int, patch: int, lr: float, data: Sequence[TrainFolder]) -> Dict:
-    return {"model": model_id, "scale": scale, "steps": settings.steps, "batch": settings.batch, "patch": patch,
-            "lr": lr, "min_lr": settings.min_lr, "seed": settings.seed,
-            "data": [f.key for f in data]}
+def _config(model_id: str, settings: Settings, scale: int, patch: int, lr: float, data: Sequence[TrainFolder],
+            init: Optional[str] = None) -> Dict:
+    config = {"model": model_id, "scale": scale, "steps": settings.steps, "batch": settings.batch, "patch": patch,
+              "lr": lr, "min_lr": settings.min_lr, "seed": settings.seed,
+              "data": [f.key for f in data]}
+    if init is not None:  # only fine-tunes carry it: other checkpoints stay as they were
+        config["init"] = init
+    return config
+
+
+def _hooks(module):
+    """The module's own training hooks, if it has them: ``training_loss(lr, hr) -> (loss, parts)``
+    (used instead of L1) and ``trainable_parameters()`` (only those are optimised; the others are
+    frozen). None for each hook it lacks."""
+    loss = getattr(module, "training_loss", None)
+    select = getattr(module, "trainable_parameters", None)
+    return (loss if callable(loss) else None), (select if callable(select) else None)
+
+
+def _parts_text(parts: Optional[Dict[str, float]]) -> str:
+    return "" if not parts else " (" + ", ".join(f"{k} {v:.5g}" for k, v in parts.items()) + ")"
 
 
 def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], out: Path,
@@ -648,7 +805,10 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
     patch = patch_for(settings, model_id, scale, family)
     lr = lr_for(settings, family)
     sampler = PatchSampler(data, scale, patch, settings.batch, settings.seed)
-    config = _config(model_id, settings, scale, patch, lr, data)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    resuming = resume and last_path.is_file()
+    init = resolve_init(model_id, settings.init_weights) if settings.init_weights and not resuming else None
+    config = _config(model_id, settings, scale, patch, lr, data, init.describe() if init else None)
     log = log or (lambda msg: None)
 
     previous_threads = torch.get_num_threads()
@@ -659,21 +819,38 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
         torch.manual_seed(settings.seed)
         # eSR: the authors' init; others: the module's own; drawn from the seeded torch RNG
         model = fresh_model(model_id, settings.scale)
+        if init is not None:  # a fine-tune: the given weights replace the init (a resumed run has them in last.pt)
+            model.module = load_init(model_id, model, init)
         module = model.module.train()
         if validator is not None:
             validator.models[model_id] = model  # scored as this Upscaler (space, scale) with the trained module
-        optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+        loss_hook, select = _hooks(module)
+        if select is not None:  # only these are optimised; the rest is frozen (no gradient, no update)
+            trained = list(select())
+            chosen = {id(p) for p in trained}
+            if not trained:
+                raise HarnessError(f"{model_id}: trainable_parameters() returned no parameter; nothing to train")
+            for p in module.parameters():
+                if id(p) not in chosen:
+                    p.requires_grad_(False)
+        else:
+            trained = list(module.parameters())
+        betas = betas_for(family)
+        optimizer = torch.optim.Adam(trained, lr=lr, betas=betas)
         steps, min_lr = settings.steps, settings.min_lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda e: cosine_lr(e, steps, lr, min_lr) / lr)
-        last_path, best_path = out / "last.pt", out / "best.pt"
         state = {"step": 0, "best_psnr": None, "best_step": None, "last_psnr": None, "history": [],
                  "wall_s": 0.0, "cpu_s": 0.0, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        if resume and last_path.is_file():
+        if init is not None:  # the exact start, whatever files and loader made it (kept in last.pt's state)
+            state["init_state_sha256"] = state_sha256(module)
+        if resuming:
             ckpt = load_checkpoint(last_path)
             if ckpt["config"].get("model") != model_id:
                 raise HarnessError(f"{last_path} is a checkpoint of {ckpt['config'].get('model')}, not {model_id}; "
                                    f"give another --out or train again with --force")
+            if "init" in ckpt["config"]:  # a fine-tune goes on from last.pt: its start is the checkpoint's
+                config["init"] = ckpt["config"]["init"]
             changed = [f"{k} {ckpt['config'].get(k)} -> {v}" for k, v in config.items() if ckpt["config"].get(k) != v]
             if changed:
                 warnings.warn(f"resuming {model_id} with changed settings ({'; '.join(changed)}); the result is "
@@ -708,18 +885,23 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
         bar = progress(None, total=steps, desc=model_id, disable=not show_progress)
         bar.n = bar.last_print_n = bar.initial = start
         running, interrupted = state.get("running_loss"), False
+        diverged = float(getattr(module, "diverged_loss", DIVERGED_LOSS))
         step = start
         try:
             with _StopFlag() as flag:
                 while step < stop:
                     lr_batch, hr_batch = sampler.next()
+                    parts = None
                     try:
-                        loss = l1_loss(module(lr_batch), hr_batch)
+                        if loss_hook is not None:  # the model's own loss (ClassSR: L1 + class + average)
+                            loss, parts = loss_hook(lr_batch, hr_batch)
+                        else:
+                            loss = l1_loss(module(lr_batch), hr_batch)
                     except RuntimeError as exc:  # e.g. a patch too small for the network's own downsampling
                         raise HarnessError(f"{model_id} failed on {tuple(lr_batch.shape)} LR patches at step "
                                            f"{step + 1} ({_first_line(exc)}); try a bigger --patch") from None
                     value = float(loss.item())
-                    if not math.isfinite(value) or value > DIVERGED_LOSS:
+                    if not math.isfinite(value) or value > diverged:
                         what = "NaN" if math.isnan(value) else "inf" if math.isinf(value) else f"{value:.3g}"
                         raise HarnessError(f"loss became {what} at step {step + 1}; lower --lr (was {lr:g}) "
                                            f"or check the images in --data; {_kept(last_path)}")
@@ -733,14 +915,19 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
                                            f"(was {lr:g}); {_kept(last_path)}")
                     running = value if running is None else 0.98 * running + 0.02 * value
                     state["running_loss"] = running
+                    if parts:  # the same running mean for each part of the model's own loss
+                        before = state.get("running_parts") or {}
+                        state["running_parts"] = {k: float(v) if k not in before else
+                                                  0.98 * before[k] + 0.02 * float(v) for k, v in parts.items()}
                     if validator is not None and (step % settings.val_every == 0 or step == steps):
                         psnr = validator.psnr(model_id, module)
                         state["last_psnr"] = psnr
-                        state["history"].append([step, psnr])
+                        running_parts = state.get("running_parts")
+                        state["history"].append([step, psnr] + ([dict(running_parts)] if running_parts else []))
                         if state["best_psnr"] is None or psnr > state["best_psnr"]:
                             state["best_psnr"], state["best_step"] = psnr, step
                             _atomic_save(module.state_dict(), best_path)
-                        msg = (f"{model_id} step {step}/{steps} loss {running:.5f} "
+                        msg = (f"{model_id} step {step}/{steps} loss {running:.5f}{_parts_text(running_parts)} "
                                f"{validator.image_set.name} PSNR {psnr:.2f} dB (best {state['best_psnr']:.2f})")
                         if show_progress:
                             bar.write(msg, file=sys.stderr)
@@ -764,8 +951,20 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
         if interrupted:
             log(f"{model_id}: stopped at step {step} of {steps}; {last_path} saved, continue with --resume")
             raise KeyboardInterrupt
+        extra: Dict = {"optimizer": f"Adam (betas {betas[0]:g}, {betas[1]:g})"}
+        if "init" in config:
+            extra["init"] = config["init"]
+            extra["init_state_sha256"] = state.get("init_state_sha256")
+        if loss_hook is not None:
+            extra["loss"] = str(getattr(module, "loss_name", f"{type(module).__name__}.training_loss"))
+            extra["loss_parts"] = state.get("running_parts")
+        if select is not None:
+            total = sum(p.numel() for p in module.parameters())
+            n_trained = sum(p.numel() for p in trained)
+            extra["trained_parameters"] = {"trained": n_trained, "frozen": total - n_trained,
+                                           "by": f"{type(module).__name__}.trainable_parameters"}
         record = provenance(model_id, family, scale, settings, patch, lr, threads, data, sampler, validator,
-                            state, step, space=t.space, recipe=recipe)
+                            state, step, space=t.space, recipe=recipe, extra=extra)
         if step < steps:
             record["status"] = "paused"
             return record
@@ -803,13 +1002,15 @@ def _kept(last_path: Path) -> str:
 
 
 def provenance(model_id, family, scale, settings: Settings, patch, lr, threads, data, sampler, validator,
-               state, step, space: str = "y", recipe: Optional[Dict] = None) -> Dict:
+               state, step, space: str = "y", recipe: Optional[Dict] = None, extra: Optional[Dict] = None) -> Dict:
+    """The provenance record; ``extra`` overrides or adds entries (a fine-tune's ``init``, a model's
+    own ``loss`` and its ``loss_parts``, ``trained_parameters``, the recipe's Adam betas)."""
     import torch
 
     from .export import harness_version
 
     esr_family = _esr_family(model_id) is not None
-    return {
+    record = {
         "model": model_id, "family": family, "scale": scale, "status": "finished",
         "input_space": space,
         "data": [f.record(used) for f, used in zip(data, sampler.used)],
@@ -833,6 +1034,8 @@ def provenance(model_id, family, scale, settings: Settings, patch, lr, threads, 
         "harness_version": harness_version(), "torch_version": torch.__version__,
         "python_version": platform.python_version(), "machine": platform.machine(),
     }
+    record.update(extra or {})
+    return record
 
 
 # --------------------------------------------------------------------------- runs
@@ -850,6 +1053,10 @@ class Plan:
 def plan(model_ids: Sequence[str], settings: Settings, out: Optional[str], pool: bool,
          resume: bool, force: bool) -> List[Plan]:
     """What to do with each model, checked before any training starts (so a pool fails early)."""
+    init = settings.init_weights
+    if init and len(model_ids) > 1 and init not in INIT_SHORTHANDS:
+        raise HarnessError(f"--init-weights {init} starts one model; with --pool or several ids give "
+                           f"--init-weights shipped or official (each model's own)")
     plans = []
     for mid in model_ids:
         try:
@@ -878,7 +1085,14 @@ def plan(model_ids: Sequence[str], settings: Settings, out: Optional[str], pool:
                                f"or --force to start over")
         else:
             plans.append(Plan(mid, scale, folder, "train", space=space))
+        if init and plans[-1].action == "train":  # the weights must exist and fit before any training starts
+            _check_init(mid, settings.scale, init)
     return plans
+
+
+def _check_init(model_id: str, scale: Optional[int], given: str) -> None:
+    with _rng_kept():
+        load_init(model_id, fresh_model(model_id, scale), resolve_init(model_id, given))
 
 
 def run(model_ids: Sequence[str], settings: Settings, out: Optional[str] = None, pool: bool = False,
@@ -1022,7 +1236,8 @@ def cmd_train(args) -> int:
     settings = Settings(data=[args.data], steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
                         min_lr=args.min_lr, seed=args.seed, threads=args.threads, val_every=args.val_every,
                         val_data=args.val_data, val_set=args.val_set, checkpoint_every=args.checkpoint_every,
-                        scale=scales[0] if scales and not args.pool else None)
+                        scale=scales[0] if scales and not args.pool else None,
+                        init_weights=args.init_weights)
     if getattr(args, "cluster", None):
         from .cluster import train_on_cluster  # Ray is imported there, only when asked for
 
@@ -1049,7 +1264,8 @@ def cmd_train(args) -> int:
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Adds ``train`` to the CLI's subparsers (harness/cli.py wires it in)."""
     p = subparsers.add_parser(
-        "train", help="train learnable zoo models (eSR pool, ABPN, BSRN, ...) from scratch on a folder of images",
+        "train", help="train learnable zoo models (eSR pool, ABPN, BSRN, EDSR, GhostSR, ClassSR, ...) on a "
+                      "folder of images, from scratch or (--init-weights) from given weights",
         description="Train any learnable model of the zoo: the eSR pool on the Y channel, RGB models (ABPN, "
                     "BSRN) on RGB patches (L1, Adam, cosine LR decay, random aligned patches with flips/rotations, "
                     "MATLAB-bicubic LR; steps/batch/lr/patch from the family's recipe). Fixed-weight models "
@@ -1073,6 +1289,12 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                                             "eSR-MAX/TM/TR, 1e-3 for the others)")
     p.add_argument("--min-lr", type=float, default=1e-5, help="learning rate reached at --steps by the cosine "
                                                               "decay (default 1e-5)")
+    p.add_argument("--init-weights", metavar="FILE|shipped|official",
+                   help="fine-tune: start from these weights instead of the initialisation, loaded as --weights "
+                        "loads them (a Ghost-<id> takes a state dict of <id> and ghostifies it); shipped/official: "
+                        "the project's/the authors' weights of the id (of <id> for Ghost-<id>); ClassSR: "
+                        "branches:D16,D36,D56 (trained FSRCNN branches, a fresh classifier). Recorded in the "
+                        "provenance with its sha256; --resume continues from last.pt")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and patch sampling (default 0)")
     p.add_argument("--jobs", type=int, default=1, help="train this many models at once, one process each with one "
                                                        "torch thread (default 1); the longest runs start first")

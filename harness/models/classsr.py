@@ -30,6 +30,13 @@ mean L1, the class loss ``(M-1) - sum_{i<j} |p_i - p_j|`` per patch averaged ove
 average loss ``sum_j |sum_batch p_j - B/M| / (2(M-1) B/M)`` (the authors' ``/ (4 B/3)`` at
 M = 3; 0 when every branch gets an equal share of the batch, 1 when one branch gets it all).
 
+Training with ``python -m harness train ClassSR-FSRCNN_s4`` (:mod:`harness.train`): the module
+carries the trainer's hooks, :meth:`ClassSR.training_loss` (:func:`classsr_loss` of the blended
+forward) and :meth:`ClassSR.trainable_parameters` (the classifier; the branches are frozen, the
+authors' ``fix_SR_module: true``). The branches start trained: ``--init-weights
+branches:D16,D36,D56`` (three FSRCNN state dicts, ``shipped`` or ``official`` each; the same
+choice works for ``--weights``), after training the three ``BRANCH_IDS`` with the same command.
+
 MACs: per-patch MACs of each branch and of the classifier come from
 :func:`harness.models.complexity.complexity` (32x32 LR patch). On the meta device (static
 counting, ``zoo list``) the routed forward sends every patch to the largest branch: the
@@ -68,6 +75,12 @@ PATCH, STRIDE = 32, 28
 CLASSIFIER_FEATURES, CLASSIFIER_SQUEEZE = 128, 32
 # The authors' train_ClassSR_FSRCNN.yml: l1w 1000, class_loss_w 0.5, average_loss_w 3 (2000:1:6).
 LOSS_WEIGHTS = {"l1": 1000.0, "class": 0.5, "average": 3.0}
+LOSS_NAME = (f"ClassSR loss (the authors'): {LOSS_WEIGHTS['l1']:g} L1 + {LOSS_WEIGHTS['class']:g} class + "
+             f"{LOSS_WEIGHTS['average']:g} average (2000:1:6) on the probability-blended forward")
+# The trainer stops at a loss above this (its default, 1e3, is for a plain L1 on [0, 1] images;
+# here the L1 term is weighted 1000).
+DIVERGED_LOSS = LOSS_WEIGHTS["l1"] * 1e3
+BRANCHES_PREFIX = "branches:"  # --weights / --init-weights branches:D16,D36,D56 (files, shipped, official, init)
 ONNX_PARTS = ("classifier",) + tuple(f"branch{i}" for i in range(len(BRANCH_IDS)))
 PROBS_NAME = "probs"
 _FIX = f"give a state dict of the whole {MODEL_ID} module (torch.save(model.module.state_dict(), FILE))"
@@ -299,6 +312,21 @@ def _classes() -> dict:
                 return self.soft(x)
             return self.route(x)[0]
 
+        # The trainer's hooks (harness.train): the authors' loss on the blended forward, and the
+        # classifier alone trained (their ``fix_SR_module: true``; the branches come trained).
+        loss_name = LOSS_NAME
+        diverged_loss = DIVERGED_LOSS
+
+        def training_loss(self, lr, hr):
+            """``(loss, parts)`` of a batch of LR patches (N, 1, 32, 32) and HR patches (N, 1, 128, 128):
+            :func:`classsr_loss` of :meth:`soft`, parts ``l1``, ``class``, ``average`` (unweighted) and ``total``."""
+            sr, probs = self.soft(lr)
+            return classsr_loss(sr, hr, probs)
+
+        def trainable_parameters(self):
+            """The classifier's parameters; the trainer freezes the rest (the three branches)."""
+            return list(self.classifier.parameters())
+
     classes = dict(Classifier=Classifier, ClassifierProbs=ClassifierProbs, ClassSR=ClassSR)
     for name, cls in classes.items():  # importable by name, so that modules pickle
         cls.__qualname__ = name
@@ -391,28 +419,62 @@ def ids(scale: int) -> List[str]:
     return [MODEL_ID] if scale == SCALE else []
 
 
+def branch_file(branch_id: str, choice: Union[str, Path]) -> Path:
+    """The weights file of one branch: ``shipped`` (the project's), ``official`` (the imported eSR
+    store, where the authors published that FSRCNN), or a path."""
+    if str(choice) == "shipped":
+        from ..weights import shipped_file
+
+        return shipped_file(branch_id)
+    if str(choice) == "official":
+        from . import esr
+        from ..weights import official_file
+
+        return official_file(esr.official_name(branch_id))
+    return Path(choice)
+
+
 def load_branches(module, files: Sequence[Optional[Union[str, Path]]]):
     """Load FSRCNN state-dict files (eSR ``net.*`` keys, e.g. trained by ``harness train``) into the branches.
 
-    ``files`` has one entry per branch (d 16, 36, 56); None keeps that branch as it is.
+    ``files`` has one entry per branch (d 16, 36, 56): a path, ``shipped`` or ``official``
+    (:func:`branch_file`); None keeps that branch as it is.
     """
     branches = getattr(module, "module", module).branches
     if len(files) != len(branches):
         raise HarnessError(f"{MODEL_ID} has {len(branches)} branches ({', '.join(BRANCH_IDS)}); "
                            f"got {len(files)} weights files")
-    for branch, branch_id, path in zip(branches, BRANCH_IDS, files):
-        if path is None:
+    for branch, branch_id, choice in zip(branches, BRANCH_IDS, files):
+        if choice is None:
             continue
-        fix = f"give a {branch_id} state dict (e.g. trained with: python -m harness train --model {branch_id})"
+        path = branch_file(branch_id, choice)
+        fix = f"give a {branch_id} state dict (e.g. trained with: python -m harness train {branch_id})"
         load_state_strict(branch, read_state_dict(path, branch_id, fix), path, branch_id, fix)
     return module
 
 
+def parse_branches(choice: str) -> List[Optional[str]]:
+    """``branches:A,B,C`` -> one entry per branch (d 16, 36, 56); ``init`` or ``-`` (None) keeps a branch fresh."""
+    tokens = [t.strip() for t in choice[len(BRANCHES_PREFIX):].split(",")] if choice.startswith(BRANCHES_PREFIX) \
+        else []
+    if len(tokens) != len(BRANCH_IDS):
+        raise HarnessError(f"'{choice}': give {len(BRANCH_IDS)} comma-separated branch weights after "
+                           f"'{BRANCHES_PREFIX}' ({', '.join(BRANCH_IDS)}; each a file, shipped, official or init), "
+                           f"e.g. {BRANCHES_PREFIX}d16.pt,d36.pt,d56.pt")
+    return [None if t in ("", "init", "-") else t for t in tokens]
+
+
 def load_weights(model_id: str, choice: str, model=None):
-    """The registry's weight loader: a state-dict file of the whole module; no official weights exist."""
+    """The registry's weight loader: a state-dict file of the whole module, or ``branches:A,B,C``
+    (trained FSRCNN branches, a fresh classifier: the start of ClassSR training); no official
+    weights exist for the whole module."""
     if choice == "official":
         raise HarnessError(f"{model_id} has no official weights (the authors' are RGB nets of their own); "
-                           f"pass --weights FILE (a state dict of this module) or init")
+                           f"pass --weights FILE (a state dict of this module), {BRANCHES_PREFIX}D16,D36,D56 "
+                           f"(branch weights, an untrained classifier) or init")
+    if str(choice).startswith(BRANCHES_PREFIX):
+        module = getattr(model, "module", None)  # the built model's fresh classifier is kept
+        return load_branches(module if module is not None else build_module(), parse_branches(choice)).eval()
     module = build_module()
     return load_state_strict(module, read_state_dict(choice, model_id, _FIX), choice, model_id, _FIX)
 

@@ -29,6 +29,10 @@ class Family:
     load_weights: Optional[Callable[[str, str, Upscaler], object]] = None
     # True when the model itself tells its scale (an ONNX file): no --scale needed.
     infers_scale: bool = False
+    # id -> the id whose shipped/official weights start a fine-tune of it (``train --init-weights
+    # shipped``/``official``; GhostSR: the base network, which load_weights then ghostifies).
+    # None: the id itself.
+    base_of: Optional[Callable[[str], str]] = None
 
 
 _FAMILIES: List[Family] = []
