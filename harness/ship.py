@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -99,6 +98,7 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
     from .models import resolve
     from .progress import progress
     from .quality import QualityEvaluator
+    from .train import _atomic_text, _json_safe
     from .weights import SHIPPED_DIR, SHIPPED_MANIFEST, shipped_manifest
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -156,22 +156,8 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
                    "failing": [m for m, e in manifest["models"].items()
                                if (e.get("acceptance") or {}).get("passes") is False]},
     })
-    text = json.dumps(_json_safe(manifest), indent=1) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=SHIPPED_DIR, suffix=".part")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, SHIPPED_MANIFEST)
+    _atomic_text(json.dumps(_json_safe(manifest), indent=1) + "\n", SHIPPED_MANIFEST)
     return manifest
-
-
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def acceptance_rows(manifest: Dict) -> List[Dict]:

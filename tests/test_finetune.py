@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from harness import train
 from harness.errors import HarnessError
 from harness.models import classsr, esr, ghost, resolve
+
+from test_train import data, smooth_images, val_root  # noqa: F401 - the shared tiny folders (fixtures)
 
 FSRCNN = "FSRCNN_s2_D56_S12_M4"
 GHOST = "Ghost-" + FSRCNN
@@ -31,27 +32,6 @@ def isolated(tmp_path, monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def smooth_images(folder: Path, n: int = 4, size=(40, 48), seed: int = 0) -> Path:
-    """Smooth random colour fields (bicubic blow-ups of 6x6 noise)."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        small = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
-        small.resize((size[1], size[0]), Image.BICUBIC).save(folder / f"img{i:02d}.png")
-    return folder
-
-
-@pytest.fixture
-def data(tmp_path):
-    return smooth_images(tmp_path / "train")
-
-
-@pytest.fixture
-def val_root(tmp_path):
-    smooth_images(tmp_path / "val" / "Set5" / "HR", n=2, size=(32, 32), seed=7)
-    return tmp_path / "val"
 
 
 def settings(data, **kw):
