@@ -15,8 +15,8 @@ machine that runs the command. Validation
 (``--val-data``) is built on each worker: leave it out (the embedded images, shipped with the
 package) or give a path that exists on every worker.
 
-Resources: a task asks for one GPU when the cluster has GPUs, else ``--threads`` CPUs (default
-1). A task that fails is submitted once more; models that fail twice are listed with the
+Resources: a task asks for one GPU when the cluster has GPUs (and trains on it), else
+``--threads`` CPUs (default 1). A task that fails is submitted once more; models that fail twice are listed with the
 reason and the command exits with 1. Ray is an optional extra: nothing here is imported by
 the single-machine path.
 
@@ -209,6 +209,10 @@ def _run(ray, todo, settings, folders, val, stop_at, address, records, log, prog
     gpus = float(ray.cluster_resources().get("GPU", 0))
     resources = {"num_gpus": 1, "num_cpus": settings.threads or 1} if gpus >= 1 else \
         {"num_cpus": settings.threads or 1}
+    if gpus >= 1 and settings.device == "cpu":  # the task holds a GPU: train on it (Ray sets CUDA_VISIBLE_DEVICES)
+        from dataclasses import replace
+
+        settings = replace(settings, device="cuda")
     # max_retries=0: the retry is ours (resubmitted below), so that it is counted and reported
     task = ray.remote(_train_task).options(max_retries=0, retry_exceptions=False, **resources)
     inject = _injected_failures()

@@ -364,6 +364,7 @@ class Settings:
     min_lr: float = 1e-5
     seed: int = 0
     threads: Optional[int] = None
+    device: str = "cpu"  # where the network trains: cpu, cuda or cuda:N (validation follows the module)
     val_every: int = 1000
     val_data: Optional[str] = None
     val_set: str = "Set5"
@@ -381,6 +382,7 @@ class Settings:
             raise HarnessError(f"--val-every {self.val_every}: give a step count (0 turns validation off)")
         if self.threads is not None and self.threads < 1:
             raise HarnessError(f"--threads {self.threads}: give a positive integer")
+        check_device(self.device)
         if self.scale is not None and self.scale < 1:
             raise HarnessError(f"--scale {self.scale}: give a scale such as 2, 3 or 4")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
@@ -417,6 +419,24 @@ def betas_for(family: str) -> Tuple[float, float]:
     """Adam's betas of the family's recipe (PyTorch's default, 0.9 and 0.999, unless it says otherwise)."""
     b1, b2 = recipe_for(family).get("betas", (0.9, 0.999))
     return float(b1), float(b2)
+
+
+def check_device(device: str) -> None:
+    """A one-line error for a device torch cannot train on here (before any work starts)."""
+    import re
+
+    if device == "cpu":
+        return
+    if not re.fullmatch(r"cuda(:\d+)?", str(device)):
+        raise HarnessError(f"--device {device}: give cpu, cuda or cuda:N")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise HarnessError(f"--device {device}: torch {torch.__version__} sees no CUDA device here "
+                           f"(a CPU-only build, or no GPU); train with --device cpu")
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise HarnessError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
 
 
 def patch_for(settings: Settings, model_id: str, scale: int, family: Optional[str] = None) -> int:
@@ -821,7 +841,8 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
         model = fresh_model(model_id, settings.scale)
         if init is not None:  # a fine-tune: the given weights replace the init (a resumed run has them in last.pt)
             model.module = load_init(model_id, model, init)
-        module = model.module.train()
+        module = model.module.to(settings.device).train()
+        model.module = module
         if validator is not None:
             validator.models[model_id] = model  # scored as this Upscaler (space, scale) with the trained module
         loss_hook, select = _hooks(module)
@@ -891,6 +912,9 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
             with _StopFlag() as flag:
                 while step < stop:
                     lr_batch, hr_batch = sampler.next()
+                    if settings.device != "cpu":
+                        lr_batch = lr_batch.to(settings.device, non_blocking=True)
+                        hr_batch = hr_batch.to(settings.device, non_blocking=True)
                     parts = None
                     try:
                         if loss_hook is not None:  # the model's own loss (ClassSR: L1 + class + average)
@@ -926,7 +950,7 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
                         state["history"].append([step, psnr] + ([dict(running_parts)] if running_parts else []))
                         if state["best_psnr"] is None or psnr > state["best_psnr"]:
                             state["best_psnr"], state["best_step"] = psnr, step
-                            _atomic_save(module.state_dict(), best_path)
+                            _atomic_save({k: v.detach().cpu() for k, v in module.state_dict().items()}, best_path)
                         msg = (f"{model_id} step {step}/{steps} loss {running:.5f}{_parts_text(running_parts)} "
                                f"{validator.image_set.name} PSNR {psnr:.2f} dB (best {state['best_psnr']:.2f})")
                         if show_progress:
@@ -971,7 +995,7 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
         weights = out / f"{model_id}.pt"
         if not _finite(module):
             raise HarnessError(f"the final weights of {model_id} hold NaN/inf; lower --lr (was {lr:g})")
-        _atomic_save({k: v.detach().clone() for k, v in module.state_dict().items()}, weights)
+        _atomic_save({k: v.detach().cpu().clone() for k, v in module.state_dict().items()}, weights)
         record["weights"] = str(weights)
         record["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
         _atomic_text(json.dumps(_json_safe(record), indent=2) + "\n", out / f"{model_id}.json")
@@ -979,6 +1003,15 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
     finally:
         torch.set_num_threads(previous_threads)
         torch.set_rng_state(torch_rng)
+
+
+def _device_name(device: str) -> str:
+    """``cpu``, or ``cuda:0 (NVIDIA ...)``: GPU runs are not bit-reproducible across GPU models."""
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
 
 
 def _json_safe(obj):
@@ -1024,7 +1057,7 @@ def provenance(model_id, family, scale, settings: Settings, patch, lr, threads, 
         "lr_schedule": {"type": "cosine", "lr": lr, "min_lr": settings.min_lr, "steps": settings.steps},
         "init": "authors' initialisation (harness.models.esr.build_module)" if esr_family else
                 "module default (PyTorch), as the registry's resolve(id) builds it",
-        "seed": settings.seed, "threads": threads,
+        "seed": settings.seed, "threads": threads, "device": _device_name(settings.device),
         "wall_time_s": round(float(state["wall_s"]), 3), "cpu_time_s": round(float(state["cpu_s"]), 3),
         "validation": None if validator is None else dict(validator.record(), every=settings.val_every),
         "final_psnr": state["last_psnr"] if state["history"] and state["history"][-1][0] == step else None,
@@ -1237,7 +1270,7 @@ def cmd_train(args) -> int:
                         min_lr=args.min_lr, seed=args.seed, threads=args.threads, val_every=args.val_every,
                         val_data=args.val_data, val_set=args.val_set, checkpoint_every=args.checkpoint_every,
                         scale=scales[0] if scales and not args.pool else None,
-                        init_weights=args.init_weights)
+                        init_weights=args.init_weights, device=args.device)
     if getattr(args, "cluster", None):
         from .cluster import train_on_cluster  # Ray is imported there, only when asked for
 
@@ -1296,6 +1329,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                         "branches:D16,D36,D56 (trained FSRCNN branches, a fresh classifier). Recorded in the "
                         "provenance with its sha256; --resume continues from last.pt")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and patch sampling (default 0)")
+    p.add_argument("--device", default="cpu", help="where to train: cpu (default), cuda or cuda:N (the checkpoints "
+                                                  "and weights are saved for the CPU either way)")
     p.add_argument("--jobs", type=int, default=1, help="train this many models at once, one process each with one "
                                                        "torch thread (default 1); the longest runs start first")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own, one per physical core); "

@@ -633,3 +633,14 @@ def test_parallel_jobs_train_rgb_and_y_models_alike(data, tmp_path):
     assert sorted((r["model"], r["status"]) for r in par) == [(ABPN, "finished"), (TM, "finished")]
     for mid in (ABPN, TM):
         assert same_state(weights(tmp_path / "seq" / mid / f"{mid}.pt"), weights(tmp_path / "par" / mid / f"{mid}.pt"))
+
+
+def test_device_is_checked_before_any_work_and_recorded(data, tmp_path):
+    """--device: a device torch cannot use here is one line before training; cpu is recorded."""
+    with pytest.raises(HarnessError, match="--device tpu: give cpu, cuda or cuda:N"):
+        train.run([TM], settings(data, device="tpu"), out=str(tmp_path / "a"))
+    if not torch.cuda.is_available():
+        with pytest.raises(HarnessError, match="sees no CUDA device here.*--device cpu"):
+            train.run([TM], settings(data, device="cuda"), out=str(tmp_path / "b"))
+    (record,) = train.run([TM], settings(data), out=str(tmp_path / "c"))
+    assert record["device"] == "cpu"

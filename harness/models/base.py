@@ -48,10 +48,13 @@ class TorchUpscaler(Upscaler):
 
         x = torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32))
         x = x[None, None] if self.input_space == "y" else x.permute(2, 0, 1)[None]
+        weight = next(iter(self.module.parameters()), None)
+        if weight is not None and weight.device.type != "cpu":  # a module training on a GPU, validated there
+            x = x.to(weight.device)
         with torch.inference_mode():
             y = self.module(x)
         y = y[0, 0] if self.input_space == "y" else y[0].permute(1, 2, 0)
-        return y.numpy()
+        return y.cpu().numpy()
 
 
 # Where checkpoints nest their state dict: BasicSR ('params', 'params_ema'), common trainers.
