@@ -54,7 +54,7 @@ def val_root(tmp_path):
 
 
 def settings(data, **kw):
-    base = dict(data=[str(data)], steps=12, batch=4, patch=16, threads=1, val_every=0, checkpoint_every=4)
+    base = dict(data=[str(data)], steps=12, batch=4, patch=16, threads=1, val_every=0, checkpoint_every=4, loss="l1")
     base.update(kw)
     return train.Settings(**base)
 
@@ -644,3 +644,21 @@ def test_device_is_checked_before_any_work_and_recorded(data, tmp_path):
             train.run([TM], settings(data, device="cuda"), out=str(tmp_path / "b"))
     (record,) = train.run([TM], settings(data), out=str(tmp_path / "c"))
     assert record["device"] == "cpu"
+
+
+def test_recipe_loss_mse_for_the_one_layer_ess_models(data, tmp_path, monkeypatch):
+    """eSR-MAX/TM/TR train on MSE by their recipe (recorded); --loss overrides; others stay on L1."""
+    calls = []
+    real = train.mse_loss
+
+    def recording(output, target):
+        calls.append(1)
+        return real(output, target)
+
+    monkeypatch.setattr(train, "mse_loss", recording)
+    (rec,) = train.run([TM], settings(data, loss=None), out=str(tmp_path / "a"))
+    assert rec["loss"] == "MSE" and len(calls) == 12
+    (rec,) = train.run([ESPCN], settings(data, loss=None), out=str(tmp_path / "b"))
+    assert rec["loss"] == "L1" and len(calls) == 12
+    with pytest.raises(HarnessError, match="--loss huber: give one of l1, mse"):
+        train.run([TM], settings(data, loss="huber"), out=str(tmp_path / "c"))
