@@ -647,7 +647,7 @@ def test_device_is_checked_before_any_work_and_recorded(data, tmp_path):
 
 
 def test_recipe_loss_mse_for_the_one_layer_ess_models(data, tmp_path, monkeypatch):
-    """eSR-MAX/TM/TR train on MSE by their recipe (recorded); --loss overrides; others stay on L1."""
+    """The eSR pool trains on MSE by its recipes (recorded); --loss overrides; other families stay on L1."""
     calls = []
     real = train.mse_loss
 
@@ -658,7 +658,8 @@ def test_recipe_loss_mse_for_the_one_layer_ess_models(data, tmp_path, monkeypatc
     monkeypatch.setattr(train, "mse_loss", recording)
     (rec,) = train.run([TM], settings(data, loss=None), out=str(tmp_path / "a"))
     assert rec["loss"] == "MSE" and len(calls) == 12
-    (rec,) = train.run([ESPCN], settings(data, loss=None), out=str(tmp_path / "b"))
+    (rec,) = train.run([ESPCN], settings(data, loss="l1"), out=str(tmp_path / "b"))
     assert rec["loss"] == "L1" and len(calls) == 12
+    assert train.for_family(settings(data, loss=None), "ABPN").loss == "l1"  # families without "loss": L1
     with pytest.raises(HarnessError, match="--loss huber: give one of l1, mse"):
         train.run([TM], settings(data, loss="huber"), out=str(tmp_path / "c"))
