@@ -213,7 +213,7 @@ def cmd_zoo_list(args) -> int:
 
         rows = acceptance_rows(shipped_manifest())
         emit(rows, ("model", "steps", "cpu_min", "set5", "ours", "official", "delta", "tolerance", "passes"), args.json,
-             digits={"cpu_min": 1, "set5": 2, "ours": 2, "official": 2, "delta": 2},
+             digits={"cpu_min": 1, "set5": 2, "ours": 2, "official": 2, "delta": 2, "tolerance": 1},
              headers={"cpu_min": "CPU min", "set5": "Set5 dB", "ours": "Set14 dB", "official": "official Set14",
                       "delta": "delta dB", "tolerance": "tol dB", "passes": "within"})
         return 0
