@@ -61,6 +61,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..backends.base import Session
 from ..errors import HarnessError
 from .base import TorchUpscaler, load_state_strict, read_state_dict
 
@@ -589,7 +590,7 @@ def export_parts(model, out_dir: Union[str, Path], opset: int = 17) -> Dict[str,
     return paths
 
 
-class ClassSROnnx:
+class ClassSROnnx(Session):
     """The routed pipeline in NumPy around four ONNX Runtime sessions (classifier + three branches).
 
     Same grid, padding, argmax routing, one batch per branch and sum/count stitching as the
@@ -603,6 +604,7 @@ class ClassSROnnx:
 
     def __init__(self, paths: Union[Dict[str, Union[str, Path]], str, Path], threads: Optional[int] = None,
                  providers: Optional[Sequence] = None, scale: int = SCALE, patch: int = PATCH, stride: int = STRIDE):
+        super().__init__()
         if not isinstance(paths, dict):
             paths = {part: Path(paths) / f"{MODEL_ID}.{part}.onnx" for part in ONNX_PARTS}
         missing = [p for p in ONNX_PARTS if p not in paths or not Path(paths[p]).is_file()]
@@ -679,14 +681,6 @@ class ClassSROnnx:
 
     def fetch(self) -> np.ndarray:
         return self._y
-
-    def infer(self, lr: np.ndarray) -> np.ndarray:
-        self.load(lr)
-        self.compute()
-        return self.fetch()
-
-    def device_memory_bytes(self) -> Optional[int]:
-        return None
 
     def close(self) -> None:
         self.sessions = {}
