@@ -17,6 +17,18 @@ def shared_datasets():
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: tiny tensors run fastest that way (and far faster than on two
+    threads of a busy 2-core machine); the previous count is restored after it."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 

@@ -15,12 +15,7 @@ from harness.models.complexity import complexity
 P, S, SCALE = classsr.PATCH, classsr.STRIDE, classsr.SCALE
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_image(h: int = 70, w: int = 90) -> np.ndarray:
