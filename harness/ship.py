@@ -31,8 +31,8 @@ TOLERANCE_DB = {"eSR-MAX": 0.3, "eSR-TM": 0.3, "eSR-TR": 0.3, "eSR-CNN": 0.3, "E
 # eSR-Bicubic_s3 notes), so under the standard protocol a correctly aligned x3 model can beat them.
 X3_NOTE = ("the official x3 weights are half an HR pixel off MATLAB's grid (as the authors' Bicubic_s3 is); "
            "under the standard protocol these correctly aligned weights score {delta:+.2f} dB against them on {set}")
-_PROVENANCE_KEYS = ("steps", "batch", "patch", "lr_patch", "augmentation", "degradation", "loss", "optimizer",
-                    "lr_schedule", "init", "seed", "threads", "wall_time_s", "cpu_time_s", "validation",
+_PROVENANCE_KEYS = ("steps", "batch", "patch", "lr_patch", "augmentation", "degradation", "loss", "loss_border",
+                    "optimizer", "lr_schedule", "init", "seed", "threads", "wall_time_s", "cpu_time_s", "validation",
                     "best_psnr", "best_step", "final_psnr", "started", "finished", "harness_version",
                     "torch_version", "python_version", "machine")
 

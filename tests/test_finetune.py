@@ -125,7 +125,7 @@ def test_ghost_fine_tune_from_a_base_state_dict_learns_directions_exports_and_re
     logits = {k: v for k, v in final.items() if k.endswith("logits")}
     assert len(logits) == 4 and all(float(v.abs().sum()) > 0 for v in logits.values())  # the gradient reached them
     assert rec["init"] == f"weights {base_file.resolve()} (sha256 {sha256(base_file)})"
-    assert rec["recipe"]["name"] == "GhostSR" and "tau fixed" in rec["recipe"]["note"]
+    assert rec["recipe"]["name"] == "GhostSR" and "annealed exponentially from 1.0 to 0.05" in rec["recipe"]["note"]
 
     model = resolve(GHOST, weights=str(tmp_path / "straight" / f"{GHOST}.pt"))  # eval: argmax directions
     assert ghost.directions(model.module) == {n: ghost.offset(int(v.argmax())) for n, v in
@@ -192,6 +192,39 @@ class TinyHooked(torch.nn.Module):
 
     def trainable_parameters(self):
         return [self.gain]
+
+
+class Scheduled(torch.nn.Module):
+    """A layer that wants the step (as GhostSR's Gumbel temperature does); records the calls."""
+
+    calls = []
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+    def training_progress(self, step, steps):
+        Scheduled.calls.append((step, steps))
+
+
+class TinyScheduled(torch.nn.Module):
+    def __init__(self, scale: int = 2):
+        super().__init__()
+        self.body = torch.nn.Sequential(Scheduled(), torch.nn.PixelShuffle(scale))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_layers_with_training_progress_are_told_each_step_also_after_a_resume(data, tmp_path):
+    mid = f"{__name__}:TinyScheduled"
+    Scheduled.calls.clear()
+    train.run([mid], settings(data, scale=2, steps=5, checkpoint_every=1), out=str(tmp_path / "o"), stop_at=2)
+    train.run([mid], settings(data, scale=2, steps=5, checkpoint_every=1), out=str(tmp_path / "o"), resume=True)
+    assert Scheduled.calls == [(k, 5) for k in range(5)]
 
 
 def test_training_loss_and_trainable_parameters_hooks_of_any_module(data, val_root, tmp_path):

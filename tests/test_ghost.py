@@ -123,6 +123,21 @@ def test_gumbel_search_is_differentiable_in_the_logits():
     assert all(layer.logits.grad is not None for layer in ghost.ghost_layers(net).values())
 
 
+def test_gumbel_temperature_anneals_from_tau_to_tau_end():
+    layer = ghost.GhostConv2d(torch.nn.Conv2d(4, 6, 3, padding=1))
+    taus = []
+    for step in range(11):
+        layer.training_progress(step, 11)
+        taus.append(layer.tau)
+    assert taus[0] == pytest.approx(1.0) and taus[-1] == pytest.approx(ghost.TAU_END)
+    assert all(a > b for a, b in zip(taus, taus[1:]))
+    assert taus[5] == pytest.approx((1.0 * ghost.TAU_END) ** 0.5)  # exponential: the geometric mean halfway
+    layer.training_progress(0, 1)  # a one-step run stays at the start
+    assert layer.tau == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="temperatures must be > 0"):
+        ghost.GhostConv2d(torch.nn.Conv2d(4, 6, 3, padding=1), tau_end=0)
+
+
 def test_ghostify_is_a_general_transform():
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
                               torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.Conv2d(8, 8, 1),

@@ -430,10 +430,11 @@ def test_esr_runs_are_bit_identical_to_before_the_generalisation(data, val_root,
         pytest.skip(f"digests recorded with torch {ESR_BEFORE['torch']} on {ESR_BEFORE['machine']}; other "
                     f"builds may round differently")
     for mid in (TM, ESPCN):
-        train.run([mid], settings(data), out=str(tmp_path / mid))
+        train.run([mid], settings(data, loss_border="off"), out=str(tmp_path / mid))
         assert state_digest(weights(tmp_path / mid / f"{mid}.pt")) == ESR_BEFORE[mid], mid
     mid = "eSR-TM_s2_K5_C2"  # with validation: the Validator's new Upscaler path scores exactly as before
-    rec = train.run([mid], settings(data, val_every=4, val_data=str(val_root)), out=str(tmp_path / mid))[0]
+    rec = train.run([mid], settings(data, val_every=4, val_data=str(val_root), loss_border="off"),
+                    out=str(tmp_path / mid))[0]
     assert state_digest(weights(tmp_path / mid / f"{mid}.pt")) == ESR_BEFORE[mid]
     assert rec["history"] == ESR_BEFORE[f"{mid} history"]
     assert rec["input_space"] == "y" and rec["recipe"]["name"] == "eSR-TM"
@@ -663,3 +664,67 @@ def test_recipe_loss_mse_for_the_one_layer_ess_models(data, tmp_path, monkeypatc
     assert train.for_family(settings(data, loss=None), "ABPN").loss == "l1"  # families without "loss": L1
     with pytest.raises(HarnessError, match="--loss huber: give one of l1, mse"):
         train.run([TM], settings(data, loss="huber"), out=str(tmp_path / "c"))
+
+
+# --------------------------------------------------------------------------- loss border
+
+def test_receptive_radius_of_the_esr_nets_and_of_a_global_net():
+    from harness.models import esr
+
+    def radius(mid, p=16):
+        m = esr.build_module(mid)
+        return train.receptive_radius(m, 1, p, m.scale)
+
+    assert radius("eSR-MAX_s2_K3_C3") == 1
+    assert radius("eSR-TM_s3_K7_C4") == 3
+    assert radius("eSR-CNN_s2_C8_D9_S15") == 4  # 5x5, 3x3, 3x3
+    assert radius("ESPCN_s2_D0_S3") == 2 and radius("ESPCN_s4_D34_S32") == 4
+
+    class Global(torch.nn.Module):  # a global mean: every input pixel reaches every output
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x + x.mean(), scale_factor=2)
+
+    assert train.receptive_radius(Global(), 1, 16, 2) is None
+    record = train.loss_border("auto", Global(), 1, 16, 2)
+    assert record["hr_pixels"] == 0 and "spans" in record["why"]
+
+
+def test_the_loss_leaves_out_the_zero_padded_rim(data, tmp_path, monkeypatch):
+    """auto: the output and target lose radius x scale HR pixels a side before the loss; recorded."""
+    shapes = []
+
+    def recording(output, target):
+        assert output.shape == target.shape
+        shapes.append(tuple(output.shape[-2:]))
+        return torch.nn.functional.l1_loss(output, target)
+
+    monkeypatch.setattr(train, "l1_loss", recording)
+    (rec,) = train.run([TM], settings(data), out=str(tmp_path / "auto"))  # K3 at x2: 1 LR pixel = 2 HR
+    assert set(shapes) == {(12, 12)}
+    assert rec["loss_border"] == {"hr_pixels": 2, "how": "auto", "receptive_radius_lr": 1}
+    assert load(tmp_path / "auto" / "last.pt")["config"]["loss_border"] == 2
+    shapes.clear()
+    (rec,) = train.run([TM], settings(data, loss_border="off"), out=str(tmp_path / "off"))
+    assert set(shapes) == {(16, 16)} and rec["loss_border"]["hr_pixels"] == 0
+    assert "loss_border" not in load(tmp_path / "off" / "last.pt")["config"]
+    shapes.clear()
+    train.run([TM], settings(data, loss_border="4"), out=str(tmp_path / "four"))
+    assert set(shapes) == {(8, 8)}
+
+
+def test_loss_border_comes_from_the_recipe():
+    """auto for the eSR pool's few-tap families; FSRCNN (measured worse cropped) and the rest: off."""
+    base = train.Settings(data=["x"])
+    for family in ("eSR-MAX", "eSR-TM", "eSR-TR", "eSR-CNN", "ESPCN"):
+        assert train.for_family(base, family).loss_border == "auto", family
+    for family in ("FSRCNN", "ABPN", "BSRN", "no-such-family"):
+        assert train.for_family(base, family).loss_border == "off", family
+    assert train.for_family(train.Settings(data=["x"], loss_border="3"), "eSR-TM").loss_border == "3"
+    assert train.recipe_record("eSR-TM", 2)["loss_border"] == "auto"
+
+
+def test_bad_loss_border_is_one_line(data, tmp_path):
+    with pytest.raises(HarnessError, match="--loss-border wide: give auto, off or a number"):
+        train.run([TM], settings(data, loss_border="wide"), out=str(tmp_path / "a"))
+    with pytest.raises(HarnessError, match="--loss-border 8 crops the whole 16-pixel patch"):
+        train.run([TM], settings(data, loss_border="8"), out=str(tmp_path / "b"))

@@ -12,7 +12,12 @@ one of 9 directions (the 8 neighbours or none), zero-filled at the border. The o
 The direction is one per layer, learned from 9 logits: in training the ghost channels are the
 mixture of the 9 shifted copies weighted by ``gumbel_softmax(logits, tau, hard)`` (a 3x3
 depthwise conv whose kernel is that weight vector, so the logits get a gradient; ``hard=True``
-is the straight-through one-hot). In eval mode, or after :meth:`GhostConv2d.freeze`, the
+is the straight-through one-hot). The temperature anneals during a fine-tune, exponentially
+from ``tau`` (1.0) at the first step to ``tau_end`` (:data:`TAU_END`, 0.05) at the last: the
+trainer calls each layer's ``training_progress(step, steps)``. Early steps explore the 9
+directions with soft mixtures; by the end the mixture is nearly one-hot, so the network the
+weights are tuned for is the one exported with the argmax shift (the authors' code decays the
+Gumbel noise by 0.97 per epoch over its 300 epochs, to the same end). In eval mode, or after :meth:`GhostConv2d.freeze`, the
 direction is ``argmax(logits)`` and the shift is a zero pad plus a slice: the exported ONNX
 graph has the same Conv nodes as the original (narrower) and no other multiply-add.
 Direction ``k`` is the offset ``(dy, dx) = (k // 3 - 1, k % 3 - 1)``:
@@ -41,6 +46,7 @@ from . import edsr, esr
 from .base import TorchUpscaler, load_state_strict, read_state_dict
 
 RATIO = 0.5
+TAU_END = 0.05  # the Gumbel-softmax temperature reached at the last fine-tune step
 CENTER = 4  # the direction index of "no shift"
 PATTERN = re.compile(r"Ghost-(?P<base>[A-Za-z][A-Za-z0-9-]*_s(?P<scale>[1-9]\d*)(?:_[A-Za-z0-9]+)*)")
 DESCRIPTION = ("GhostSR (Nie et al.): half the channels of hidden 3x3 convs are shifted copies of the "
@@ -99,7 +105,8 @@ def _nets() -> SimpleNamespace:
         the module enters eval mode or loads a state dict, so a traced export sees a Python int.
         """
 
-        def __init__(self, conv, ratio: float = RATIO, tau: float = 1.0, hard: bool = False):
+        def __init__(self, conv, ratio: float = RATIO, tau: float = 1.0, hard: bool = False,
+                     tau_end: float = TAU_END):
             super().__init__()
             if not 0.0 < ratio < 1.0:
                 raise ValueError(f"GhostSR ratio must be in (0, 1), got {ratio}")
@@ -109,7 +116,10 @@ def _nets() -> SimpleNamespace:
                                  f"ratio {ratio}")
             self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
             self.n_ghost, self.n_intrinsic = n_ghost, conv.out_channels - n_ghost
+            if not (tau > 0 and tau_end > 0):
+                raise ValueError(f"Gumbel-softmax temperatures must be > 0, got tau={tau}, tau_end={tau_end}")
             self.ratio, self.tau, self.hard = ratio, tau, hard
+            self.tau_start, self.tau_end = tau, tau_end
             self.frozen = False
             self._direction: Optional[int] = None
             self.conv = nn.Conv2d(conv.in_channels, self.n_intrinsic, conv.kernel_size, stride=conv.stride,
@@ -155,6 +165,12 @@ def _nets() -> SimpleNamespace:
             if self.frozen or not self.training:
                 self._direction = self.direction
 
+        def training_progress(self, step: int, steps: int) -> None:
+            """Set the temperature for training step ``step`` (0-based) of ``steps``: exponential
+            from ``tau_start`` to ``tau_end`` (a function of the step, so a resumed run matches)."""
+            t = min(max(step, 0), max(steps - 1, 1)) / max(steps - 1, 1)
+            self.tau = float(self.tau_start * (self.tau_end / self.tau_start) ** t)
+
         def _sources(self, y):
             """The intrinsic channel each ghost channel copies: j, or j mod n_intrinsic."""
             if self.n_ghost <= self.n_intrinsic:
@@ -175,7 +191,8 @@ def _nets() -> SimpleNamespace:
 
         def extra_repr(self) -> str:
             return (f"ratio={self.ratio}, intrinsic={self.n_intrinsic}, ghost={self.n_ghost}, "
-                    f"tau={self.tau}, hard={self.hard}, frozen={self.frozen}")
+                    f"tau={self.tau:g} (from {self.tau_start:g} to {self.tau_end:g}), hard={self.hard}, "
+                    f"frozen={self.frozen}")
 
     GhostConv2d.__qualname__ = "GhostConv2d"  # importable by name, so that modules pickle
     GhostConv2d.__module__ = __name__
