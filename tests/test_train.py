@@ -388,6 +388,41 @@ def test_parallel_jobs_match_sequential_and_isolate_failures(data, tmp_path):
     assert records[TM]["status"] == "finished" and (tmp_path / "bad" / TM / f"{TM}.pt").is_file()
 
 
+def test_a_jobs_worker_exits_when_its_parent_is_killed(tmp_path):
+    """No orphan goes on training (and writing its run folder) after the run is killed, even by SIGKILL."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    worker = ("import os, time; from harness import train; train._exit_with_parent(os.getppid(), 0.05); "
+              "print('ready', flush=True); time.sleep(60)")
+    parent_code = ("import subprocess, sys, time; "
+                   f"c = subprocess.Popen([sys.executable, '-c', {worker!r}], stdout=subprocess.PIPE, text=True); "
+                   "print(c.pid, flush=True); c.stdout.readline(); print('go', flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True,
+                              cwd=str(Path(train.__file__).resolve().parents[1]))
+    try:
+        child_pid = int(parent.stdout.readline())
+        assert parent.stdout.readline().strip() == "go"
+        parent.kill()
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.05)
+        else:
+            psutil.Process(child_pid).kill()
+            pytest.fail("the worker outlived its killed parent by 10 s")
+    finally:
+        parent.kill()
+
+
 def test_family_recipe_fills_unset_settings():
     s = train.for_family(train.Settings(data=["x"]), "eSR-TM")
     assert (s.steps, s.batch, s.lr) == (train.RECIPES["eSR-TM"]["steps"], train.RECIPES["eSR-TM"]["batch"],
@@ -713,11 +748,11 @@ def test_the_loss_leaves_out_the_zero_padded_rim(data, tmp_path, monkeypatch):
 
 
 def test_loss_border_comes_from_the_recipe():
-    """auto for the eSR pool's few-tap families; FSRCNN (measured worse cropped) and the rest: off."""
+    """auto for the one-layer eSR-MAX/TM/TR; the CNNs (measured worse cropped) and the rest: off."""
     base = train.Settings(data=["x"])
-    for family in ("eSR-MAX", "eSR-TM", "eSR-TR", "eSR-CNN", "ESPCN"):
+    for family in ("eSR-MAX", "eSR-TM", "eSR-TR"):
         assert train.for_family(base, family).loss_border == "auto", family
-    for family in ("FSRCNN", "ABPN", "BSRN", "no-such-family"):
+    for family in ("eSR-CNN", "ESPCN", "FSRCNN", "ABPN", "BSRN", "no-such-family"):
         assert train.for_family(base, family).loss_border == "off", family
     assert train.for_family(train.Settings(data=["x"], loss_border="3"), "eSR-TM").loss_border == "3"
     assert train.recipe_record("eSR-TM", 2)["loss_border"] == "auto"
