@@ -144,6 +144,22 @@ def test_ghost_fine_tune_from_a_base_state_dict_learns_directions_exports_and_re
     assert not [w for w in recwarn if "changed settings" in str(w.message)]
 
 
+def test_ghost_recipe_takes_rate_loss_and_patch_from_the_base_networks_recipe():
+    r = train.recipe_for("GhostSR", "Ghost-FSRCNN_s2_D56_S12_M4")
+    assert (r["lr"], r["loss"], r["steps"]) == (train.RECIPES["FSRCNN"]["lr"], "mse", train.RECIPES["FSRCNN"]["steps"])
+    assert "lr_patch" not in r  # FSRCNN has none: the default patch
+    r = train.recipe_for("GhostSR", "Ghost-EDSR_s2")
+    assert (r["lr"], r["lr_patch"], r["steps"]) == (1e-4, 48, 5000) and "loss" not in r
+    s = train.for_family(train.Settings(data=["x"]), "GhostSR", "Ghost-EDSR_s2")
+    assert (s.lr, s.loss, s.steps) == (1e-4, "l1", 5000)
+    assert train.default_patch("GhostSR", 2, "Ghost-EDSR_s2") == 96
+    rec = train.recipe_record("GhostSR", 2, "Ghost-ESPCN_s2_D34_S32")
+    assert rec["from_base"] == {"family": "ESPCN", "keys": ["lr", "loss", "lr_patch", "betas", "steps", "batch"]}
+    assert rec["lr"] == train.RECIPES["ESPCN"]["lr"] and rec["loss"] == "mse"
+    assert train.recipe_for("GhostSR")["lr"] == 1e-4  # without an id: the family's own
+    assert train.recipe_for("GhostSR")["steps"] == 2000
+
+
 def test_init_weights_shipped_of_a_ghost_id_is_its_base_networks(data, tmp_path, monkeypatch):
     import harness.weights
 
