@@ -1050,6 +1050,12 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
                           "state": state}, last_path)
 
         start = int(state["step"])
+        done_json = out / f"{model_id}.json"
+        if resuming and start >= steps and done_json.is_file() and (out / f"{model_id}.pt").is_file():
+            try:  # --resume of a finished run: nothing to do; its record stays as written
+                return json.loads(done_json.read_text())
+            except ValueError:
+                pass  # a damaged record is written again below
         wall0, cpu0 = time.perf_counter(), time.process_time()
         wall_before, cpu_before = float(state["wall_s"]), float(state["cpu_s"])
         stop = min(steps, stop_at) if stop_at else steps

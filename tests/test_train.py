@@ -141,6 +141,15 @@ def test_resume_with_more_steps_warns_and_extends(data, tmp_path):
     assert load(tmp_path / "o" / "last.pt")["step"] == 12
 
 
+def test_resume_of_a_finished_run_changes_nothing(data, tmp_path):
+    out = tmp_path / "o"
+    first = train.run([TM], settings(data, steps=4), out=str(out))[0]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = train.run([TM], settings(data, steps=4), out=str(out), resume=True)[0]
+    assert again["finished"] == first["finished"] and again["weights_sha256"] == first["weights_sha256"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 # --------------------------------------------------------------------------- data and cache
 
 def test_lr_pairs_are_cached_and_reused(data, monkeypatch):
