@@ -757,14 +757,14 @@ def test_the_loss_leaves_out_the_zero_padded_rim(data, tmp_path, monkeypatch):
 
 
 def test_loss_border_comes_from_the_recipe():
-    """auto for the one-layer eSR-MAX/TM/TR; the CNNs (measured worse cropped) and the rest: off."""
+    """auto for eSR-MAX and eSR-TR; eSR-TM and the CNNs (measured worse cropped) and the rest: off."""
     base = train.Settings(data=["x"])
-    for family in ("eSR-MAX", "eSR-TM", "eSR-TR"):
+    for family in ("eSR-MAX", "eSR-TR"):
         assert train.for_family(base, family).loss_border == "auto", family
-    for family in ("eSR-CNN", "ESPCN", "FSRCNN", "ABPN", "BSRN", "no-such-family"):
+    for family in ("eSR-TM", "eSR-CNN", "ESPCN", "FSRCNN", "ABPN", "BSRN", "no-such-family"):
         assert train.for_family(base, family).loss_border == "off", family
     assert train.for_family(train.Settings(data=["x"], loss_border="3"), "eSR-TM").loss_border == "3"
-    assert train.recipe_record("eSR-TM", 2)["loss_border"] == "auto"
+    assert train.recipe_record("eSR-TR", 2)["loss_border"] == "auto"
 
 
 def test_bad_loss_border_is_one_line(data, tmp_path):
