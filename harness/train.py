@@ -80,12 +80,12 @@ DEFAULT_PATCH = 64    # HR pixels; at x3 the default becomes 63 (the multiple of
 # eSR-MAX_s2_K3_C3 went from Set14 30.32 dB (0.49 below the official weights) to 30.95 (0.13 above),
 # the x2 eSR-TR from -0.23 to -0.08 dB. eSR-TM (7x7 filters: a 3-pixel rim of a 32-pixel LR patch)
 # did better on the whole patch (Set14 -0.02 to -0.11 dB from official, -0.06 to -0.25 cropped), and
-# keeps it. The CNNs keep the whole
-# patch: they learn to handle zero-padded borders, which the test images have too (the protocol
-# crops only `scale` pixels), and cropping cost them (Set5 at equal steps: eSR-CNN_s2_C8_D9_S15 35.01
-# against 35.59 dB at 3k steps, 34.47 against 35.36 at 2k with the patch grown to keep the loss area;
-# eSR-CNN_s2_C2_D1_S3 34.71 against 35.00 at 12k; ESPCN_s2_D34_S32 stalled at 30.2 dB with it, on L1
-# or MSE, and reached 34.9 by 2.5k steps without; FSRCNN_s4_D6_S1_M1 27.48 against 28.77 at 15k).
+# keeps it. The CNNs keep the whole patch: they learn to handle zero-padded borders, which the test
+# images have too (the protocol crops only `scale` pixels), and cropping cost them (Set5 at equal
+# steps: eSR-CNN_s2_C8_D9_S15 35.01 against 35.59 dB at 3k steps, 34.47 against 35.36 at 2k with the
+# patch grown to keep the loss area; eSR-CNN_s2_C2_D1_S3 34.71 against 35.00 at 12k;
+# ESPCN_s2_D34_S32 stalled at 30.2 dB with it, on L1 or MSE, and reached 34.9 by 2.5k steps without;
+# FSRCNN_s4_D6_S1_M1 27.48 against 28.77 at 15k).
 RECIPES = {
     "eSR-MAX": {"lr": 5e-3, "batch": 32, "steps": 15000, "loss": "mse", "loss_border": "auto"},
     "eSR-TM": {"lr": 5e-3, "batch": 32, "steps": 15000, "loss": "mse"},

@@ -12,14 +12,15 @@ one of 9 directions (the 8 neighbours or none), zero-filled at the border. The o
 The direction is one per layer, learned from 9 logits: in training the ghost channels are the
 mixture of the 9 shifted copies weighted by ``gumbel_softmax(logits, tau, hard)`` (a 3x3
 depthwise conv whose kernel is that weight vector, so the logits get a gradient; ``hard=True``
-is the straight-through one-hot). The temperature anneals during a fine-tune, exponentially
-from ``tau`` (1.0) at the first step to ``tau_end`` (:data:`TAU_END`, 0.05) at the last: the
-trainer calls each layer's ``training_progress(step, steps)``. Early steps explore the 9
-directions with soft mixtures; by the end the mixture is nearly one-hot, so the network the
-weights are tuned for is the one exported with the argmax shift (the authors' code decays the
-Gumbel noise by 0.97 per epoch over its 300 epochs, to the same end). In eval mode, or after :meth:`GhostConv2d.freeze`, the
-direction is ``argmax(logits)`` and the shift is a zero pad plus a slice: the exported ONNX
-graph has the same Conv nodes as the original (narrower) and no other multiply-add.
+is the straight-through one-hot). The temperature anneals during a fine-tune, exponentially from
+``tau`` (1.0) at the first step to ``tau_end`` (:data:`TAU_END`, 0.05) at the last: the trainer
+calls each layer's ``training_progress(step, steps)``. Early steps explore the 9 directions with
+soft mixtures; by the end the mixture is nearly one-hot, so the network the weights are tuned
+for is the one exported with the argmax shift (the authors' code decays the Gumbel noise by 0.97
+per epoch over its 300 epochs, to the same end). In eval mode, or after
+:meth:`GhostConv2d.freeze`, the direction is ``argmax(logits)`` and the shift is a zero pad plus
+a slice: the exported ONNX graph has the same Conv nodes as the original (narrower) and no other
+multiply-add.
 Direction ``k`` is the offset ``(dy, dx) = (k // 3 - 1, k % 3 - 1)``:
 ``ghost[y, x] = intrinsic[y + dy, x + dx]``; ``k = 4`` is no shift.
 
