@@ -212,9 +212,9 @@ def cmd_zoo_list(args) -> int:
         from .weights import shipped_manifest
 
         rows = acceptance_rows(shipped_manifest())
-        emit(rows, ("model", "steps", "cpu_min", "set5", "ours", "official", "delta", "tolerance", "passes"), args.json,
-             digits={"cpu_min": 1, "set5": 2, "ours": 2, "official": 2, "delta": 2, "tolerance": 1},
-             headers={"cpu_min": "CPU min", "set5": "Set5 dB", "ours": "Set14 dB", "official": "official Set14",
+        emit(rows, ("model", "steps", "cpu_min", "gpu_min", "set5", "ours", "official", "delta", "tolerance", "passes"),
+             args.json, digits={"cpu_min": 1, "gpu_min": 1, "set5": 2, "ours": 2, "official": 2, "delta": 2, "tolerance": 1},
+             headers={"cpu_min": "CPU min", "gpu_min": "GPU min", "set5": "Set5 dB", "ours": "Set14 dB", "official": "official Set14",
                       "delta": "delta dB", "tolerance": "tol dB", "passes": "within"})
         return 0
     scales = _scales(args.scale) or list(SCALES)
@@ -240,7 +240,8 @@ def cmd_zoo_ship(args) -> int:
     manifest = ship(args.train_dir, _csv_list(args.models) or None, args.data, _csv_list(args.sets),
                     show_progress=sys.stderr.isatty())
     t = manifest["totals"]
-    print(f"shipped {t['models']} models ({t['cpu_hours']:.2f} CPU hours of training); {t['passing']} within "
+    gpu = f" and {t['gpu_hours']:.2f} GPU hours" if t.get("gpu_hours") else ""
+    print(f"shipped {t['models']} models ({t['cpu_hours']:.2f} CPU hours{gpu} of training); {t['passing']} within "
           f"tolerance of the official weights" + (f"; below: {', '.join(t['failing'])}" if t["failing"] else ""))
     return 0
 

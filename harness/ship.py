@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import HarnessError
 
@@ -32,7 +32,7 @@ TOLERANCE_DB = {"eSR-MAX": 0.3, "eSR-TM": 0.3, "eSR-TR": 0.3, "eSR-CNN": 0.3, "E
 X3_NOTE = ("the official x3 weights are half an HR pixel off MATLAB's grid (as the authors' Bicubic_s3 is); "
            "under the standard protocol these correctly aligned weights score {delta:+.2f} dB against them on {set}")
 _PROVENANCE_KEYS = ("steps", "batch", "patch", "lr_patch", "augmentation", "degradation", "loss", "loss_border",
-                    "optimizer", "lr_schedule", "init", "seed", "threads", "wall_time_s", "cpu_time_s", "validation",
+                    "optimizer", "lr_schedule", "init", "seed", "threads", "device", "segments", "wall_time_s", "cpu_time_s", "validation",
                     "best_psnr", "best_step", "final_psnr", "started", "finished", "harness_version",
                     "torch_version", "python_version", "machine")
 
@@ -150,7 +150,8 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
                  "protocol (Y channel, MATLAB bicubic LR, crop = scale)",
         "acceptance": {"set": ACCEPTANCE_SET, "tolerance_db": TOLERANCE_DB},
         "totals": {"models": len(entries),
-                   "cpu_hours": round(sum(e["provenance"]["cpu_time_s"] or 0 for e in entries) / 3600, 3),
+                   "cpu_hours": round(sum(time_split(e["provenance"])[0] for e in entries) / 3600, 3),
+                   "gpu_hours": round(sum(time_split(e["provenance"])[1] for e in entries) / 3600, 3),
                    "wall_hours": round(sum(e["provenance"]["wall_time_s"] or 0 for e in entries) / 3600, 3),
                    "passing": sum(1 for e in entries if (e.get("acceptance") or {}).get("passes")),
                    "failing": [m for m, e in manifest["models"].items()
@@ -160,6 +161,24 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
     return manifest
 
 
+def _on_gpu(device) -> bool:
+    return str(device or "cpu").startswith("cuda")
+
+
+def time_split(provenance: Dict) -> Tuple[float, float]:
+    """(CPU seconds of the steps trained on a CPU, wall seconds of the steps trained on a GPU).
+
+    From the run's segments where they carry times (a run started on a GPU and resumed on a CPU
+    has one of each), else the whole run on its recorded device."""
+    segments = [s for s in (provenance.get("segments") or []) if "wall_s" in s]
+    if not segments:
+        if _on_gpu(provenance.get("device")):
+            return 0.0, float(provenance.get("wall_time_s") or 0)
+        return float(provenance.get("cpu_time_s") or 0), 0.0
+    return (sum(float(s["cpu_s"]) for s in segments if not _on_gpu(s["device"])),
+            sum(float(s["wall_s"]) for s in segments if _on_gpu(s["device"])))
+
+
 def acceptance_rows(manifest: Dict) -> List[Dict]:
     """One row per shipped model for ``zoo list --shipped`` and the README table."""
     rows = []
@@ -167,7 +186,8 @@ def acceptance_rows(manifest: Dict) -> List[Dict]:
         acc = e.get("acceptance") or {}
         s = acc.get("set", ACCEPTANCE_SET)
         rows.append({"model": mid, "steps": e["provenance"]["steps"],
-                     "cpu_min": (e["provenance"]["cpu_time_s"] or 0) / 60,
+                     "cpu_min": time_split(e["provenance"])[0] / 60,
+                     "gpu_min": time_split(e["provenance"])[1] / 60,
                      "set5": ((e.get("quality") or {}).get("Set5") or {}).get("psnr"),
                      "ours": ((e.get("quality") or {}).get(s) or {}).get("psnr"),
                      "official": ((e.get("official") or {}).get(s) or {}).get("psnr"),

@@ -164,3 +164,21 @@ def test_roofline_bound_from_device_peaks():
     assert rec["roofline_fraction"] == pytest.approx(rec["fhd_per_s"] / rec["roofline_fhd_per_s"])
     assert "roofline_fhd_per_s" not in measure("eSR-MAX_s2_K3_C2", 2, BenchConfig(weights="init", repeats=1),
                                                inputs=inputs)
+
+
+def test_torch_sessions_do_not_share_the_model_module():
+    """The runner keeps a CPU fp32 reference session beside the timed one: preparing a session must
+    not move or cast the model's own module (seen on a GPU: the reference moved the fp16 CUDA net back)."""
+    import torch
+
+    from harness.backends.torch_backend import TorchBackend
+    from harness.models import resolve
+
+    model = resolve("eSR-TM_s2_K7_C16")
+    before = {k: v.clone() for k, v in model.module.state_dict().items()}
+    session = TorchBackend(precision="fp32", device="cpu").prepare(model, [(1, 1, 8, 8)])
+    assert session.module is not model.module
+    with torch.no_grad():
+        for p in session.module.parameters():
+            p.mul_(0)
+    assert all(torch.equal(before[k], v) for k, v in model.module.state_dict().items())

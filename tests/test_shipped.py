@@ -109,8 +109,13 @@ def test_the_default_pool_is_shipped_complete_and_consistent():
             assert acc["passes"] == (delta >= -acc["tolerance_db"])
     totals = manifest["totals"]
     assert totals["models"] == len(manifest["models"])
-    assert totals["cpu_hours"] == pytest.approx(sum(e["provenance"]["cpu_time_s"] for e in manifest["models"].values())
-                                                / 3600, abs=1e-2)
+    split = [ship.time_split(e["provenance"]) for e in manifest["models"].values()]
+    assert totals["cpu_hours"] == pytest.approx(sum(c for c, _ in split) / 3600, abs=1e-2)
+    assert totals["gpu_hours"] == pytest.approx(sum(g for _, g in split) / 3600, abs=1e-2)
+    for e in manifest["models"].values():  # every second of a run is counted once, on its device
+        p = e["provenance"]
+        cpu, gpu = ship.time_split(p)
+        assert (cpu == pytest.approx(p["cpu_time_s"]) and gpu == 0) or gpu > 0
 
 
 def test_every_shipped_file_loads_strictly():
@@ -129,3 +134,14 @@ def test_shipped_quality_figures_are_measurements():
     for mid in ("eSR-MAX_s2_K3_C1", "eSR-TM_s3_K7_C3", "ESPCN_s4_D0_S3"):
         psnr = QualityEvaluator(show_progress=False).evaluate(resolve(mid, weights="shipped"), image_set).psnr
         assert psnr == pytest.approx(manifest[mid]["quality"]["Set14"]["psnr"], abs=1e-3), mid
+
+
+def test_time_split_counts_each_segment_on_its_device():
+    """A run started on a GPU and resumed on a CPU: CPU seconds of the CPU part, wall of the GPU part."""
+    gpu = "cuda (NVIDIA H100 80GB HBM3)"
+    mixed = {"device": "cpu", "cpu_time_s": 999.0, "wall_time_s": 999.0,
+             "segments": [{"from_step": 0, "to_step": 20, "device": gpu, "wall_s": 30.0, "cpu_s": 29.0},
+                          {"from_step": 20, "to_step": 60, "device": "cpu", "wall_s": 200.0, "cpu_s": 190.0}]}
+    assert ship.time_split(mixed) == (190.0, 30.0)
+    assert ship.time_split({"device": "cpu", "cpu_time_s": 12.0, "wall_time_s": 15.0}) == (12.0, 0.0)
+    assert ship.time_split({"device": gpu, "cpu_time_s": 12.0, "wall_time_s": 15.0, "segments": []}) == (0.0, 15.0)

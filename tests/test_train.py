@@ -152,6 +152,24 @@ def test_resume_of_a_finished_run_changes_nothing(data, tmp_path):
 
 # --------------------------------------------------------------------------- data and cache
 
+def test_cache_key_follows_contents_not_mtimes(data, tmp_path):
+    """A folder copied elsewhere (new mtimes) keeps its key, so a run resumes on another machine;
+    changed pixels make a new key."""
+    import shutil
+
+    _, files = train.image_files(data)
+    key = train.cache_key(files, 2)
+    copy = tmp_path / "copied"
+    shutil.copytree(data, copy, copy_function=shutil.copyfile)  # no metadata: fresh mtimes
+    _, copied = train.image_files(copy)
+    os.utime(copied[0], ns=(1, 1))
+    assert train.cache_key(copied, 2) == key
+    img = np.asarray(Image.open(copied[0])).copy()
+    img[0, 0] ^= 1
+    Image.fromarray(img).save(copied[0])
+    assert train.cache_key(copied, 2) != key
+
+
 def test_lr_pairs_are_cached_and_reused(data, monkeypatch):
     first = train.load_folder(data, 2)
     assert first.cache.is_file() and first.cache.parent == Path(os.environ["HARNESS_CACHE"]) / "train"

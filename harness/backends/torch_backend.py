@@ -1,6 +1,7 @@
 """PyTorch eager: the reference path (and the fp32 reference every backend is checked against)."""
 from __future__ import annotations
 
+import copy
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -19,7 +20,9 @@ class TorchSession(Session):
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = dtype
-        self.module = module.to(self.device, dtype).eval()
+        # A copy: Module.to() works in place, and the runner keeps a CPU fp32 reference session of
+        # the same model next to this one (sharing the module would move one under the other).
+        self.module = copy.deepcopy(module).to(self.device, dtype).eval()
         self._x = None
         self._y = None
 

@@ -1,0 +1,72 @@
+"""CUDA paths, run for real on a machine with an NVIDIA GPU (skipped elsewhere, with the reason).
+
+CI has no GPU; these are run on a lent GPU machine before a CUDA change lands."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from harness import train
+from harness.backends.torch_backend import TorchBackend
+from harness.models import resolve
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="needs a CUDA device (torch sees none here)")
+
+FSRCNN = "FSRCNN_s2_D6_S1_M1"
+
+
+def _smooth_images(folder, n=3, size=(40, 40)):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        base = rng.random((size[0] // 4, size[1] // 4, 3))
+        img = np.asarray(Image.fromarray((base * 255).astype(np.uint8)).resize(size[::-1], Image.BICUBIC))
+        Image.fromarray(img).save(folder / f"{i}.png")
+    return folder
+
+
+def _weights(path):
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def test_train_on_cuda_is_recorded_and_its_weights_load_on_the_cpu(tmp_path):
+    """--device cuda: the record names the card; the shipped-format weights are CPU tensors close to a CPU run."""
+    data = _smooth_images(tmp_path / "train")
+    kw = dict(data=[str(data)], steps=12, batch=4, patch=16, threads=1, val_every=0, checkpoint_every=4)
+    (gpu,) = train.run([FSRCNN], train.Settings(device="cuda", **kw), out=str(tmp_path / "gpu"))
+    (cpu,) = train.run([FSRCNN], train.Settings(**kw), out=str(tmp_path / "cpu"))
+    assert gpu["status"] == cpu["status"] == "finished"
+    assert gpu["device"].startswith("cuda (") and cpu["device"] == "cpu"
+    a, b = _weights(tmp_path / "gpu" / f"{FSRCNN}.pt"), _weights(tmp_path / "cpu" / f"{FSRCNN}.pt")
+    assert a.keys() == b.keys() and all(t.device.type == "cpu" for t in a.values())
+    # Same seed, same batches: only the arithmetic differs (cuDNN algorithms, TF32), 12 small Adam steps apart.
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 5e-2
+    resolve(FSRCNN, weights=str(tmp_path / "gpu" / f"{FSRCNN}.pt"))  # loads into the CPU model
+
+
+def test_train_resume_on_cuda_continues_from_the_checkpoint(tmp_path):
+    data = _smooth_images(tmp_path / "train")
+    kw = dict(data=[str(data)], batch=4, patch=16, threads=1, val_every=0, checkpoint_every=4, device="cuda")
+    (whole,) = train.run([FSRCNN], train.Settings(steps=12, **kw), out=str(tmp_path / "whole"))
+    train.run([FSRCNN], train.Settings(steps=12, **kw), out=str(tmp_path / "split"), stop_at=8)
+    (resumed,) = train.run([FSRCNN], train.Settings(steps=12, **kw), out=str(tmp_path / "split"), resume=True)
+    assert resumed["status"] == "finished" and resumed["steps"] == whole["steps"] == 12
+    a = _weights(tmp_path / "whole" / f"{FSRCNN}.pt")
+    b = _weights(tmp_path / "split" / f"{FSRCNN}.pt")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-2
+
+
+@pytest.mark.parametrize("precision,tol", [("fp32", 1e-3), ("fp16", 2e-2)])
+def test_torch_backend_on_cuda_matches_the_cpu_reference(precision, tol):
+    model = resolve("eSR-TM_s2_K7_C16")
+    lr = np.random.default_rng(1).random((1, 1, 60, 80), dtype=np.float32)
+    ref = TorchBackend(precision="fp32", device="cpu").prepare(model, [lr.shape]).infer(lr)
+    session = TorchBackend(precision=precision, device="cuda").prepare(model, [lr.shape])
+    out = session.infer(lr)
+    assert out.shape == ref.shape == (1, 1, 120, 160) and out.dtype == np.float32
+    assert float(np.abs(out - ref).max()) < tol
+    assert session.device_memory_bytes() > 0
