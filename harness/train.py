@@ -95,7 +95,7 @@ RECIPES = {
     # The largest ESPCN and FSRCNN (and ClassSR's FSRCNN branches, d = 16/36/56, s = 12, m = 4) are
     # still climbing when a 15k-step cosine ends (Set14 0.58-0.79 dB under the official weights);
     # at 60k steps ESPCN_s*_D34_S32 land 0.11-0.15 dB under them (trained on an H100: ~10 min each,
-    # 6 at once; about 50/20/15 CPU minutes at x2/x3/x4 on one core).
+    # 6 at once; about 32/15/11 CPU minutes at x2/x3/x4 on one core, from the 15k-step times).
     "ESPCN": {"lr": 1e-3, "batch": 16, "steps": 15000, "loss": "mse",
               "by_model": {"ESPCN_s*_D34_S32": {"steps": 60000}}},
     "FSRCNN": {"lr": 1e-3, "batch": 16, "steps": 15000, "loss": "mse",
@@ -122,7 +122,7 @@ RECIPES = {
     # shipped|FILE loads <id>'s weights and ghostifies them) with the base network's whole recipe
     # (from_base: rate, loss, patch, batch, steps, betas), as the paper retrains the ghost network
     # (Ghost-EDSR_s2: 5000 steps of 1.2 s on one core, about 1.7 hours; Ghost-FSRCNN_s2_D56_S12_M4:
-    # 15k steps, about 25 minutes). Halving the hidden convs moves the network far from its base:
+    # FSRCNN_s*_S12_M4's 60k steps, about 100 minutes). Halving the hidden convs moves the network far from its base:
     # from a 35.47 dB FSRCNN_s2_D56_S12_M4, 2000 steps at 1e-4 on L1 (the first version of this
     # recipe) reached Set5 28.57 dB; at FSRCNN's 1e-3 on MSE, 33.11 after 1500. The Gumbel-softmax
     # temperature anneals from 1.0 to 0.05 (exponentially, per step: GhostConv2d.training_progress);
@@ -1010,8 +1010,9 @@ def train_model(model_id: str, settings: Settings, data: Sequence[TrainFolder], 
         module = model.module.to(settings.device).train()
         model.module = module
         if settings.device != "cpu":
-            # Fixed patch shapes: let cuDNN time its algorithms once. Its default heuristics picked
-            # kernels for FSRCNN's 9x9 transposed conv that held an H100 to ~20 steps/s.
+            # Fixed patch shapes: let cuDNN time its algorithms once instead of using its heuristics.
+            # (On an H100 these small nets are host-bound anyway: each process keeps one CPU core busy,
+            # ESPCN_s2_D34_S32 ~100 steps/s with six runs at once; --jobs is how to fill the GPU.)
             torch.backends.cudnn.benchmark = True
         if validator is not None:
             validator.models[model_id] = model  # scored as this Upscaler (space, scale) with the trained module

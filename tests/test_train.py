@@ -790,3 +790,22 @@ def test_bad_loss_border_is_one_line(data, tmp_path):
         train.run([TM], settings(data, loss_border="wide"), out=str(tmp_path / "a"))
     with pytest.raises(HarnessError, match="--loss-border 8 crops the whole 16-pixel patch"):
         train.run([TM], settings(data, loss_border="8"), out=str(tmp_path / "b"))
+
+
+def test_by_model_recipe_overrides_match_ids_and_are_recorded():
+    """Recipes may set keys per member (the largest ESPCN/FSRCNN train 60k steps); others keep the family's."""
+    assert train.recipe_for("ESPCN", "ESPCN_s2_D34_S32")["steps"] == 60000
+    assert train.recipe_for("ESPCN", "ESPCN_s2_D34_S32")["matched"] == "ESPCN_s*_D34_S32"
+    assert train.recipe_for("ESPCN", "ESPCN_s2_D0_S3")["steps"] == 15000
+    assert "matched" not in train.recipe_for("ESPCN", "ESPCN_s2_D0_S3")
+    assert "by_model" not in train.recipe_for("FSRCNN", "FSRCNN_s4_D16_S12_M4")
+    for mid in ("FSRCNN_s4_D16_S12_M4", "FSRCNN_s4_D36_S12_M4", "FSRCNN_s3_D56_S12_M4"):  # ClassSR's branches too
+        assert train.recipe_for("FSRCNN", mid)["steps"] == 60000
+    assert train.recipe_for("FSRCNN", "FSRCNN_s2_D6_S1_M1")["steps"] == 15000
+    assert train.recipe_for("FSRCNN")["steps"] == 15000  # no id: the family's own keys
+    s = train.Settings(data=["x"])
+    assert train.for_family(s, "FSRCNN", "FSRCNN_s2_D56_S12_M4").steps == 60000
+    assert train.for_family(s, "FSRCNN", "FSRCNN_s2_D6_S1_M1").steps == 15000
+    assert train.for_family(train.Settings(data=["x"], steps=7), "FSRCNN", "FSRCNN_s2_D56_S12_M4").steps == 7
+    # a Ghost fine-tune takes its base member's schedule
+    assert train.recipe_for("GhostSR", "Ghost-FSRCNN_s2_D56_S12_M4")["steps"] == 60000
