@@ -77,10 +77,15 @@ def output_psnr(reference: np.ndarray, test: np.ndarray) -> float:
     return psnr(np.clip(reference, 0, 1) * 255.0, np.clip(test, 0, 1) * 255.0)
 
 
-def _thermal_and_clocks() -> Dict[str, object]:
+def _thermal_and_clocks(target: str = "cpu") -> Dict[str, object]:
+    """CPU temperatures and clock; on a CUDA target also the GPU's (NVML), before and after the timed loop."""
     import psutil
 
     out: Dict[str, object] = {}
+    if str(target).startswith("cuda"):
+        from .power.nvml import gpu_state
+
+        out["gpu"] = gpu_state(int(target.split(":")[1]) if ":" in target else 0)
     try:
         temps = psutil.sensors_temperatures() or {}
         out["temps_c"] = {name: max(t.current for t in entries) for name, entries in temps.items() if entries}
@@ -163,7 +168,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
             session.load(x)
             session.compute()
 
-    record["before"] = _thermal_and_clocks()
+    record["before"] = _thermal_and_clocks(cfg.target)
     sampler, power_reason = _make_sampler(cfg.power_meter, cfg.device)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)  # microsecond accounting (psutil's ticks are 10 ms)
     wall0 = time.perf_counter()
@@ -205,7 +210,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         record["routing"] = routing
         record["macs_per_fhd_static"] = record.get("macs_per_fhd")
         record["macs_per_fhd"] = routing["macs_routed_per_image"]
-    record["after"] = _thermal_and_clocks()
+    record["after"] = _thermal_and_clocks(cfg.target)
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     record["device_memory_bytes"] = session.device_memory_bytes()
     session.close()

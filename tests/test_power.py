@@ -634,3 +634,33 @@ def test_python38_syntax():
     for path in (Path(__file__).resolve().parents[1] / "harness" / "power").glob("*.py"):
         ast.parse(path.read_text(), filename=str(path), feature_version=(3, 8))
     assert os.path.isdir(FIXTURES)
+
+
+def test_gpu_state_reads_temperature_and_clocks_through_nvml(monkeypatch):
+    """The runner's before/after snapshot on a CUDA target: GPU temperature and clocks, or why not."""
+    import sys
+    import types
+
+    from harness.power.nvml import gpu_state
+    from harness.runner import _thermal_and_clocks
+
+    calls = []
+    fake = types.SimpleNamespace(
+        NVML_TEMPERATURE_GPU=0, NVML_CLOCK_SM=1, NVML_CLOCK_MEM=2,
+        nvmlInit=lambda: calls.append("init"), nvmlShutdown=lambda: calls.append("shutdown"),
+        nvmlDeviceGetHandleByIndex=lambda i: ("gpu", i),
+        nvmlDeviceGetTemperature=lambda h, kind: 61,
+        nvmlDeviceGetClockInfo=lambda h, kind: {1: 1980, 2: 2619}[kind])
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert gpu_state(0) == {"temp_c": 61.0, "sm_mhz": 1980.0, "mem_mhz": 2619.0}
+    assert calls == ["init", "shutdown"]
+    assert _thermal_and_clocks("cuda")["gpu"]["sm_mhz"] == 1980.0
+    assert "gpu" not in _thermal_and_clocks("cpu")
+
+    def no_clocks(h, kind):
+        raise RuntimeError("Not Supported")
+    fake.nvmlDeviceGetClockInfo = no_clocks
+    state = gpu_state(0)
+    assert state["temp_c"] == 61.0 and set(state["unread"]) == {"sm_mhz", "mem_mhz"}
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
+    assert "pip install nvidia-ml-py" in gpu_state(0)["reason"]

@@ -110,3 +110,34 @@ class NvmlMeter(Meter):
                     "unit": "mJ counter" if self.mode == "energy" else "mW (driver-averaged)"})
         out.update(self._facts)
         return out
+
+
+def gpu_state(index: int = 0) -> Dict[str, object]:
+    """GPU temperature and SM/memory clocks through NVML, for the runner's before/after snapshot
+    (a card that heats up and throttles during a sweep shows it here). ``reason`` when NVML is absent."""
+    try:
+        nv = importlib.import_module("pynvml")
+    except ImportError:
+        return {"reason": "pynvml is not installed: pip install nvidia-ml-py"}
+    try:
+        nv.nvmlInit()
+    except Exception as exc:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        return {"reason": f"NVML did not initialise ({exc})"}
+    out: Dict[str, object] = {}
+    try:
+        handle = nv.nvmlDeviceGetHandleByIndex(int(index))
+        for key, read in (("temp_c", lambda: nv.nvmlDeviceGetTemperature(handle, nv.NVML_TEMPERATURE_GPU)),
+                          ("sm_mhz", lambda: nv.nvmlDeviceGetClockInfo(handle, nv.NVML_CLOCK_SM)),
+                          ("mem_mhz", lambda: nv.nvmlDeviceGetClockInfo(handle, nv.NVML_CLOCK_MEM))):
+            try:
+                out[key] = float(read())
+            except Exception as exc:  # noqa: BLE001 - one unsupported reading leaves the others
+                out.setdefault("unread", {})[key] = str(exc)
+    except Exception as exc:  # noqa: BLE001
+        out["reason"] = f"NVML has no GPU {index} ({exc})"
+    finally:
+        try:
+            nv.nvmlShutdown()
+        except Exception:  # noqa: BLE001
+            pass
+    return out
