@@ -803,6 +803,8 @@ def test_by_model_recipe_overrides_match_ids_and_are_recorded():
         assert train.recipe_for("FSRCNN", mid)["steps"] == 60000
     assert train.recipe_for("FSRCNN", "FSRCNN_s2_D6_S1_M1")["steps"] == 15000
     assert train.recipe_for("FSRCNN")["steps"] == 15000  # no id: the family's own keys
+    assert train.recipe_for("eSR-CNN", "eSR-CNN_s4_C2_D1_S3")["steps"] == 60000
+    assert train.recipe_for("eSR-CNN", "eSR-CNN_s4_C8_D9_S15")["steps"] == 15000
     s = train.Settings(data=["x"])
     assert train.for_family(s, "FSRCNN", "FSRCNN_s2_D56_S12_M4").steps == 60000
     assert train.for_family(s, "FSRCNN", "FSRCNN_s2_D6_S1_M1").steps == 15000
