@@ -144,14 +144,15 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
                 f"-{acc['tolerance_db']}) {'ok' if acc['passes'] else 'BELOW TOLERANCE'}")
     manifest["models"] = dict(sorted(manifest["models"].items()))
     entries = list(manifest["models"].values())
+    splits = [time_split(e["provenance"]) for e in entries]  # (CPU s, GPU s) per model
     manifest.update({
         "format": MANIFEST_FORMAT,
         "about": "weights trained by python -m harness train (see provenance); quality with the harness's "
                  "protocol (Y channel, MATLAB bicubic LR, crop = scale)",
         "acceptance": {"set": ACCEPTANCE_SET, "tolerance_db": TOLERANCE_DB},
         "totals": {"models": len(entries),
-                   "cpu_hours": round(sum(time_split(e["provenance"])[0] for e in entries) / 3600, 3),
-                   "gpu_hours": round(sum(time_split(e["provenance"])[1] for e in entries) / 3600, 3),
+                   "cpu_hours": round(sum(cpu for cpu, _ in splits) / 3600, 3),
+                   "gpu_hours": round(sum(gpu for _, gpu in splits) / 3600, 3),
                    "wall_hours": round(sum(e["provenance"]["wall_time_s"] or 0 for e in entries) / 3600, 3),
                    "passing": sum(1 for e in entries if (e.get("acceptance") or {}).get("passes")),
                    "failing": [m for m, e in manifest["models"].items()
@@ -185,9 +186,9 @@ def acceptance_rows(manifest: Dict) -> List[Dict]:
     for mid, e in manifest["models"].items():
         acc = e.get("acceptance") or {}
         s = acc.get("set", ACCEPTANCE_SET)
+        cpu_s, gpu_s = time_split(e["provenance"])
         rows.append({"model": mid, "steps": e["provenance"]["steps"],
-                     "cpu_min": time_split(e["provenance"])[0] / 60,
-                     "gpu_min": time_split(e["provenance"])[1] / 60,
+                     "cpu_min": cpu_s / 60, "gpu_min": gpu_s / 60,
                      "set5": ((e.get("quality") or {}).get("Set5") or {}).get("psnr"),
                      "ours": ((e.get("quality") or {}).get(s) or {}).get("psnr"),
                      "official": ((e.get("official") or {}).get(s) or {}).get("psnr"),

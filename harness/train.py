@@ -97,7 +97,7 @@ RECIPES = {
                 "by_model": {"eSR-CNN_s*_C2_D1_S3": {"steps": 60000}}},
     # The largest ESPCN and FSRCNN (and ClassSR's FSRCNN branches, d = 16/36/56, s = 12, m = 4) are
     # still climbing when a 15k-step cosine ends (Set14 0.58-0.79 dB under the official weights);
-    # at 60k steps ESPCN_s*_D34_S32 land 0.11-0.15 dB under them (trained on an H100: ~10 min each,
+    # at 60k steps ESPCN_s*_D34_S32 land 0.10-0.15 dB under them (trained on an H100: ~10 min each,
     # 6 at once; about 32/15/11 CPU minutes at x2/x3/x4 on one core, from the 15k-step times).
     "ESPCN": {"lr": 1e-3, "batch": 16, "steps": 15000, "loss": "mse",
               "by_model": {"ESPCN_s*_D34_S32": {"steps": 60000}}},
@@ -125,11 +125,12 @@ RECIPES = {
     # shipped|FILE loads <id>'s weights and ghostifies them) with the base network's whole recipe
     # (from_base: rate, loss, patch, batch, steps, betas), as the paper retrains the ghost network
     # (Ghost-EDSR_s2: 5000 steps of 1.2 s on one core, about 1.7 hours; Ghost-FSRCNN_s2_D56_S12_M4:
-    # FSRCNN_s*_S12_M4's 60k steps, about 100 minutes). Halving the hidden convs moves the network far from its base:
-    # from a 35.47 dB FSRCNN_s2_D56_S12_M4, 2000 steps at 1e-4 on L1 (the first version of this
-    # recipe) reached Set5 28.57 dB; at FSRCNN's 1e-3 on MSE, 33.11 after 1500. The Gumbel-softmax
-    # temperature anneals from 1.0 to 0.05 (exponentially, per step: GhostConv2d.training_progress);
-    # the direction of each layer is its argmax in eval mode and at export.
+    # FSRCNN_s*_S12_M4's 60k steps, about 100 minutes). Halving the hidden convs moves the network
+    # far from its base: from a 35.47 dB FSRCNN_s2_D56_S12_M4, 2000 steps at 1e-4 on L1 (the first
+    # version of this recipe) reached Set5 28.57 dB; at FSRCNN's 1e-3 on MSE, 33.11 after 1500. The
+    # Gumbel-softmax temperature anneals from 1.0 to 0.05 (exponentially, per step:
+    # GhostConv2d.training_progress); the direction of each layer is its argmax in eval mode and at
+    # export.
     "GhostSR": {"lr": 1e-4, "batch": 16, "steps": 2000,
                 "from_base": ("lr", "loss", "lr_patch", "betas", "steps", "batch"),
                 "note": "fine-tune from the base network's weights (--init-weights) with the base recipe's rate, "
@@ -1531,7 +1532,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                                    "scale-free ids (package.module:Class)")
     p.add_argument("--data", metavar="DIR[,DIR]", help="training image folder(s), images directly inside or in "
                                                        "DIR/HR/ (T91, BSD200, General100, DIV2K); comma-separated")
-    p.add_argument("--steps", type=int, help="training steps (default: the family's recipe, 15000; 20000 "
+    p.add_argument("--steps", type=int, help="training steps (default: the family's recipe, 15000; 60000 for "
+                                             "ESPCN_s*_D34_S32, FSRCNN_s*_S12_M4 and eSR-CNN_s*_C2_D1_S3; 20000 "
                                              "for ABPN)")
     p.add_argument("--batch", type=int, help="patches per step (default: the family's recipe, 32 for "
                                              "eSR-MAX/TM/TR, 16 for the others)")
