@@ -212,10 +212,15 @@ def cmd_zoo_list(args) -> int:
         from .weights import shipped_manifest
 
         rows = acceptance_rows(shipped_manifest())
-        emit(rows, ("model", "steps", "cpu_min", "gpu_min", "set5", "ours", "official", "delta", "tolerance", "passes"),
-             args.json, digits={"cpu_min": 1, "gpu_min": 1, "set5": 2, "ours": 2, "official": 2, "delta": 2, "tolerance": 1},
-             headers={"cpu_min": "CPU min", "gpu_min": "GPU min", "set5": "Set5 dB", "ours": "Set14 dB", "official": "official Set14",
-                      "delta": "delta dB", "tolerance": "tol dB", "passes": "within"})
+        columns = ["model", "steps", "cpu_min", "gpu_min", "set5", "ours", "official", "delta", "tolerance", "passes"]
+        if any(r["reference"] for r in rows):  # methods without official weights: read against their base network
+            columns += ["reference", "reference_psnr"]
+        emit(rows, columns, args.json,
+             digits={"cpu_min": 1, "gpu_min": 1, "set5": 2, "ours": 2, "official": 2, "delta": 2, "tolerance": 1,
+                     "reference_psnr": 2},
+             headers={"cpu_min": "CPU min", "gpu_min": "GPU min", "set5": "Set5 dB", "ours": "Set14 dB",
+                      "official": "official Set14", "delta": "delta dB", "tolerance": "tol dB", "passes": "within",
+                      "reference": "vs (shipped)", "reference_psnr": "its Set14"})
         return 0
     scales = _scales(args.scale) or list(SCALES)
     if args.pool:
@@ -593,10 +598,11 @@ def cmd_run_all(args) -> int:
         for template in model_ids:
             mid = template.format(scale=s)
             pairs.extend(p for p in model_scale_pairs([mid], [s]) if p not in pairs)
-    if args.pool and args.pool != "none":
+    pool = args.pool or ("default,methods" if cfg.weights == "shipped" else "default")
+    if pool != "none":
         from .models.pools import pool_ids
 
-        pairs.extend(p for p in model_scale_pairs(pool_ids(args.pool), []) if p[1] in scales and p not in pairs)
+        pairs.extend(p for p in model_scale_pairs(pool_ids(pool), []) if p[1] in scales and p not in pairs)
     models = [resolve(mid, s, cfg.weights) for mid, s in pairs]  # bad ids/weights fail before any work
     sets = resolve_sets(data_root(args.data), _csv_list(args.sets))
     frames = load_frames(args.frames)
@@ -685,7 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quality", help="PSNR/SSIM of models on test sets (standard Y-channel protocol)")
     p.add_argument("--model", help="model id(s), comma-separated (python -m harness zoo list)")
-    p.add_argument("--pool", help="a named pool of models: all, default, paper-front")
+    p.add_argument("--pool", help="a named pool of models: all, default, paper-front, methods (or a "
+                                   "comma-separated union)")
     p.add_argument("--scale", help="scale(s) for scale-free ids such as bicubic-matlab, and the pool's "
                                    "scales (default 2,3,4)")
     _add_weights(p)
@@ -719,7 +726,7 @@ def build_parser() -> argparse.ArgumentParser:
     zsub = p.add_subparsers(dest="zoo_command", metavar="ACTION")
     zsub.required = True
     q = zsub.add_parser("list", help="model ids with family, scale, parameters and MACs per Full-HD frame")
-    q.add_argument("--pool", help="only this pool: all, default, paper-front")
+    q.add_argument("--pool", help="only this pool: all, default, paper-front, methods (or a comma-separated union)")
     q.add_argument("--scale", help="only these scales (default 2,3,4)")
     q.add_argument("--shipped", action="store_true", help="the shipped weights instead: training cost and "
                                                          "Set5/Set14 PSNR against the official weights")
@@ -740,7 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed (FHD/s), latency percentiles and power on the 14 Full-HD frames")
     _add_device(p)
     p.add_argument("--model", help="model id(s), comma-separated")
-    p.add_argument("--pool", help="a named pool: all, default, paper-front")
+    p.add_argument("--pool", help="a named pool: all, default, paper-front, methods (or a comma-separated union)")
     p.add_argument("--scale", help="scales for scale-free ids and pools (default 2,3,4)")
     p.add_argument("--form", default="auto", choices=("auto", "fast", "naive"),
                    help="graph form for ONNX backends (auto: time both, keep the faster)")
@@ -844,9 +851,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     p.add_argument("--models", help=f"model ids, comma-separated; '{{scale}}' is filled in "
                                     f"(the baselines {','.join(BASELINES)} are always included)")
-    p.add_argument("--pool", default="default",
-                   help="also every model of this pool: default (the default; its weights ship with the project), "
-                        "paper-front, all (needs --weights official), or none (the baselines and --models only)")
+    p.add_argument("--pool", default=None,
+                   help="also every model of this pool: default (the eSR cut; its weights ship with the project), "
+                        "methods (ABPN, GhostSR, ClassSR, ... whose trained weights ship), paper-front, all (needs "
+                        "--weights official), a comma-separated union, or none (the baselines and --models only); "
+                        "default: default,methods (default alone with --weights other than shipped)")
     _add_weights(p)
     p.add_argument("--scale", help="scales (default 2,3,4)")
     _add_data(p)

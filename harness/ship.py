@@ -73,14 +73,25 @@ def _score(model, image_sets, evaluator) -> Dict[str, Dict[str, float]]:
             for s in image_sets for r in [evaluator.evaluate(model, s)]}
 
 
-def acceptance(model_id: str, ours: Dict, official: Optional[Dict], set_name: str = ACCEPTANCE_SET) -> Dict:
+def reference_id(model_id: str) -> Optional[str]:
+    """The network a shipped method is compared with (its family's ``reference_of``, else ``base_of``)."""
+    from .models.registry import lookup
+
+    family = lookup(model_id)
+    pick = family.reference_of or family.base_of
+    return pick(model_id) if pick else None
+
+
+def acceptance(model_id: str, ours: Dict, official: Optional[Dict], set_name: str = ACCEPTANCE_SET,
+               official_reason: Optional[str] = None) -> Dict:
     """Whether ``ours`` is within the family's tolerance of ``official`` on ``set_name``."""
     from .models.registry import family_name
 
     tol = TOLERANCE_DB.get(family_name(model_id))
     out = {"set": set_name, "tolerance_db": tol, "delta_db": None, "passes": None}
     if official is None or set_name not in ours or set_name not in official or tol is None:
-        out["reason"] = ("official weights not imported (python -m harness zoo import-esr PATH)" if official is None
+        out["reason"] = ((official_reason or "official weights not imported (python -m harness zoo import-esr PATH)")
+                         if official is None
                          else f"{set_name} not measured" if tol is not None else "no tolerance for this family")
         return out
     delta = ours[set_name]["psnr"] - official[set_name]["psnr"]
@@ -126,22 +137,38 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
             model = resolve(mid, weights=str(target))
             entry["params"] = int(sum(p.numel() for p in model.module.parameters()))
             entry["quality"] = _score(model, image_sets, evaluator)
+            official_reason = None
             try:
                 entry["official"] = _score(resolve(mid, weights="official"), image_sets, evaluator)
-            except HarnessError as exc:  # not imported: recorded as absent, never guessed
+            except HarnessError as exc:  # not imported or never published: recorded as absent, never guessed
                 entry["official"] = None
+                official_reason = str(exc)
                 log(f"{mid}: official weights not measured ({exc})")
-            entry["acceptance"] = acceptance(mid, entry["quality"], entry["official"])
+            entry["acceptance"] = acceptance(mid, entry["quality"], entry["official"],
+                                             official_reason=official_reason)
+            ref = reference_id(mid)
+            if ref and ref != mid:  # a method without official weights is read against its base network
+                try:
+                    entry["reference"] = {"model": ref, "weights": "shipped",
+                                          "quality": _score(resolve(ref, weights="shipped"), image_sets, evaluator)}
+                except HarnessError as exc:
+                    entry["reference"] = {"model": ref, "weights": "shipped", "quality": None, "reason": str(exc)}
         else:
             old = manifest["models"].get(mid, {})
             if old.get("sha256") == entry["sha256"]:  # same file: its measured figures still hold
-                entry.update({k: old[k] for k in ("params", "quality", "official", "acceptance") if k in old})
+                entry.update({k: old[k] for k in ("params", "quality", "official", "acceptance", "reference")
+                              if k in old})
         manifest["models"][mid] = entry
         acc = entry.get("acceptance") or {}
         if acc.get("delta_db") is not None:
             log(f"{mid}: {acc['set']} {entry['quality'][acc['set']]['psnr']:.2f} dB, official "
                 f"{entry['official'][acc['set']]['psnr']:.2f} dB ({acc['delta_db']:+.2f}, tolerance "
                 f"-{acc['tolerance_db']}) {'ok' if acc['passes'] else 'BELOW TOLERANCE'}")
+        ref_q = (entry.get("reference") or {}).get("quality") or {}
+        if ACCEPTANCE_SET in ref_q and ACCEPTANCE_SET in (entry.get("quality") or {}):
+            ours, theirs = entry["quality"][ACCEPTANCE_SET]["psnr"], ref_q[ACCEPTANCE_SET]["psnr"]
+            log(f"{mid}: {ACCEPTANCE_SET} {ours:.2f} dB, {entry['reference']['model']} (shipped) {theirs:.2f} dB "
+                f"({ours - theirs:+.2f})")
     manifest["models"] = dict(sorted(manifest["models"].items()))
     entries = list(manifest["models"].values())
     splits = [time_split(e["provenance"]) for e in entries]  # (CPU s, GPU s) per model
@@ -192,6 +219,8 @@ def acceptance_rows(manifest: Dict) -> List[Dict]:
                      "set5": ((e.get("quality") or {}).get("Set5") or {}).get("psnr"),
                      "ours": ((e.get("quality") or {}).get(s) or {}).get("psnr"),
                      "official": ((e.get("official") or {}).get(s) or {}).get("psnr"),
+                     "reference": (e.get("reference") or {}).get("model"),
+                     "reference_psnr": (((e.get("reference") or {}).get("quality") or {}).get(s) or {}).get("psnr"),
                      "delta": acc.get("delta_db"), "tolerance": acc.get("tolerance_db"),
                      "passes": {True: "yes", False: "NO", None: "-"}[acc.get("passes")]})
     return rows

@@ -69,6 +69,41 @@ def test_ship_measures_quality_and_records_absent_official_weights(store, tmp_pa
     assert "import-esr" in entry["acceptance"]["reason"] and any("official weights not measured" in m for m in logged)
 
 
+def test_ship_reads_a_method_without_official_weights_against_its_base(store, tmp_path):
+    """GhostSR has no official weights: the entry says why, and carries its base network's shipped figures."""
+    base, ghost_id = "FSRCNN_s2_D56_S12_M4", "Ghost-FSRCNN_s2_D56_S12_M4"
+    data = smooth_images(tmp_path / "T91")
+    smooth_images(tmp_path / "sets" / "Set14" / "HR", n=2, size=(32, 40), seed=3)
+    train.run([base], settings(data, steps=4), out=str(tmp_path / "runs"), pool=True)
+    ship.ship(tmp_path / "runs", [base], data=str(tmp_path / "sets"), sets=["Set14"], log=lambda m: None)
+    base_file = tmp_path / "runs" / base / f"{base}.pt"
+    train.run([ghost_id], settings(data, steps=4, init_weights=str(base_file)), out=str(tmp_path / "runs"), pool=True)
+    logged = []
+    manifest = ship.ship(tmp_path / "runs", [ghost_id], data=str(tmp_path / "sets"), sets=["Set14"],
+                         log=logged.append)
+    entry = manifest["models"][ghost_id]
+    assert entry["official"] is None and entry["acceptance"]["passes"] is None
+    assert "has no official weights" in entry["acceptance"]["reason"]  # the loader's reason, not "import-esr"
+    assert entry["reference"]["model"] == base and entry["reference"]["weights"] == "shipped"
+    assert entry["reference"]["quality"] == manifest["models"][base]["quality"]  # the same measurement
+    assert any(f"{base} (shipped)" in m for m in logged)
+    row = {r["model"]: r for r in ship.acceptance_rows(manifest)}[ghost_id]
+    assert row["reference"] == base and row["reference_psnr"] == entry["reference"]["quality"]["Set14"]["psnr"]
+    assert ship.reference_id("ClassSR-FSRCNN_s4") == "FSRCNN_s4_D56_S12_M4" and ship.reference_id(MID) is None
+
+
+def test_the_methods_pool_is_the_shipped_non_esr_models_and_pools_join(store):
+    store.mkdir(parents=True)
+    models = {m: {} for m in ("eSR-MAX_s2_K3_C2", "Ghost-FSRCNN_s2_D56_S12_M4", "ABPN_s3", "ClassSR-FSRCNN_s4")}
+    (store / "manifest.json").write_text(json.dumps({"models": models}))
+    assert pools.pool_ids("methods") == ["Ghost-FSRCNN_s2_D56_S12_M4", "ABPN_s3", "ClassSR-FSRCNN_s4"]  # by scale
+    joined = pools.pool_ids("default, methods")
+    assert joined == pools.pool_ids("default") + pools.pool_ids("methods")
+    assert pools.pool_ids("default,default") == pools.pool_ids("default")  # a union: no repeats
+    with pytest.raises(HarnessError, match="unknown model pool 'nope'.*methods"):
+        pools.pool_ids("default,nope")
+
+
 def test_ship_refuses_missing_runs(store, tmp_path):
     (tmp_path / "runs").mkdir()
     with pytest.raises(HarnessError, match="no finished training runs"):
@@ -96,8 +131,19 @@ def trainable_default_ids():
 
 def test_the_default_pool_is_shipped_complete_and_consistent():
     manifest = weights.shipped_manifest()
-    assert sorted(manifest["models"]) == sorted(trainable_default_ids())
+    methods = pools.pool_ids("methods")  # the other methods' shipped weights, beside the default pool's
+    assert sorted(m for m in manifest["models"] if m not in methods) == sorted(trainable_default_ids())
+    for mid in methods:
+        e = manifest["models"][mid]
+        assert e["official"] is None and e["acceptance"]["passes"] is None and e["acceptance"]["reason"]
+        assert e["provenance"]["steps"] > 0 and e["quality"]["Set14"]["psnr"] > 0
+        ref = ship.reference_id(mid)
+        if ref:  # read against the base network's shipped weights, measured in the same pass
+            assert e["reference"]["model"] == ref
+            assert e["reference"]["quality"] == manifest["models"][ref]["quality"]
     for mid, e in manifest["models"].items():
+        if mid in methods:
+            continue
         prov = e["provenance"]
         assert prov["steps"] == prov["lr_schedule"]["steps"] > 0 and prov["cpu_time_s"] > 0, mid
         assert {d["folder"] for d in prov["data"]} and all(not d["folder"].startswith("/") for d in prov["data"])

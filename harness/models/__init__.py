@@ -88,6 +88,7 @@ register(Family(
     ids=classsr.ids,
     description=classsr.DESCRIPTION,
     load_weights=classsr.load_weights,
+    reference_of=lambda model_id: classsr.BRANCH_IDS[-1],
 ))
 register(Family(
     name="custom",

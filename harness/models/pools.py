@@ -7,7 +7,10 @@ MATLAB-grid ``Bicubic_s{s}`` rather than the authors' ``eSR-Bicubic_s{s}`` (half
 off at x3) so that the bicubic row is the one the literature reports; apart from that it is
 exactly the set of published ``<id>.model`` files. ``default`` is a ~40-model cut that
 spans every family at every scale, for a run that finishes in reasonable time on an edge
-board; ``paper-front`` is the x2 Pareto front of the eSR paper. The scale-free
+board; ``paper-front`` is the x2 Pareto front of the eSR paper; ``methods`` is every other
+method whose trained weights ship with the project (ABPN, GhostSR, ClassSR, ...: read from the
+shipped manifest, so shipping a new one adds it). Names join with commas
+(``default,methods``: the union, in order). The scale-free
 ``bicubic-matlab``/``bicubic-opencv`` rows are not in any pool (they are not fixed-scale ids).
 """
 from __future__ import annotations
@@ -59,7 +62,15 @@ def _paper_front() -> List[str]:
     return ["Bicubic_s2"] + list(PAPER_FRONT_X2)
 
 
-POOLS: Dict[str, object] = {"all": _all, "default": _default, "paper-front": _paper_front}
+def _methods() -> List[str]:
+    from ..weights import shipped_ids
+    from .registry import family_name, id_scale
+
+    ids = [i for i in shipped_ids() if family_name(i) not in _POOL_FAMILIES]
+    return sorted(ids, key=lambda i: (id_scale(i), i))
+
+
+POOLS: Dict[str, object] = {"all": _all, "default": _default, "paper-front": _paper_front, "methods": _methods}
 
 
 def pool_names() -> List[str]:
@@ -67,9 +78,12 @@ def pool_names() -> List[str]:
 
 
 def pool_ids(name: str) -> List[str]:
-    """The ids of the named pool, scale by scale; HarnessError for an unknown name."""
-    try:
-        make = POOLS[name]
-    except KeyError:
-        raise HarnessError(f"unknown model pool '{name}' (known pools: {', '.join(POOLS)})") from None
-    return make()  # type: ignore[operator]
+    """The ids of the named pool (or of ``a,b``: their union, in order); HarnessError for an unknown name."""
+    ids: List[str] = []
+    for part in [p.strip() for p in str(name).split(",") if p.strip()]:
+        try:
+            make = POOLS[part]
+        except KeyError:
+            raise HarnessError(f"unknown model pool '{part}' (known pools: {', '.join(POOLS)})") from None
+        ids.extend(i for i in make() if i not in ids)  # type: ignore[operator]
+    return ids

@@ -33,6 +33,10 @@ class Family:
     # shipped``/``official``; GhostSR: the base network, which load_weights then ghostifies).
     # None: the id itself.
     base_of: Optional[Callable[[str], str]] = None
+    # id -> the network a method is measured against when it has no official weights (``zoo ship``
+    # records the reference's shipped figures beside the method's; GhostSR: its base network,
+    # ClassSR: its largest branch on the whole image). None: base_of, else nothing.
+    reference_of: Optional[Callable[[str], str]] = None
 
 
 _FAMILIES: List[Family] = []
