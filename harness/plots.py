@@ -20,7 +20,12 @@ FAMILY_COLOURS = {
     "Bicubic": "#000000", "bicubic-matlab": "#555555", "bicubic-opencv": "#999999",
     "eSR-MAX": "#1f77b4", "eSR-TM": "#ff7f0e", "eSR-TR": "#2ca02c", "eSR-CNN": "#d62728",
     "ESPCN": "#9467bd", "FSRCNN": "#8c564b", "eSR-Bicubic": "#7f7f7f", "custom": "#e377c2",
+    "ABPN": "#bcbd22", "BSRN": "#17becf", "EDSR": "#393b79", "GhostSR": "#e7298a", "ClassSR": "#66a61e",
+    "onnx": "#e377c2",
 }
+# The methods other than the eSR pool get a marker of their own and their name on every figure
+# (a handful of points among hundreds: they must be findable off the front too).
+METHOD_MARKERS = {"ABPN": "D", "BSRN": "P", "EDSR": "s", "GhostSR": "v", "ClassSR": "^", "custom": "X", "onnx": "X"}
 
 
 def _finite(v) -> bool:
@@ -98,9 +103,14 @@ def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem
         by_family[p["family"]].append(p)
     ax.set_xscale("log")  # before any limit is read: a linear autoscale can put the left limit below 0
     for fam, members in sorted(by_family.items()):
-        ax.scatter([m["fhd_per_s"] for m in members], [q(m) for m in members], s=22, alpha=0.8,
-                   color=FAMILY_COLOURS.get(fam, "#17becf"), label=fam, zorder=3)
+        marker = METHOD_MARKERS.get(fam, "o")
+        ax.scatter([m["fhd_per_s"] for m in members], [q(m) for m in members], s=22 if marker == "o" else 46,
+                   alpha=0.8, marker=marker, color=FAMILY_COLOURS.get(fam, "#17becf"), label=fam, zorder=3)
     front = pareto_front([q(p) for p in pts], [p["fhd_per_s"] for p in pts])
+    for i, p in enumerate(pts):
+        if p["family"] in METHOD_MARKERS and i not in front:
+            ax.annotate(p["model"], (p["fhd_per_s"], q(p)), fontsize=7, xytext=(4, -9), textcoords="offset points",
+                        color=FAMILY_COLOURS.get(p["family"], "#17becf"))
     fx = [pts[i]["fhd_per_s"] for i in front]
     fy = [q(pts[i]) for i in front]
     ax.step(fx, fy, where="post", color="#444444", lw=1.2, ls="--", zorder=2, label="Pareto front")
@@ -143,8 +153,14 @@ def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[L
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     for p in pts:
-        ax.scatter(p["psnr_mean"], p["mj_per_frame"], s=22, color=FAMILY_COLOURS.get(p["family"], "#17becf"))
+        marker = METHOD_MARKERS.get(p["family"], "o")
+        ax.scatter(p["psnr_mean"], p["mj_per_frame"], s=22 if marker == "o" else 46, marker=marker,
+                   color=FAMILY_COLOURS.get(p["family"], "#17becf"))
     front = pareto_front([p["psnr_mean"] for p in pts], [-p["mj_per_frame"] for p in pts])
+    for i, p in enumerate(pts):
+        if p["family"] in METHOD_MARKERS and i not in front:
+            ax.annotate(p["model"], (p["psnr_mean"], p["mj_per_frame"]), fontsize=7, xytext=(4, -9),
+                        textcoords="offset points", color=FAMILY_COLOURS.get(p["family"], "#17becf"))
     for i in front:
         ax.annotate(pts[i]["model"], (pts[i]["psnr_mean"], pts[i]["mj_per_frame"]), fontsize=7, xytext=(4, 3),
                     textcoords="offset points")

@@ -44,6 +44,22 @@ def test_draw_all_writes_png_and_svg_per_set_mean_and_energy(tmp_path):
     assert "FSRCNN_s2_D6_S1_M1" not in svg  # dominated by eSR-TM: not labelled
 
 
+def test_other_methods_are_labelled_even_off_the_front(tmp_path):
+    store = ResultStore(tmp_path / "h.db")
+    run = _fill(store)
+    for s in ("Set5", "Set14"):  # dominated by eSR-TM (slower and worse), yet named: a method is findable
+        store.add(run, f"quality:{s}", {"model": "Ghost-FSRCNN_s2_D56_S12_M4", "scale": 2, "device": "cpu",
+                                        "backend": "torch", "precision": "fp32", "weights": "shipped",
+                                        "family": "GhostSR", "psnr": 31.0 + (3 if s == "Set5" else 0)})
+    store.add(run, "speed", {"model": "Ghost-FSRCNN_s2_D56_S12_M4", "scale": 2, "device": "cpu",
+                             "backend": "onnxruntime", "precision": "fp32", "weights": "shipped", "family": "GhostSR",
+                             "fhd_per_s": 10.0, "mj_per_frame": 100.0})
+    draw_all(store, tmp_path / "plots")
+    for name in ("tradeoff_cpu_onnxruntime_fp32_x2_Set14.svg", "energy_cpu_onnxruntime_fp32_x2.svg"):
+        svg = (tmp_path / "plots" / name).read_text()
+        assert "Ghost-FSRCNN_s2_D56_S12_M4" in svg and "FSRCNN_s2_D6_S1_M1" not in svg, name
+
+
 def test_cross_device_figure_when_the_store_holds_two_devices(tmp_path):
     store = ResultStore(tmp_path / "h.db")
     _fill(store)
