@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import HarnessError
 
@@ -92,6 +92,36 @@ def model_scale_pairs(model_ids: Sequence[str], scales: Sequence[int]):
         else:
             pairs.extend((mid, s) for s in (scales or SCALES))
     return pairs
+
+
+def models_at_scales(specs: Sequence[str], scales: Sequence[int], explicit: bool = False):
+    """``(pairs, weights_of)`` for run-all's ``--models``: each spec ``ID[=WEIGHTS]`` with ``{scale}``
+    filled in at every scale (``BSRN_s{scale}=DIR/net_g_BSRN_x{scale}.pth``). A scale-free id runs
+    at every scale, a fixed-scale id at its own; it is an error only when ``explicit`` scales leave
+    it out. ``weights_of`` maps (id, scale) to the spec's own weights (absent: the global --weights)."""
+    from .models import id_scale
+
+    pairs: List[Tuple[str, int]] = []
+    weights_of: Dict[Tuple[str, int], str] = {}
+    matched = set()
+    for s in scales:
+        for spec in specs:
+            mid, _, weights = spec.format(scale=s).partition("=")
+            mid, weights = mid.strip(), weights.strip()
+            fixed = id_scale(mid)
+            if fixed is not None and fixed != s:
+                continue
+            matched.add(spec)
+            if (mid, s) not in pairs:
+                pairs.append((mid, s))
+            if weights:
+                weights_of[(mid, s)] = weights
+    for spec in specs:
+        if spec not in matched and explicit:
+            mid = spec.partition("=")[0].strip()
+            raise HarnessError(f"model {mid} is a x{id_scale(mid)} model but --scale {','.join(map(str, scales))} "
+                               f"was given; add {id_scale(mid)} to --scale or drop the model")
+    return pairs, weights_of
 
 
 def _model_ids(args) -> List[str]:
@@ -308,16 +338,23 @@ def bench_config(profile: dict, args):
         frames_dir=getattr(args, "frames", None), calib_data=_calib_folders(args))
 
 
-def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True):
-    """Measure each (model, scale) not yet in the run; every record is stored as soon as it exists."""
+def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True, weights_of=None):
+    """Measure each (model, scale) not yet in the run; every record is stored as soon as it exists.
+
+    ``weights_of``: (model, scale) -> weights for the pairs that do not use ``cfg.weights``."""
+    from dataclasses import replace
+
     from .models import resolve
     from .progress import progress
     from .runner import measure, measure_isolated
 
     done = store.done_keys(run_id)
     records = []
+    all_cfg = cfg
     bar = progress(pairs, total=len(pairs), desc=f"bench {cfg.device}", disable=not show_progress)
     for mid, s in bar:
+        own = (weights_of or {}).get((mid, s))
+        cfg = replace(all_cfg, weights=own) if own else all_cfg
         weights = resolve(mid, s, cfg.weights).weights
         key = (cfg.device, cfg.backend, cfg.precision, mid, s, "speed", weights)
         if key in done:
@@ -593,23 +630,21 @@ def cmd_run_all(args) -> int:
     scales = _scales(args.scale) or [2, 3, 4]
     # the bicubic baselines are always measured: every figure is read against them
     model_ids = list(BASELINES) + [m for m in _csv_list(args.models) if m not in BASELINES]
-    pairs = []
-    for s in scales:
-        for template in model_ids:
-            mid = template.format(scale=s)
-            pairs.extend(p for p in model_scale_pairs([mid], [s]) if p not in pairs)
+    pairs, weights_of = models_at_scales(model_ids, scales, explicit=bool(_scales(args.scale)))
     pool = args.pool or ("default,methods" if cfg.weights == "shipped" else "default")
     if pool != "none":
         from .models.pools import pool_ids
 
         pairs.extend(p for p in model_scale_pairs(pool_ids(pool), []) if p[1] in scales and p not in pairs)
-    models = [resolve(mid, s, cfg.weights) for mid, s in pairs]  # bad ids/weights fail before any work
+    # bad ids/weights fail before any work
+    models = [resolve(mid, s, weights_of.get((mid, s), cfg.weights)) for mid, s in pairs]
     sets = resolve_sets(data_root(args.data), _csv_list(args.sets))
     frames = load_frames(args.frames)
     out_dir = Path(args.out)
     store = ResultStore(out_dir / "harness.db")
     key = _config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, args.frames,
-                      [s.name for s in sets], pairs, *_calib_key(cfg))
+                      [s.name for s in sets], pairs, *_calib_key(cfg),
+                      *([sorted(f"{m}_x{s}={w}" for (m, s), w in weights_of.items())] if weights_of else []))
     run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
                                       environment=capture(), resume=args.resume)
     started = time.time()
@@ -636,7 +671,7 @@ def cmd_run_all(args) -> int:
             store.add(run_id, f"quality:{image_set.name}", rec)
 
     # speed and power: each model in its own process
-    run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=sys.stderr.isatty())
+    run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=sys.stderr.isatty(), weights_of=weights_of)
 
     rows = summary_rows(store, run_id)
     store.export_csv(out_dir / f"results_{cfg.device}.csv", "run_id = ?", (run_id,))
@@ -849,8 +884,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run-all", help="the main job (what ./run_all.sh runs)")
     _add_device(p)
-    p.add_argument("--models", help=f"model ids, comma-separated; '{{scale}}' is filled in "
-                                    f"(the baselines {','.join(BASELINES)} are always included)")
+    p.add_argument("--models", help=f"model ids, comma-separated; '{{scale}}' is filled in; ID=WEIGHTS gives one "
+                                    f"model its own weights file (e.g. BSRN_s{{scale}}=DIR/net_g_BSRN_x{{scale}}.pth); "
+                                    f"a fixed-scale id runs at its own scale (the baselines {','.join(BASELINES)} "
+                                    f"are always included)")
     p.add_argument("--pool", default=None,
                    help="also every model of this pool: default (the eSR cut; its weights ship with the project), "
                         "methods (ABPN, GhostSR, ClassSR, ... whose trained weights ship), paper-front, all (needs "

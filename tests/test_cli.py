@@ -86,6 +86,34 @@ def test_run_all_stores_quality_and_speed_and_resumes(tiny_data, tmp_path, capsy
     assert "unknown device 'nosuchdevice'" in capsys.readouterr().err
 
 
+def test_run_all_models_take_their_own_weights_and_their_own_scale(tiny_data, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from harness.cli import models_at_scales
+    from harness.errors import HarnessError
+    from harness.models import resolve
+
+    pairs, own = models_at_scales(["Bicubic_s{scale}", "eSR-TM_s2_K7_C4", "BSRN_s{scale}=W/x{scale}.pth"], [2, 3])
+    assert pairs == [("Bicubic_s2", 2), ("eSR-TM_s2_K7_C4", 2), ("BSRN_s2", 2), ("Bicubic_s3", 3), ("BSRN_s3", 3)]
+    assert own == {("BSRN_s2", 2): "W/x2.pth", ("BSRN_s3", 3): "W/x3.pth"}  # a fixed-scale id: only at x2
+    with pytest.raises(HarnessError, match="eSR-TM_s2_K7_C4 is a x2 model but --scale 3"):
+        models_at_scales(["eSR-TM_s2_K7_C4"], [3], explicit=True)
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    mid = "eSR-MAX_s4_K3_C1"
+    torch.manual_seed(3)
+    mine = tmp_path / "mine.pt"
+    torch.save(resolve(mid, weights="init").module.state_dict(), mine)
+    out = tmp_path / "results"
+    assert main(["run-all", "--device", "cpu", "--data", str(tiny_data), "--scale", "4", "--out", str(out),
+                 "--pool", "none", "--models", f"{mid}={mine}", "--repeats", "1", "--plots", str(tmp_path / "p"),
+                 "--json"]) == 0
+    db = ResultStore(out / "harness.db")
+    recorded = {(r["measurement"], r["weights"]) for r in db.rows() if r["model"] == mid}
+    assert recorded == {("quality:Set5", resolve(mid, weights=str(mine)).weights),
+                        ("speed", resolve(mid, weights=str(mine)).weights)} and str(mine) in str(recorded)
+
+
 def test_module_entry_point_runs():
     res = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "quality" in res.stdout
