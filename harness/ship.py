@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -58,8 +59,52 @@ def _finished_runs(train_dir: Path, model_ids: Optional[Sequence[str]]) -> Dict[
     return runs
 
 
+_ABS_PATH = re.compile(r"(?:\b[A-Za-z]:)?[/\\][^\s,;()]*[/\\]([^/\\\s,;()]+)")
+_SHA256 = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def _file_names(text):
+    """``init`` without this machine's folders: ``weights /a/b/x.pt (sha256 ...)`` -> ``weights x.pt (...)``."""
+    return _ABS_PATH.sub(r"\1", text) if isinstance(text, str) else text
+
+
+def _run_summary(record: Dict) -> Dict:
+    cpu_s, gpu_s = time_split(record)
+    return {"model": record.get("model"), "steps": record.get("steps"), "device": record.get("device"),
+            "cpu_time_s": round(cpu_s, 3), "gpu_time_s": round(gpu_s, 3), "wall_time_s": record.get("wall_time_s"),
+            "best_psnr": record.get("best_psnr"), "final_psnr": record.get("final_psnr")}
+
+
+def init_runs(record: Dict, train_dir: Path, manifest: Dict) -> List[Dict]:
+    """The training runs behind a fine-tune's start (``init``'s files, by SHA-256): a finished run in
+    ``train_dir`` (its steps and time, as shipping it would record) or a shipped entry; unknown
+    files are listed by hash alone. ClassSR's branches, GhostSR's base, are accounted for this way."""
+    shas = _SHA256.findall(record.get("init") or "")
+    if not shas:
+        return []
+    runs: Dict[str, Dict] = {}
+    for json_file in sorted(train_dir.glob("*/*.json")):
+        try:
+            other = json.loads(json_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(other, dict) and other.get("status") == "finished" and other.get("weights_sha256"):
+            runs[other["weights_sha256"]] = _run_summary(other)
+    shipped = {e.get("sha256"): m for m, e in manifest.get("models", {}).items()}
+    out = []
+    for sha in shas:
+        if sha in shipped:
+            out.append({"sha256": sha, "shipped": shipped[sha]})
+        elif sha in runs:
+            out.append({"sha256": sha, **runs[sha]})
+        else:
+            out.append({"sha256": sha, "run": None})
+    return out
+
+
 def _provenance(record: Dict) -> Dict:
     out = {k: record.get(k) for k in _PROVENANCE_KEYS}
+    out["init"] = _file_names(out.get("init"))
     # Folder names and image counts, not this machine's absolute paths.
     out["data"] = [{"folder": Path(d["folder"]).name, "images": d["images"], "used": d["used"], "key": d["key"]}
                    for d in record.get("data", [])]
@@ -133,6 +178,9 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
         data_bytes = target.read_bytes()
         entry = {"file": target.name, "sha256": hashlib.sha256(data_bytes).hexdigest(), "bytes": len(data_bytes),
                  "provenance": _provenance(record)}
+        behind = init_runs(record, train_dir, manifest)
+        if behind:
+            entry["provenance"]["init_runs"] = behind
         if image_sets:
             model = resolve(mid, weights=str(target))
             entry["params"] = int(sum(p.numel() for p in model.module.parameters()))

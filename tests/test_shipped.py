@@ -87,9 +87,25 @@ def test_ship_reads_a_method_without_official_weights_against_its_base(store, tm
     assert entry["reference"]["model"] == base and entry["reference"]["weights"] == "shipped"
     assert entry["reference"]["quality"] == manifest["models"][base]["quality"]  # the same measurement
     assert any(f"{base} (shipped)" in m for m in logged)
+    prov = entry["provenance"]  # the start: the base's file by name and hash, and the run behind it
+    assert prov["init"].startswith(f"weights {base}.pt (sha256 ") and str(tmp_path) not in json.dumps(entry)
+    assert prov["init_runs"] == [{"sha256": manifest["models"][base]["sha256"], "shipped": base}]
     row = {r["model"]: r for r in ship.acceptance_rows(manifest)}[ghost_id]
     assert row["reference"] == base and row["reference_psnr"] == entry["reference"]["quality"]["Set14"]["psnr"]
     assert ship.reference_id("ClassSR-FSRCNN_s4") == "FSRCNN_s4_D56_S12_M4" and ship.reference_id(MID) is None
+
+
+def test_init_runs_finds_the_runs_behind_a_start(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "b.json").write_text(json.dumps({"model": "b", "status": "finished", "weights_sha256": "1" * 64,
+                                                        "steps": 9, "device": "cpu", "cpu_time_s": 5.0,
+                                                        "wall_time_s": 4.0}))
+    record = {"init": f"weights branches:/x/a.pt,/y/b.pt,shipped (sha256 {'0' * 64}, {'1' * 64}, {'2' * 64})"}
+    runs = ship.init_runs(record, tmp_path, {"models": {"c": {"sha256": "2" * 64}}})
+    assert runs[0] == {"sha256": "0" * 64, "run": None}
+    assert runs[1]["model"] == "b" and runs[1]["steps"] == 9 and runs[1]["cpu_time_s"] == 5.0
+    assert runs[2] == {"sha256": "2" * 64, "shipped": "c"}
+    assert ship.init_runs({"init": "authors' initialisation"}, tmp_path, {"models": {}}) == []
 
 
 def test_the_methods_pool_is_the_shipped_non_esr_models_and_pools_join(store):
