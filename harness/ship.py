@@ -220,6 +220,8 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
     manifest["models"] = dict(sorted(manifest["models"].items()))
     entries = list(manifest["models"].values())
     splits = [time_split(e["provenance"]) for e in entries]  # (CPU s, GPU s) per model
+    behind = {r["sha256"]: r for e in entries for r in e["provenance"].get("init_runs", []) if r.get("model")}
+    splits += [(r["cpu_time_s"], r["gpu_time_s"]) for r in behind.values()]  # unshipped starts (ClassSR's branches)
     manifest.update({
         "format": MANIFEST_FORMAT,
         "about": "weights trained by python -m harness train (see provenance); quality with the harness's "
