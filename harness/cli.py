@@ -871,7 +871,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-weights", default="shipped",
                    help="weights of the base network <id>: a file, shipped (the default) or official")
     _add_data(p)
-    p.add_argument("--sets", help="comma-separated sets, e.g. Set5,Set14 (default: every set found, else embedded)")
+    p.add_argument("--sets", help="comma-separated sets, e.g. Set5,Set14 (default: every set found, else embedded); "
+                                  "none: no PSNR/SSIM, only params, MACs and latency (untrained weights, e.g. EDSR)")
     p.add_argument("--runs", type=int, default=5, help="timed runs per network, the median is reported (default 5)")
     p.add_argument("--frame-size", default="1920x1080", help="output frame timed, WxH (default 1920x1080)")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: its own choice)")

@@ -38,7 +38,10 @@ def ghost_report(model_id: str, weights: str, base_weights: str = "shipped", dat
     base_id = ghost.base_id(ghost_id)  # one-line error for ids GhostSR does not apply to
     if runs < 1:
         raise HarnessError(f"--runs {runs}: give at least 1 timed run")
-    image_sets = resolve_sets(data_root(data), sets)  # a missing set fails before any work
+    if sets and [str(x).lower() for x in sets] == ["none"]:  # structure and speed only (untrained networks)
+        image_sets = []
+    else:
+        image_sets = resolve_sets(data_root(data), sets)  # a missing set fails before any work
     scale = ghost.scale_of(ghost_id)
     if frame[0] % scale or frame[1] % scale:
         raise HarnessError(f"the {frame[1]}x{frame[0]} frame is not a multiple of x{scale}")
@@ -123,6 +126,8 @@ def describe(report: Dict[str, object]) -> List[str]:
     lines = [f"{report['model']}: {report['ghost_layers']} ghost layers (ratio {report['ratio']}); MACs per "
              f"{t['frame']} output frame; latency: ONNX Runtime CPU, {threads}, median of {t['runs']} runs, "
              f"input {t['lr_shape']}; PSNR/SSIM on Y, the harness's protocol"]
+    if not report["base"]["quality"]:
+        lines.append("PSNR/SSIM not measured (--sets none): latency and MACs do not depend on the weights' values")
     if report.get("published"):
         lines.append(report["published"])
     return lines

@@ -336,3 +336,14 @@ def test_ghost_report_prints_finite_figures_and_one_line_errors(tmp_path, capsys
     assert main(bad) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "Set14" in err and "\n" not in err
+
+    # --sets none: structure and speed of untrained networks (EDSR before any training), no PSNR
+    untrained = ["ghost-report", "--model", GHOST, "--weights", "init", "--base-weights", "init", "--sets", "none",
+                 "--frame-size", "64x48", "--runs", "1", "--threads", "1"]
+    assert main(untrained + ["--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["base"]["quality"] == {} and report["change"]["quality"] == {} and report["ghost"]["ms"] > 0
+    assert report["ghost"]["weights"] == "init" and -0.3 < report["change"]["macs"] < -0.1
+    assert main(untrained) == 0
+    text = capsys.readouterr().out
+    assert "PSNR/SSIM not measured (--sets none)" in text and "PSNR " not in text.splitlines()[0]
