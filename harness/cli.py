@@ -65,7 +65,8 @@ def _calib_folders(args) -> Optional[List[str]]:
 def _add_weights(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="shipped",
                    help="weights of the learned models: shipped (trained by the project, in the package; the "
-                        "default, for the default pool), official (imported with zoo import-esr), init "
+                        "default, for the default pool), official (imported with zoo import-esr or zoo "
+                        "import-bsrn), init "
                         "(untrained), or a weights file; bicubic baselines ignore it")
 
 
@@ -304,6 +305,14 @@ def cmd_zoo_import_esr(args) -> int:
     from .weights import import_esr
 
     report = import_esr(args.path, show_progress=sys.stderr.isatty())
+    print(report.summary())
+    return 1 if report.mismatched else 0
+
+
+def cmd_zoo_import_bsrn(args) -> int:
+    from .weights import import_bsrn
+
+    report = import_bsrn(args.path, show_progress=sys.stderr.isatty())
     print(report.summary())
     return 1 if report.mismatched else 0
 
@@ -778,6 +787,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = zsub.add_parser("import-esr", help="verify (SHA-256) and store the official eSR weights for --weights official")
     q.add_argument("path", help="a folder of eSR .model files (searched recursively) or the pnavarre/eSR zip archive")
     q.set_defaults(func=cmd_zoo_import_esr)
+    q = zsub.add_parser("import-bsrn", help="verify (SHA-256) and store the official BSRN weights for --weights official")
+    q.add_argument("path", help="a folder holding net_g_BSRN_x{2,3,4}.pth (searched recursively; xiaom233/BSRN "
+                                "experiments/pretrained_models/) or the repository's zip archive")
+    q.set_defaults(func=cmd_zoo_import_bsrn)
 
     p = sub.add_parser("bench", help="speed (FHD/s), latency percentiles and power on the 14 Full-HD frames")
     _add_device(p)

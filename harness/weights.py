@@ -11,6 +11,10 @@ The project also *ships* weights it trained itself with ``python -m harness trai
 and acceptance figures in ``manifest.json`` there (``python -m harness zoo ship`` writes both),
 so a fresh checkout runs the pool with no download.
 
+The official BSRN weights (xiaom233/BSRN, MIT) are imported the same way (``python -m harness
+zoo import-bsrn PATH``: the three ``net_g_BSRN_x{s}.pth`` files, checked against
+``harness/models/bsrn_official_manifest.json``) into ``$HARNESS_CACHE/weights/bsrn-official/``.
+
 Weight choices (``--weights``): ``shipped`` (the project's own, the default), ``official``
 (the imported pool), ``init`` (the authors' initialisation, for training), or a path to a
 state-dict file. Fixed-weight models (the bicubic baselines) ignore the choice and record ``none``.
@@ -31,6 +35,7 @@ from .errors import HarnessError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = Path(__file__).resolve().parent / "models" / "esr_official_manifest.json"
+BSRN_MANIFEST = Path(__file__).resolve().parent / "models" / "bsrn_official_manifest.json"
 CACHE_ENV = "HARNESS_CACHE"
 SHIPPED_DIR = Path(__file__).resolve().parent / "models" / "weights" / "shipped"
 SHIPPED_MANIFEST = SHIPPED_DIR / "manifest.json"
@@ -48,6 +53,26 @@ def manifest() -> Dict[str, Dict]:
     """file stem (e.g. ``eSR-TM_s2_K7_C16``, ``Bicubic_s3``) -> {sha256, bytes}."""
     with open(MANIFEST) as fh:
         return json.load(fh)["files"]
+
+
+def bsrn_official_dir() -> Path:
+    return cache_dir() / "weights" / "bsrn-official"
+
+
+def bsrn_manifest() -> Dict[str, Dict]:
+    """file stem (``net_g_BSRN_x2`` ...) -> {sha256, bytes}: the files published in xiaom233/BSRN."""
+    with open(BSRN_MANIFEST) as fh:
+        return json.load(fh)["files"]
+
+
+def bsrn_official_file(file_stem: str) -> Path:
+    """The imported official BSRN checkpoint; a one-line error saying how to import it when absent."""
+    path = bsrn_official_dir() / f"{file_stem}.pth"
+    if not path.is_file():
+        raise HarnessError(f"official weights {file_stem}.pth are not imported (no {path}); run: python -m harness "
+                           f"zoo import-bsrn PATH (a folder holding the net_g_BSRN_x*.pth files of xiaom233/BSRN, "
+                           f"experiments/pretrained_models/, or the repository's zip archive), or give --weights FILE")
+    return path
 
 
 def official_file(file_stem: str) -> Path:
@@ -93,49 +118,68 @@ class ImportReport:
     unchanged: List[str] = field(default_factory=list)
     mismatched: List[str] = field(default_factory=list)  # "name (where)"
     unknown: List[str] = field(default_factory=list)
+    store: Path = None  # where the files went; defaults to the eSR store
+    known: Dict[str, Dict] = None  # the manifest checked against; defaults to the eSR one
+    suffix: str = ".model"
 
     def summary(self) -> str:
-        total = len(manifest())
-        have = sum(1 for _ in official_dir().glob("*.model")) if official_dir().is_dir() else 0
+        store = self.store or official_dir()
+        total = len(self.known if self.known is not None else manifest())
+        have = sum(1 for _ in store.glob(f"*{self.suffix}")) if store.is_dir() else 0
         parts = [f"imported {len(self.imported)}", f"already present {len(self.unchanged)}"]
         if self.unknown:
             parts.append(f"{len(self.unknown)} not in the manifest (skipped)")
         if self.mismatched:
             parts.append(f"{len(self.mismatched)} with a wrong SHA-256 (NOT imported: "
                          f"{', '.join(self.mismatched[:3])}{' ...' if len(self.mismatched) > 3 else ''})")
-        return f"{'; '.join(parts)}; the store {official_dir()} holds {have} of {total} official models"
+        return f"{'; '.join(parts)}; the store {store} holds {have} of {total} official models"
 
 
-def _sources(path: Path) -> Iterator[Tuple[str, str, callable]]:
-    """(file stem, where, opener) for every ``.model`` file in a folder (recursively) or a zip."""
+def _sources(path: Path, suffix: str = ".model", what: str = "the eSR repository's model-files/ folder or its zip archive"
+             ) -> Iterator[Tuple[str, str, callable]]:
+    """(file stem, where, opener) for every ``suffix`` file in a folder (recursively) or a zip."""
     if path.is_dir():
-        for p in sorted(path.rglob("*.model")):
+        for p in sorted(path.rglob(f"*{suffix}")):
             yield p.stem, str(p), (lambda p=p: open(p, "rb"))
     elif path.is_file() and zipfile.is_zipfile(path):
         zf = zipfile.ZipFile(path)
         for info in zf.infolist():
-            if not info.is_dir() and info.filename.endswith(".model"):
+            if not info.is_dir() and info.filename.endswith(suffix):
                 yield Path(info.filename).stem, f"{path}:{info.filename}", (lambda i=info: zf.open(i))
     elif path.exists():
-        raise HarnessError(f"{path}: neither a folder of .model files nor a zip archive; give the eSR "
-                           f"repository's model-files/ folder or its zip archive")
+        raise HarnessError(f"{path}: neither a folder of {suffix} files nor a zip archive; give {what}")
     else:
-        raise HarnessError(f"{path}: no such file or folder; give the eSR model-files/ folder or the repository zip")
+        raise HarnessError(f"{path}: no such file or folder; give {what}")
 
 
 def import_esr(path, show_progress: bool = False) -> ImportReport:
     """Verify each official ``.model`` file against the manifest and copy it into the store."""
+    return _import_verified(path, manifest(), official_dir(), ".model",
+                            "the eSR repository's model-files/ folder or its zip archive", "import eSR weights",
+                            show_progress)
+
+
+def import_bsrn(path, show_progress: bool = False) -> ImportReport:
+    """Verify the official ``net_g_BSRN_x{s}.pth`` files against their manifest and copy them into the store.
+
+    Other ``.pth`` files in the folder or archive (BasicSR experiments hold many) are skipped as unknown.
+    """
+    return _import_verified(path, bsrn_manifest(), bsrn_official_dir(), ".pth",
+                            "xiaom233/BSRN's experiments/pretrained_models/ folder or the repository's zip archive",
+                            "import BSRN weights", show_progress)
+
+
+def _import_verified(path, known: Dict[str, Dict], dest: Path, suffix: str, what: str, desc: str,
+                     show_progress: bool) -> ImportReport:
     from .progress import progress
 
     path = Path(path).expanduser()
-    known = manifest()
-    dest = official_dir()
-    dest.mkdir(parents=True, exist_ok=True)
-    report = ImportReport()
-    found = list(_sources(path))
+    report = ImportReport(store=dest, known=known, suffix=suffix)
+    found = list(_sources(path, suffix, what))
     if not found:
-        raise HarnessError(f"{path}: holds no .model files; give the eSR repository's model-files/ folder or its zip")
-    for stem, where, opener in progress(found, desc="import eSR weights", disable=not show_progress):
+        raise HarnessError(f"{path}: holds no {suffix} files; give {what}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for stem, where, opener in progress(found, desc=desc, disable=not show_progress):
         entry = known.get(stem)
         if entry is None:
             report.unknown.append(stem)
@@ -145,7 +189,7 @@ def import_esr(path, show_progress: bool = False) -> ImportReport:
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             report.mismatched.append(f"{stem} ({where})")
             continue
-        target = dest / f"{stem}.model"
+        target = dest / f"{stem}{suffix}"
         if target.is_file() and target.stat().st_size == len(data) and \
                 hashlib.sha256(target.read_bytes()).hexdigest() == entry["sha256"]:
             report.unchanged.append(stem)

@@ -176,3 +176,47 @@ def test_bare_and_basicsr_state_dicts_both_load(tmp_path):
         torch.save(obj, str(tmp_path / name))
         module = bsrn.load_official("BSRN_s2", tmp_path / name)
         assert torch.equal(module.upsampler.upsampleOneStep[0].weight, state["upsampler.upsampleOneStep.0.weight"])
+
+
+# --- zoo import-bsrn: --weights official -----------------------------------------------------
+def test_official_choice_without_import_says_how_to_import(tmp_path, monkeypatch):
+    from harness.models import resolve
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(HarnessError) as err:
+        resolve("BSRN_s3", weights="official")
+    msg = str(err.value)
+    assert "\n" not in msg and "zoo import-bsrn" in msg and "net_g_BSRN_x3.pth" in msg
+
+
+def test_import_refuses_a_tampered_file_and_skips_other_checkpoints(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+    from harness.weights import bsrn_manifest, bsrn_official_dir
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    assert sorted(bsrn_manifest()) == [f"net_g_BSRN_x{s}" for s in SCALES]
+    src = tmp_path / "pretrained_models"
+    src.mkdir()
+    (src / "net_g_BSRN_x2.pth").write_bytes(b"tampered")
+    (src / "net_g_RFDN_x4.pth").write_bytes(b"another network")
+    assert main(["zoo", "import-bsrn", str(src)]) == 1
+    out = capsys.readouterr().out
+    assert "wrong SHA-256" in out and "1 not in the manifest" in out and "holds 0 of 3" in out
+    assert not (bsrn_official_dir() / "net_g_BSRN_x2.pth").exists()
+
+
+@pytest.mark.shared
+def test_imported_official_weights_reproduce_the_parity_fixture(tmp_path, monkeypatch):
+    from harness.models import resolve
+    from harness.weights import import_bsrn
+
+    need_official()
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    assert sorted(import_bsrn(OFFICIAL).imported) == [f"net_g_BSRN_x{s}" for s in SCALES]
+    assert sorted(import_bsrn(OFFICIAL).unchanged) == [f"net_g_BSRN_x{s}" for s in SCALES]  # idempotent
+    model = resolve("BSRN_s2", weights="official")
+    assert model.weights == "official"
+    data = np.load(OFFICIAL / "parity" / "BSRN_x2.npz")
+    with torch.no_grad():
+        sr = model.module(torch.from_numpy(data["lr"])[None])[0].numpy()
+    assert np.abs(sr - data["sr"]).max() <= 1e-5

@@ -215,11 +215,9 @@ def load_official(model_id: str, path: Union[str, Path]):
 
 
 def load_weights(model_id: str, choice: str, model=None):
-    """The registry's weight loader: a path to a BSRN checkpoint.
-
-    ``official`` is refused with a hint: the harness has no importer for BSRN files yet.
-    """
+    """The registry's weight loader: ``official`` (imported with ``zoo import-bsrn``) or a BSRN checkpoint path."""
     if choice == "official":
-        raise HarnessError(f"no imported official weights for {model_id}; give the file path instead: "
-                           f"--weights PATH/{official_filename(model_id)} (from xiaom233/BSRN)")
+        from ..weights import bsrn_official_file
+
+        choice = bsrn_official_file(Path(official_filename(model_id)).stem)
     return load_official(model_id, choice)
