@@ -29,7 +29,7 @@ def ghost_report(model_id: str, weights: str, base_weights: str = "shipped", dat
     params/MACs/latency, PSNR/SSIM differences per set) and the timing settings."""
     from .backends.onnxruntime_backend import exported_onnx
     from .datasets import data_root, resolve_sets
-    from .int8_report import _session, median_ms
+    from .int8_report import _session, interleaved_median_ms
     from .models import ghost, resolve
     from .quality import QualityEvaluator
     from .weights import cache_dir
@@ -59,10 +59,11 @@ def ghost_report(model_id: str, weights: str, base_weights: str = "shipped", dat
 
     out: Dict[str, object] = {"model": ghost_id, "base_model": base_id, "scale": scale,
                               "ghost_layers": counts["ghost_layers"], "ratio": counts["ratio"]}
+    paths = {key: exported_onnx(model, "naive", work)[0] for key, model in models.items()}
+    say(f"{base_id} and {ghost_id}: timing {lr_shape} -> {frame[1]}x{frame[0]} ({runs} interleaved runs each) ...")
+    latency = interleaved_median_ms({key: _session(path, threads) for key, path in paths.items()}, lr_shape, runs)
     for key, model in models.items():
-        path, _ = exported_onnx(model, "naive", work)
-        say(f"{model.id}: timing {lr_shape} -> {frame[1]}x{frame[0]} ({runs} runs) ...")
-        ms = median_ms(_session(path, threads), lr_shape, runs)
+        path, ms = paths[key], latency[key]
         quality = {}
         for image_set in image_sets:
             say(f"{model.id}: {image_set.name} ...")
@@ -123,8 +124,10 @@ def describe(report: Dict[str, object]) -> List[str]:
     t = report["timing"]
     n = t["threads"]
     threads = f"{n} thread{'s' if n > 1 else ''}" if n else "ORT's default threads"
-    lines = [f"{report['model']}: {report['ghost_layers']} ghost layers (ratio {report['ratio']}); MACs per "
-             f"{t['frame']} output frame; latency: ONNX Runtime CPU, {threads}, median of {t['runs']} runs, "
+    n_layers = report["ghost_layers"]
+    lines = [f"{report['model']}: {n_layers} ghost layer{'' if n_layers == 1 else 's'} (ratio {report['ratio']}); "
+             f"MACs per {t['frame']} output frame; latency: ONNX Runtime CPU, {threads}, median of {t['runs']} "
+             f"interleaved runs, "
              f"input {t['lr_shape']}; PSNR/SSIM on Y, the harness's protocol"]
     if not report["base"]["quality"]:
         lines.append("PSNR/SSIM not measured (--sets none): latency and MACs do not depend on the weights' values")

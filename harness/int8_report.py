@@ -58,14 +58,26 @@ def _run(session, x: np.ndarray) -> np.ndarray:
 
 def median_ms(session, shape: Sequence[int], runs: int) -> float:
     """Median wall-clock ms of ``runs`` runs on one input of ``shape``, after one warm-up run."""
+    return interleaved_median_ms({"only": session}, shape, runs)["only"]
+
+
+def interleaved_median_ms(sessions: Dict[str, object], shape: Sequence[int], runs: int) -> Dict[str, float]:
+    """Median wall-clock ms of each session over ``runs`` rounds on one input of ``shape``.
+
+    Each round times every session once, in turn, after one warm-up run each: a drift of the
+    machine (clock, another process, heat) then falls on all of them alike instead of on
+    whichever was timed last, which matters when the report is their ratio.
+    """
     x = np.random.default_rng(0).random(tuple(shape), dtype=np.float32)
-    _run(session, x)
-    times = []
-    for _ in range(max(1, runs)):
-        t0 = time.perf_counter()
+    for session in sessions.values():
         _run(session, x)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times))
+    times: Dict[str, List[float]] = {k: [] for k in sessions}
+    for _ in range(max(1, runs)):
+        for key, session in sessions.items():
+            t0 = time.perf_counter()
+            _run(session, x)
+            times[key].append((time.perf_counter() - t0) * 1e3)
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def qat_onnx(model, folders, steps: int, lr: float, batch: int, patch: int, workdir: Path,
@@ -132,8 +144,8 @@ def int8_report(model_id: str, weights: str = "shipped", data: Optional[str] = N
     sessions = {k: _session(p, threads) for k, p in paths.items()}
 
     lr_shape = (1, model.channels, frame[0] // scale, frame[1] // scale)
-    say(f"{model.id}: timing {lr_shape} -> {frame[1]}x{frame[0]} ({runs} runs each) ...")
-    latency = {k: median_ms(s, lr_shape, runs) for k, s in sessions.items()}
+    say(f"{model.id}: timing {lr_shape} -> {frame[1]}x{frame[0]} ({runs} interleaved runs each) ...")
+    latency = interleaved_median_ms(sessions, lr_shape, runs)
 
     rows = []
     for image_set in image_sets:
@@ -214,7 +226,7 @@ def describe(rows: List[Dict[str, object]]) -> List[str]:
                      f"; mean L1 loss {q['first_loss']:.4f} first -> {q['last_loss']:.4f} last" if q.get("first_loss") is not None
                      else f"QAT: {q['steps']} steps")
     threads = f"{r['threads']} threads" if r["threads"] else "ORT's default threads"
-    speed = f"ONNX Runtime CPU, {threads}, median of {r['runs']} runs, input {r['lr_shape']} -> {r['frame']}"
+    speed = f"ONNX Runtime CPU, {threads}, median of {r['runs']} interleaved runs, input {r['lr_shape']} -> {r['frame']}"
     if r.get("ptq_speedup"):
         speed += f"; post-training INT8 {r['ptq_speedup']:.2f}x FP32"
     lines.append(speed)

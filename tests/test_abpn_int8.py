@@ -216,3 +216,28 @@ def test_rgb_psnr_crops_and_averages_over_channels():
     assert psnr_rgb(ref, test) == psnr(ref, test)
     with pytest.raises(ValueError, match="HxWx3"):
         psnr_rgb(ref[..., 0], test[..., 0])
+
+
+def test_timing_interleaves_the_graphs_it_compares():
+    """Each round times every graph once, so a drift of the machine falls on all of them alike."""
+    from types import SimpleNamespace
+
+    from harness.int8_report import interleaved_median_ms
+
+    calls = []
+
+    class FakeSession:
+        def __init__(self, name):
+            self.name = name
+
+        def get_inputs(self):
+            return [SimpleNamespace(name="input")]
+
+        def run(self, outputs, feeds):
+            calls.append((self.name, feeds["input"].shape))
+            return [feeds["input"]]
+
+    ms = interleaved_median_ms({"fp32": FakeSession("a"), "ptq": FakeSession("b")}, (1, 3, 4, 5), runs=3)
+    assert set(ms) == {"fp32", "ptq"} and all(v >= 0 for v in ms.values())
+    assert [c[0] for c in calls] == ["a", "b"] + ["a", "b"] * 3  # warm-ups, then alternating rounds
+    assert all(shape == (1, 3, 4, 5) for _, shape in calls)
