@@ -84,6 +84,29 @@ def _plain_log_ticks(axis) -> None:
     axis.set_minor_formatter(plain)
 
 
+def _declutter(fig, texts, tries: int = 8) -> None:
+    """Nudge annotation labels that overlap an earlier one up or down, a line at a time.
+
+    Neighbouring models (a ghost network beside its base, the eSR-TM/CNN cluster) otherwise print
+    their names on top of each other. ``texts`` in priority order: earlier ones stay put. Offsets
+    are in points, so call it after the layout is final.
+    """
+    fig.canvas.draw()  # text extents are known only once drawn
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for text in texts:
+        x0, y0 = text.xyann
+        box = text.get_window_extent(renderer)
+        line = box.height * 72.0 / fig.dpi + 1.0  # one label's height and a point, in points
+        for k in range(tries):
+            if not any(box.overlaps(other) for other in placed):
+                break
+            step = (k // 2 + 1) * line * (1 if k % 2 == 0 else -1)
+            text.xyann = (x0, y0 + step)
+            box = text.get_window_extent(renderer)
+        placed.append(box)
+
+
 def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem: Path) -> Optional[List[Path]]:
     """PSNR (``quality_key``: a set name or 'mean') vs FHD/s; returns the written files."""
     import matplotlib
@@ -107,16 +130,15 @@ def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem
         ax.scatter([m["fhd_per_s"] for m in members], [q(m) for m in members], s=22 if marker == "o" else 46,
                    alpha=0.8, marker=marker, color=FAMILY_COLOURS.get(fam, "#17becf"), label=fam, zorder=3)
     front = pareto_front([q(p) for p in pts], [p["fhd_per_s"] for p in pts])
-    for i, p in enumerate(pts):
-        if p["family"] in METHOD_MARKERS and i not in front:
-            ax.annotate(p["model"], (p["fhd_per_s"], q(p)), fontsize=7, xytext=(4, -9), textcoords="offset points",
-                        color=FAMILY_COLOURS.get(p["family"], "#17becf"))
     fx = [pts[i]["fhd_per_s"] for i in front]
     fy = [q(pts[i]) for i in front]
     ax.step(fx, fy, where="post", color="#444444", lw=1.2, ls="--", zorder=2, label="Pareto front")
-    for i in front:
-        ax.annotate(pts[i]["model"], (pts[i]["fhd_per_s"], q(pts[i])), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+    labels = [ax.annotate(pts[i]["model"], (pts[i]["fhd_per_s"], q(pts[i])), fontsize=7, xytext=(4, 3),
+                          textcoords="offset points") for i in front]
+    for i, p in enumerate(pts):
+        if p["family"] in METHOD_MARKERS and i not in front:
+            labels.append(ax.annotate(p["model"], (p["fhd_per_s"], q(p)), fontsize=7, xytext=(4, -9),
+                                      textcoords="offset points", color=FAMILY_COLOURS.get(p["family"], "#17becf")))
     baseline = next((p for p in pts if p["family"] == "Bicubic"), None)
     if baseline is not None:
         bx, by = baseline["fhd_per_s"], q(baseline)
@@ -138,6 +160,7 @@ def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
+    _declutter(fig, labels)
     return save_figure(fig, path_stem)
 
 
@@ -157,19 +180,19 @@ def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[L
         ax.scatter(p["psnr_mean"], p["mj_per_frame"], s=22 if marker == "o" else 46, marker=marker,
                    color=FAMILY_COLOURS.get(p["family"], "#17becf"))
     front = pareto_front([p["psnr_mean"] for p in pts], [-p["mj_per_frame"] for p in pts])
+    labels = [ax.annotate(pts[i]["model"], (pts[i]["psnr_mean"], pts[i]["mj_per_frame"]), fontsize=7,
+                          xytext=(4, 3), textcoords="offset points") for i in front]
     for i, p in enumerate(pts):
         if p["family"] in METHOD_MARKERS and i not in front:
-            ax.annotate(p["model"], (p["psnr_mean"], p["mj_per_frame"]), fontsize=7, xytext=(4, -9),
-                        textcoords="offset points", color=FAMILY_COLOURS.get(p["family"], "#17becf"))
-    for i in front:
-        ax.annotate(pts[i]["model"], (pts[i]["psnr_mean"], pts[i]["mj_per_frame"]), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+            labels.append(ax.annotate(p["model"], (p["psnr_mean"], p["mj_per_frame"]), fontsize=7, xytext=(4, -9),
+                                      textcoords="offset points", color=FAMILY_COLOURS.get(p["family"], "#17becf")))
     ax.set_yscale("log")
     ax.set_xlabel("PSNR (dB, Y), mean over sets")
     ax.set_ylabel("energy per Full-HD frame (mJ, log)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
+    _declutter(fig, labels)
     return save_figure(fig, path_stem)
 
 

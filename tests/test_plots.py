@@ -88,3 +88,29 @@ def test_detailed_crop_finds_the_textured_region():
     img[120:180, 40:100] = np.random.default_rng(0).integers(0, 255, (60, 60, 3), dtype=np.uint8)
     top, left = detailed_crop(img, 48)
     assert 100 <= top <= 140 and 24 <= left <= 60
+
+
+def test_labels_of_neighbouring_models_do_not_overlap():
+    """A ghost network beside its base: the later label moves a line away, the first stays put."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.plots import _declutter
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.scatter([7.0, 7.1, 7.05], [33.85, 33.84, 33.86])
+    ax.set_xlim(1, 100)
+    ax.set_ylim(30, 35)
+    texts = [ax.annotate(name, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+             for name, x, y in (("ESPCN_s2_D34_S32", 7.0, 33.85), ("Ghost-ESPCN_s2_D34_S32", 7.1, 33.84),
+                                ("eSR-CNN_s2_C8_D9_S15", 7.05, 33.86))]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert texts[0].get_window_extent(renderer).overlaps(texts[1].get_window_extent(renderer))
+    _declutter(fig, texts)
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    assert texts[0].xyann == (4, 3)
+    assert not any(boxes[i].overlaps(boxes[j]) for i in range(3) for j in range(i + 1, 3))
+    plt.close(fig)
