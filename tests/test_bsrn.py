@@ -220,3 +220,23 @@ def test_imported_official_weights_reproduce_the_parity_fixture(tmp_path, monkey
     with torch.no_grad():
         sr = model.module(torch.from_numpy(data["lr"])[None])[0].numpy()
     assert np.abs(sr - data["sr"]).max() <= 1e-5
+
+
+@pytest.mark.shared
+def test_official_x4_reproduces_the_published_set5_figures(tmp_path, monkeypatch):
+    """BSRN paper, Table 3 (x4 Set5): 32.35 dB / 0.8966, on Y with `scale` pixels cropped; the
+    harness's quality protocol and the imported weights land on it."""
+    from harness.datasets import resolve_sets
+    from harness.models import resolve
+    from harness.quality import QualityEvaluator
+    from harness.weights import import_bsrn
+
+    need_official()
+    data = SHARED / "datasets"
+    if not (data / "Set5").is_dir():
+        pytest.skip(f"Set5 not found in {data} (development data, ../shared)")
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    import_bsrn(OFFICIAL)
+    (set5,) = resolve_sets(data, ["Set5"])
+    result = QualityEvaluator(show_progress=False).evaluate(resolve("BSRN_s4", weights="official"), set5)
+    assert abs(result.psnr - 32.35) <= 0.02 and abs(result.ssim - 0.8966) <= 0.0005
