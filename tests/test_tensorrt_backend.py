@@ -57,7 +57,8 @@ class Enum:
             setattr(self, n, n)
 
 
-def make_fake_trt(calls, version="8.6.1", api="v3", memory_pool=True, serialized=True, fail_build=False):
+def make_fake_trt(calls, version="8.6.1", api="v3", memory_pool=True, serialized=True, fail_build=False,
+                  weak_typing=True):
     trt = types.ModuleType("tensorrt")
     trt.__version__ = version
 
@@ -84,7 +85,7 @@ def make_fake_trt(calls, version="8.6.1", api="v3", memory_pool=True, serialized
 
     trt.IInt8EntropyCalibrator2 = IInt8EntropyCalibrator2
     trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0)
-    trt.BuilderFlag = Enum("FP16", "INT8")
+    trt.BuilderFlag = Enum("FP16", "INT8") if weak_typing else Enum("REFIT")  # TensorRT 11: no precision flags
     trt.TensorIOMode = Enum("INPUT", "OUTPUT")
     trt.DataType = Enum("FLOAT", "HALF")
     trt.nptype = lambda dt: {"FLOAT": np.float32, "HALF": np.float16}[dt]
@@ -639,6 +640,28 @@ def test_tensorrt_10_and_7_build_paths(fake, onnx_file, tmp_path):
     session = backend(tmp_path).prepare_onnx(onnx_file, FHD)
     assert calls.builders == 2 and session.details["engine_source"] == "built"
     session.close()
+
+
+def test_tensorrt_11_refuses_fp16_and_int8_with_the_fix_and_builds_fp32(fake, onnx_file, tmp_path):
+    """TensorRT 11 removed weak typing (BuilderFlag.FP16/INT8, calibrators): a clear error, not an AttributeError."""
+    calls = fake(version="11.4.0", weak_typing=False)
+    for precision, options in (("fp16", {}), ("int8", {"int8_calibrator": object()})):
+        with pytest.raises(HarnessError, match=r"TensorRT 11\.4\.0 builds only strongly typed.*"
+                                               rf"--precision {precision}.*tensorrt>=8\.5,<11") as err:
+            backend(tmp_path, precision=precision, **options).prepare_onnx(onnx_file, FHD)
+        assert "\n" not in str(err.value)
+    assert calls.builders == 0  # refused before any build work
+    session = backend(tmp_path, precision="fp32").prepare_onnx(onnx_file, FHD)
+    assert calls.config_flags == [set()] and session.details["tensorrt"] == "11.4.0"
+    session.close()
+
+
+def test_the_nvidia_extra_pins_a_tensorrt_with_weak_typing():
+    from harness.devices import tomllib
+
+    extra = tomllib.loads((Path(tb.__file__).parents[2] / "pyproject.toml").read_text())
+    pins = [r for r in extra["project"]["optional-dependencies"]["nvidia"] if r.startswith("tensorrt")]
+    assert pins == ["tensorrt>=8.5,<11"]
 
 
 # --- through prepare(model, shapes) -----------------------------------------------------------

@@ -11,6 +11,10 @@ is chosen by what the installed ``tensorrt`` has, not by its version number:
   ``set_tensor_address``, ``execute_async_v3``), ``set_memory_pool_limit``.
 * TensorRT 10.x: networks are always explicit-batch (the flag is gone), no ``build_engine``,
   ``device_memory_size_v2``.
+* TensorRT 11.x (PyPI's newest since 2026; not on JetPack) builds only strongly typed networks:
+  ``BuilderFlag.FP16``/``INT8`` and the INT8 calibrators are gone, so FP16 and INT8 builds here
+  stop with a one-line error naming the fix (the ``[nvidia]`` extra pins ``tensorrt<11``); FP32
+  builds as before.
 
 ``tensorrt`` and ``pycuda`` are imported lazily, so the harness runs (and this module imports)
 where they are absent. One CUDA context (the device's primary context, the one TensorRT's
@@ -38,6 +42,9 @@ from .native import NativeSession
 TENSORRT_MISSING = ("tensorrt is not importable: on a Jetson it comes with JetPack (python3-libnvinfer; the "
                     "harness venv uses system site-packages), on a desktop pip install tensorrt")
 PYCUDA_MISSING = "pycuda is not importable: pip install pycuda (needs the CUDA toolkit)"
+STRONGLY_TYPED_ONLY = ("TensorRT {version} builds only strongly typed networks: it removed the FP16/INT8 builder "
+                       "flags and INT8 calibrators that --precision {precision} uses; install TensorRT 8.5-10.x "
+                       "(pip install 'tensorrt>=8.5,<11', what the [nvidia] extra pins) or use --precision fp32")
 DEFAULT_WORKSPACE_MB = 1024
 _BUILD_FACTS = ("platform_has_fast_fp16", "platform_has_fast_int8", "workspace_bytes", "int8_source", "calibration")
 CALIB_BATCH = 8      # calibration patches per TensorRT calibration batch
@@ -701,6 +708,8 @@ class TensorRTBackend(Backend):
         ``auto_calibrator`` (an :func:`entropy_calibrator_class` instance) calibrates an int8 build
         with its own profile fixed at its batch shape (TensorRT calibrates at the calibration
         profile's shapes), where no user calibrator was given."""
+        if self.precision in ("fp16", "int8") and not hasattr(getattr(trt, "BuilderFlag", None), "FP16"):
+            raise HarnessError(STRONGLY_TYPED_ONLY.format(version=trt_version(trt), precision=self.precision))
         since = len(getattr(logger, "errors", []))
         builder = trt.Builder(logger)
         flag_enum = getattr(trt, "NetworkDefinitionCreationFlag", None)
