@@ -162,7 +162,8 @@ def train_on_cluster(model_ids: Sequence[str], options, address: str, settings=N
         if started_here:
             _init(ray, address, settings)
         try:
-            failed = _run(ray, todo, settings, folders, val, stop_at, address, records, log, progress)
+            with train.hold_folders(todo):
+                failed = _run(ray, todo, settings, folders, val, stop_at, address, records, log, progress)
         finally:
             if started_here:
                 ray.shutdown()

@@ -31,13 +31,15 @@ anneals its Gumbel-softmax temperature that way).
 Files, in ``--out`` (default ``$HARNESS_CACHE/train/<id>/``): ``last.pt`` (everything needed
 to continue bit-exactly with ``--resume``), ``best.pt`` (the state dict with the best
 validation PSNR), and at the end ``<id>.pt`` (the final state dict, for
-``--weights PATH``) and ``<id>.json`` (provenance). The LR/HR pairs of a training folder
+``--weights PATH``) and ``<id>.json`` (provenance); ``.train.lock`` is held while a run
+trains there, so a second run on the same folder is refused. The LR/HR pairs of a training folder
 are made once per (folder contents, scale, space) and cached as ``.npz`` in
 ``$HARNESS_CACHE/train/`` (Y: float32; RGB: the exact uint8 images, 4x smaller).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -1322,6 +1324,46 @@ def plan(model_ids: Sequence[str], settings: Settings, out: Optional[str], pool:
     return plans
 
 
+LOCK_NAME = ".train.lock"
+
+
+@contextlib.contextmanager
+def hold_folders(plans: Sequence[Plan]):
+    """Own every ``--out`` folder that will be trained for the whole run.
+
+    Two runs writing one folder corrupt each other (a second ``--resume`` reads the first one's
+    last.pt and saves its own over it), so the second is refused with the first one's pid. The
+    lock is ``flock`` on ``<out>/.train.lock``: the kernel drops it when the holder exits, even on
+    SIGKILL, so a crashed run never leaves a stale lock. Without ``fcntl`` (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with contextlib.ExitStack() as held:
+        folders = {p.out.resolve(): p.out for p in plans}  # one lock each: a second flock would block on the first
+        for out in folders.values():
+            path = out / LOCK_NAME
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                handle = held.enter_context(open(path, "a+"))
+            except OSError:  # a folder that cannot be made: its own training reports that, as one model's failure
+                continue
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise HarnessError(f"{out} is being trained by {holder} (lock {path}); wait for it to finish, "
+                                   f"stop it (Ctrl-C saves last.pt for --resume) or give another --out") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {platform.node()}\n")
+            handle.flush()
+        yield
+
+
 def _check_init(model_id: str, scale: Optional[int], given: str) -> None:
     with _rng_kept():
         load_init(model_id, fresh_model(model_id, scale), resolve_init(model_id, given))
@@ -1354,8 +1396,15 @@ def run(model_ids: Sequence[str], settings: Settings, out: Optional[str] = None,
             log(f"{p.model_id}: skipped, {p.reason}")
             records.append({"model": p.model_id, "status": "skipped", "reason": p.reason})
     todo = [p for p in plans if p.action != "skip"]
+    with hold_folders(todo):
+        return records + _run_plans(todo, settings, folders, stop_at, show_progress, log, jobs)
+
+
+def _run_plans(todo: Sequence[Plan], settings: Settings, folders: Sequence[Path], stop_at, show_progress, log,
+               jobs: int) -> List[Dict]:
     if jobs > 1 and len(todo) > 1:
-        return records + _run_parallel(todo, settings, folders, stop_at, jobs, log)
+        return _run_parallel(todo, settings, folders, stop_at, jobs, log)
+    records: List[Dict] = []
     validator = Validator(settings.val_data, settings.val_set) if settings.val_every else None
     loaded: Dict[Tuple[int, str], List[TrainFolder]] = {}
     for p in todo:

@@ -132,6 +132,38 @@ def test_unfinished_run_needs_resume_or_force(data, tmp_path):
     assert train.run([TM], settings(data), out=out)[0]["status"] == "skipped"  # finished: nothing to do
 
 
+HOLD_LOCK = """
+import fcntl, os, sys, time
+f = open(sys.argv[1], "a+")
+fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+f.seek(0); f.truncate(); f.write(f"pid {os.getpid()} on test\\n"); f.flush()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the folder lock is flock (POSIX)")
+def test_a_folder_in_training_refuses_a_second_run(data, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "o"
+    train.run([TM], settings(data), out=str(out), stop_at=4)  # a paused run: the lock was released at its end
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out / train.LOCK_NAME)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = (out / "last.pt").read_bytes()
+        for kw in ({"resume": True}, {"force": True}):
+            with pytest.raises(HarnessError, match=rf"{out} is being trained by pid {holder.pid} .*another --out"):
+                train.run([TM], settings(data), out=str(out), **kw)
+        assert (out / "last.pt").read_bytes() == before  # neither touched the live run's checkpoint
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops the lock with the process, nothing stale stays
+        holder.wait()
+    assert train.run([TM], settings(data), out=str(out), resume=True)[0]["status"] == "finished"
+
+
 def test_resume_with_more_steps_warns_and_extends(data, tmp_path):
     out = str(tmp_path / "o")
     train.run([TM], settings(data, steps=8), out=out)
@@ -332,7 +364,7 @@ def test_provenance_and_weights_load_through_the_registry(data, val_root, tmp_pa
     code = cli([ESPCN, "--data", str(data), "--steps", "6", "--batch", "4", "--patch", "16", "--seed", "5",
                 "--threads", "1", "--val-every", "4", "--val-data", str(val_root), "--out", str(out)])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(["last.pt", "best.pt", f"{ESPCN}.pt", f"{ESPCN}.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([train.LOCK_NAME, "last.pt", "best.pt", f"{ESPCN}.pt", f"{ESPCN}.json"])
     rec = json.loads((out / f"{ESPCN}.json").read_text())
     assert rec["model"] == ESPCN and rec["status"] == "finished" and rec["scale"] == 2
     assert rec["data"] == [dict(rec["data"][0], folder=str(data), images=4, used=4)]
@@ -584,7 +616,7 @@ def test_abpn_provenance_validation_and_weights_through_the_registry(data, val_r
     out = tmp_path / "o"
     assert cli([ABPN, "--data", str(data), "--steps", "6", "--batch", "4", "--patch", "16", "--threads", "1",
                 "--val-every", "3", "--val-data", str(val_root), "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(["last.pt", "best.pt", f"{ABPN}.pt", f"{ABPN}.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([train.LOCK_NAME, "last.pt", "best.pt", f"{ABPN}.pt", f"{ABPN}.json"])
     rec = json.loads((out / f"{ABPN}.json").read_text())
     assert (rec["model"], rec["family"], rec["status"], rec["scale"], rec["input_space"]) == \
         (ABPN, "ABPN", "finished", 2, "rgb")
