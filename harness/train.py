@@ -1342,7 +1342,8 @@ def hold_folders(plans: Sequence[Plan]):
         yield
         return
     with contextlib.ExitStack() as held:
-        folders = {p.out.resolve(): p.out for p in plans}  # one lock each: a second flock would block on the first
+        # one lock per folder: a second flock on the same folder would be refused as held
+        folders = {p.out.resolve(): p.out for p in plans}
         for out in folders.values():
             path = out / LOCK_NAME
             try:
