@@ -70,6 +70,12 @@ def _add_weights(p: argparse.ArgumentParser) -> None:
                         "(untrained), or a weights file; bicubic baselines ignore it")
 
 
+def _add_onnx_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onnx-dir", metavar="DIR",
+                   help="run the models of an export folder (python -m harness export --out DIR, on a machine with "
+                        "PyTorch): the device needs no PyTorch")
+
+
 def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="folder holding test sets as DIR/<Set>/HR/*.png (default: $HARNESS_DATA; "
@@ -138,13 +144,14 @@ def _model_ids(args) -> List[str]:
     return ids
 
 
-def run_quality(model_ids, scales, data, set_names, weights="shipped", show_progress=True):
+def run_quality(model_ids, scales, data, set_names, weights="shipped", show_progress=True, onnx_dir=None):
     from .datasets import data_root, resolve_sets
-    from .models import resolve
+    from .exported import resolve_model
     from .quality import QualityEvaluator
 
     pairs = model_scale_pairs(model_ids, scales)
-    models = [resolve(mid, s, weights) for mid, s in pairs]  # fail on a bad id/weights before any work
+    # fail on a bad id/weights before any work
+    models = [resolve_model(mid, s, weights, onnx_dir=onnx_dir) for mid, s in pairs]
     sets = resolve_sets(data_root(data), set_names)
     evaluator = QualityEvaluator(show_progress=show_progress)
     return [evaluator.evaluate(model, image_set) for image_set in sets for model in models]
@@ -157,7 +164,7 @@ def cmd_quality(args) -> int:
     if not model_ids:
         raise HarnessError("give --model ID (several: --model A,B) or --pool NAME, e.g. --model bicubic-matlab")
     results = run_quality(model_ids, _scales(args.scale), args.data, _csv_list(args.sets), weights=args.weights,
-                          show_progress=not args.json and sys.stderr.isatty())
+                          show_progress=not args.json and sys.stderr.isatty(), onnx_dir=args.onnx_dir)
     rows = [r.record(per_image=args.per_image) for r in results]
     if not args.per_image:
         rows = [{k: r[k] for k in QUALITY_COLUMNS} for r in rows]
@@ -344,7 +351,8 @@ def bench_config(profile: dict, args):
         weights=getattr(args, "weights", "shipped"), form=getattr(args, "form", "auto") or "auto",
         power_meter=profile.get("power_meter", "none"),
         timeout_s=float(getattr(args, "timeout", None) or profile.get("timeout_s", 600)),
-        frames_dir=getattr(args, "frames", None), calib_data=_calib_folders(args))
+        frames_dir=getattr(args, "frames", None), calib_data=_calib_folders(args),
+        onnx_dir=getattr(args, "onnx_dir", None))
 
 
 def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True, weights_of=None):
@@ -353,7 +361,7 @@ def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True, weigh
     ``weights_of``: (model, scale) -> weights for the pairs that do not use ``cfg.weights``."""
     from dataclasses import replace
 
-    from .models import resolve
+    from .exported import resolve_model
     from .progress import progress
     from .runner import measure, measure_isolated
 
@@ -364,7 +372,7 @@ def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True, weigh
     for mid, s in bar:
         own = (weights_of or {}).get((mid, s))
         cfg = replace(all_cfg, weights=own) if own else all_cfg
-        weights = resolve(mid, s, cfg.weights).weights
+        weights = resolve_model(mid, s, cfg.weights, onnx_dir=cfg.onnx_dir).weights
         key = (cfg.device, cfg.backend, cfg.precision, mid, s, "speed", weights)
         if key in done:
             continue
@@ -407,6 +415,25 @@ def _calib_key(cfg) -> list:
     return [{"calib_data": cfg.calib_data}] if cfg.precision == "int8" and cfg.calib_data else []
 
 
+def _export_key(onnx_dir) -> list:
+    """An export folder's manifest digest in a run's configuration key (a re-export is a new run);
+    nothing without one, so every other run keeps the key it had."""
+    if not onnx_dir:
+        return []
+    from .exported import open_folder
+
+    return [{"onnx_manifest": open_folder(onnx_dir).digest}]
+
+
+def _export_scales(onnx_dir) -> List[int]:
+    """The scales an export folder holds ([] without one: the usual default)."""
+    if not onnx_dir:
+        return []
+    from .exported import open_folder
+
+    return open_folder(onnx_dir).scales()
+
+
 def _config_key(*parts) -> str:
     import hashlib
 
@@ -416,7 +443,7 @@ def _config_key(*parts) -> str:
 def cmd_bench(args) -> int:
     from .devices import load_profile
     from .environment import capture
-    from .models import resolve
+    from .exported import resolve_model
     from .output import emit
     from .store import ResultStore
 
@@ -425,15 +452,15 @@ def cmd_bench(args) -> int:
     model_ids = _model_ids(args)
     if not model_ids:
         raise HarnessError("give --model ID (several: --model A,B) or --pool NAME")
-    pairs = model_scale_pairs(model_ids, _scales(args.scale))
+    pairs = model_scale_pairs(model_ids, _scales(args.scale) or _export_scales(cfg.onnx_dir))
     for mid, s in pairs:  # fail on a bad id or missing weights before any measurement
-        resolve(mid, s, cfg.weights)
+        resolve_model(mid, s, cfg.weights, onnx_dir=cfg.onnx_dir)
     from .backends import make_backend
 
     make_backend(cfg.backend, precision=cfg.precision, device=cfg.target)  # unknown backend/precision: one line
     store = ResultStore(args.db)
     key = _config_key(cfg.device, cfg.backend, cfg.precision, cfg.weights, cfg.form, cfg.frames_dir, pairs,
-                      *_calib_key(cfg))
+                      *_calib_key(cfg), *_export_key(cfg.onnx_dir))
     run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
                                       environment=capture(), resume=args.resume)
     if resumed:
@@ -579,6 +606,31 @@ def cmd_report(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- export
+
+def cmd_export(args) -> int:
+    from .exported import export_models
+
+    precisions = _csv_list(args.precision) or ["fp32"]
+    forms = _csv_list(args.forms) or ["naive", "fast"]
+    for f in forms:
+        if f not in ("naive", "fast"):
+            raise HarnessError(f"--forms {args.forms}: give naive, fast or naive,fast")
+    _, pairs, weights_of = sweep_pairs(args, args.weights)
+    quiet = args.json
+    manifest = export_models(pairs, args.out, weights=args.weights, weights_of=weights_of, forms=forms,
+                             precisions=precisions, calib_data=_calib_folders(args),
+                             log=None if quiet else (lambda m: print(m, file=sys.stderr, flush=True)))
+    if args.json:
+        json.dump(manifest, sys.stdout, indent=1)
+        print()
+        return 0
+    files = sum(len(e["files"]) for e in manifest["models"])
+    print(f"{args.out}: {len(manifest['models'])} models, {files} ONNX files and manifest.json; copy the folder to "
+          f"the device and run: ./run_all.sh --device DEVICE --onnx-dir FOLDER")
+    return 0
+
+
 # --------------------------------------------------------------------------- int8-report
 
 def cmd_int8_report(args) -> int:
@@ -628,46 +680,47 @@ def cmd_run_all(args) -> int:
     from .datasets import data_root, resolve_sets
     from .devices import load_profile
     from .environment import capture
+    from .exported import resolve_model
     from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames
-    from .models import resolve
     from .output import emit
     from .quality import QualityEvaluator
     from .store import ResultStore
 
     profile = load_profile(args.device)
     cfg = bench_config(profile, args)
-    scales = _scales(args.scale) or [2, 3, 4]
-    # the bicubic baselines are always measured: every figure is read against them
-    model_ids = list(BASELINES) + [m for m in _csv_list(args.models) if m not in BASELINES]
-    pairs, weights_of = models_at_scales(model_ids, scales, explicit=bool(_scales(args.scale)))
-    pool = args.pool or ("default,methods" if cfg.weights == "shipped" else "default")
-    if pool != "none":
-        from .models.pools import pool_ids
-
-        pairs.extend(p for p in model_scale_pairs(pool_ids(pool), []) if p[1] in scales and p not in pairs)
+    scales, pairs, weights_of = sweep_pairs(args, cfg.weights, onnx_dir=cfg.onnx_dir)
     # bad ids/weights fail before any work
-    models = [resolve(mid, s, weights_of.get((mid, s), cfg.weights)) for mid, s in pairs]
+    models = [resolve_model(mid, s, weights_of.get((mid, s), cfg.weights), onnx_dir=cfg.onnx_dir)
+              for mid, s in pairs]
     sets = resolve_sets(data_root(args.data), _csv_list(args.sets))
     frames = load_frames(args.frames)
     out_dir = Path(args.out)
     store = ResultStore(out_dir / "harness.db")
     key = _config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, args.frames,
                       [s.name for s in sets], pairs, *_calib_key(cfg),
-                      *([sorted(f"{m}_x{s}={w}" for (m, s), w in weights_of.items())] if weights_of else []))
+                      *([sorted(f"{m}_x{s}={w}" for (m, s), w in weights_of.items())] if weights_of else []),
+                      *_export_key(cfg.onnx_dir))
+    environment = capture()
     run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
-                                      environment=capture(), resume=args.resume)
+                                      environment=environment, resume=args.resume)
     started = time.time()
+    emulated = environment.get("emulated")
+    if emulated:
+        print(f"EMULATED ({emulated}): this run's timings are meaningless; it checks that the software works",
+              file=sys.stderr)
     print(f"run {run_id}{' (resumed)' if resumed else ''}: device {profile['name']} ({profile.get('description', '')}); "
           f"sets: {', '.join(f'{s.name} ({len(s)})' for s in sets)}; {len(models)} models at x"
           f"{','.join(map(str, scales))}; {len(frames)} Full-HD frames ({frames[0].source}, "
           f"{FHD_WIDTH}x{FHD_HEIGHT})", file=sys.stderr)
 
-    # quality: device-independent (PyTorch fp32 / classical code), stored once per run
+    # quality: device-independent (PyTorch fp32, the exported fp32 graph on ONNX Runtime's CPU, or
+    # classical code), stored once per run
     done = store.done_keys(run_id)
     evaluator = QualityEvaluator(show_progress=sys.stderr.isatty())
     for image_set in sets:
         for model in models:
-            qkey = (cfg.device, "torch", "fp32", model.id, model.scale, f"quality:{image_set.name}", model.weights)
+            qbackend = quality_backend(model)
+            qkey = (cfg.device, qbackend, "fp32", model.id, model.scale, f"quality:{image_set.name}", model.weights)
             if qkey in done:
                 continue
             try:
@@ -676,19 +729,24 @@ def cmd_run_all(args) -> int:
             except HarnessError as exc:
                 rec = {"model": model.id, "scale": model.scale, "set": image_set.name, "weights": model.weights,
                        "status": "failed", "reason": str(exc)}
-            rec.update(device=cfg.device, backend="torch", precision="fp32", family=model.family)
+            rec.update(device=cfg.device, backend=qbackend, precision="fp32", family=model.family)
             store.add(run_id, f"quality:{image_set.name}", rec)
 
     # speed and power: each model in its own process
     run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=sys.stderr.isatty(), weights_of=weights_of)
 
     rows = summary_rows(store, run_id)
+    if emulated:
+        for r in rows:
+            r["emulated"] = emulated
     store.export_csv(out_dir / f"results_{cfg.device}.csv", "run_id = ?", (run_id,))
     with open(out_dir / f"summary_{cfg.device}.json", "w") as fh:
         json.dump(rows, fh, indent=2, default=str)
     columns = ["model", "scale"] + [f"psnr:{s.name}" for s in sets] + ["fhd_per_s", "median_ms", "mj_per_frame",
                                                                         "form", "status"]
     digits = dict({c: 2 for c in columns if c.startswith("psnr")}, fhd_per_s=2, median_ms=2, mj_per_frame=1)
+    if emulated and not args.json:
+        print(f"EMULATED ({emulated}): FHD/s, median ms and mJ/frame below are not the device's")
     emit(rows, columns, args.json, digits=digits,
          headers=dict({f"psnr:{s.name}": f"PSNR {s.name}" for s in sets}, fhd_per_s="FHD/s", median_ms="median ms",
                       mj_per_frame="mJ/frame"))
@@ -698,14 +756,44 @@ def cmd_run_all(args) -> int:
     from .visual import draw_visuals
 
     figures = draw_all(store, args.plots, run_id=run_id)
-    figures += draw_visuals(store, sets[0], args.plots, run_id=run_id, weights=cfg.weights)
+    figures += draw_visuals(store, sets[0], args.plots, run_id=run_id, weights=cfg.weights, onnx_dir=cfg.onnx_dir)
     from .report import write_report
 
     html, md = write_report(store, out_dir, run_id=run_id, plots_dir=args.plots)
     print(f"{len(figures)} figure files in {args.plots}; report {html} (and {md.name})", file=sys.stderr)
     print(f"results in {out_dir / 'harness.db'} (run {run_id}), {out_dir / f'results_{cfg.device}.csv'}; "
           f"{time.time() - started:.0f} s", file=sys.stderr)
+    if emulated:
+        print(f"EMULATED ({emulated}): the FHD/s, latency and power above are not the device's", file=sys.stderr)
     return 0
+
+
+def quality_backend(model) -> str:
+    """What computes a model's quality rows: its exported fp32 graph on ONNX Runtime (an export
+    folder), else PyTorch (the historical label, also for classical code, kept so stores join)."""
+    return "onnxruntime" if getattr(model, "export_dir", None) else "torch"
+
+
+def sweep_pairs(args, weights: str, onnx_dir=None):
+    """``(scales, pairs, weights_of)`` of a sweep (run-all, export): the bicubic baselines, ``--models``
+    and ``--pool`` at ``--scale``. Without --pool: default,methods (default alone with weights other
+    than shipped); with an export folder, every model in it (pool ``exported``)."""
+    scales = _scales(args.scale) or _export_scales(onnx_dir) or [2, 3, 4]
+    # the bicubic baselines are always measured: every figure is read against them
+    model_ids = list(BASELINES) + [m for m in _csv_list(args.models) if m not in BASELINES]
+    pairs, weights_of = models_at_scales(model_ids, scales, explicit=bool(_scales(args.scale)))
+    pool = args.pool or ("exported" if onnx_dir else "default,methods" if weights == "shipped" else "default")
+    if pool == "exported":
+        if not onnx_dir:
+            raise HarnessError("--pool exported means every model of an export folder: give --onnx-dir DIR")
+        from .exported import open_folder
+
+        pairs.extend(p for p in open_folder(onnx_dir).pairs() if p[1] in scales and p not in pairs)
+    elif pool != "none":
+        from .models.pools import pool_ids
+
+        pairs.extend(p for p in model_scale_pairs(pool_ids(pool), []) if p[1] in scales and p not in pairs)
+    return scales, pairs, weights_of
 
 
 def summary_rows(store, run_id: str) -> List[dict]:
@@ -743,6 +831,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p)
     p.add_argument("--sets", help="comma-separated sets (default: every set found under --data, else embedded)")
     p.add_argument("--per-image", action="store_true", help="include per-image scores (with --json)")
+    _add_onnx_dir(p)
     _add_json(p)
     p.set_defaults(func=cmd_quality)
 
@@ -805,6 +894,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration")
     p.add_argument("--in-process", action="store_true", help="measure in this process (no isolation; for debugging)")
     p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
+    _add_onnx_dir(p)
     _add_json(p)
     p.set_defaults(func=cmd_bench)
 
@@ -916,8 +1006,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration")
     p.add_argument("--repeats", type=int, help="at most this many timed passes (profile default)")
     p.add_argument("--timeout", type=float, help="seconds per model (profile default)")
+    _add_onnx_dir(p)
     _add_json(p)
     p.set_defaults(func=cmd_run_all)
+
+    p = sub.add_parser("export", help="write models as verified ONNX files plus a manifest, to measure them on a "
+                                      "device without PyTorch (run-all --onnx-dir DIR)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the export folder (created; an existing one is "
+                                                               "updated, other models' entries kept)")
+    p.add_argument("--models", help="model ids, comma-separated, as in run-all ('{scale}' filled in, ID=WEIGHTS); "
+                                    "the bicubic networks Bicubic_s{scale} are always included")
+    p.add_argument("--pool", default=None, help="also every model of this pool, as in run-all (default: "
+                                                "default,methods; none: the baselines and --models only)")
+    _add_weights(p)
+    p.add_argument("--scale", help="scales (default 2,3,4)")
+    p.add_argument("--forms", default="naive,fast", help="export forms (default naive,fast: the device times both "
+                                                         "and keeps the faster, as run-all does)")
+    p.add_argument("--precision", default="fp32", help="fp32 (default) or fp32,int8 (adds QDQ INT8 graphs for "
+                                                       "--precision int8 on ONNX Runtime)")
+    _add_calib(p)
+    _add_json(p)
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -930,6 +1039,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.func(args)
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        from .exported import needs_torch
+
+        print(f"error: {needs_torch(f'python -m harness {args.command}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -51,6 +51,28 @@ def _versions() -> Dict[str, Optional[str]]:
     return out
 
 
+EMULATED_ENV = "HARNESS_EMULATED"
+_X86_VENDORS = ("GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls")
+
+
+def emulation() -> Optional[str]:
+    """Why this process runs under an emulator (its timings are meaningless), or None.
+
+    ``$HARNESS_EMULATED`` says so explicitly (``scripts/emulate-rpi.sh`` sets it to
+    ``qemu-user``); otherwise an ARM Python reading an x86 ``/proc/cpuinfo`` is qemu-user
+    emulation (qemu passes the host's /proc through)."""
+    told = os.environ.get(EMULATED_ENV, "").strip()
+    if told and told.lower() not in ("0", "no", "false"):
+        return f"{told} (${EMULATED_ENV})"
+    machine = platform.machine().lower()
+    if machine.startswith(("aarch64", "arm")):
+        info = _read("/proc/cpuinfo") or ""
+        vendor = next((v for v in _X86_VENDORS if v in info), None)
+        if vendor:
+            return f"qemu-user: {machine} Python on an x86 host ({vendor} in /proc/cpuinfo)"
+    return None
+
+
 def capture() -> Dict[str, object]:
     import psutil
 
@@ -63,6 +85,7 @@ def capture() -> Dict[str, object]:
         "memory_gb": round(psutil.virtual_memory().total / 2 ** 30, 2),
         "versions": _versions(),
         "board": _read("/proc/device-tree/model"),
+        "emulated": emulation(),
     }
     tegra = _read("/etc/nv_tegra_release")
     if tegra:  # Jetson: L4T release, JetPack, power mode and clocks

@@ -35,6 +35,7 @@ def _finite(v) -> bool:
 def collect(store, run_id: Optional[str] = None) -> List[Dict]:
     """One point per (device, backend, precision, model, scale): speed, energy and PSNR per set."""
     where, params = ("run_id = ?", (run_id,)) if run_id else ("", ())
+    emulated = store.emulated_runs()
     points: Dict[tuple, Dict] = {}
     quality: Dict[tuple, Dict[str, float]] = defaultdict(dict)
     family: Dict[str, str] = {}
@@ -47,7 +48,8 @@ def collect(store, run_id: Optional[str] = None) -> List[Dict]:
             points[(r["device"], r["backend"], r["precision"], r["model"], r["scale"], r["weights"])] = {
                 "device": r["device"], "backend": r["backend"], "precision": r["precision"], "model": r["model"],
                 "scale": r["scale"], "weights": r["weights"], "fhd_per_s": r["fhd_per_s"],
-                "mj_per_frame": r["mj_per_frame"], "family": r["family"] or family.get(r["model"], "")}
+                "mj_per_frame": r["mj_per_frame"], "family": r["family"] or family.get(r["model"], ""),
+                "emulated": emulated.get(r["run_id"], "")}
     out = []
     for key, p in points.items():
         psnr = quality.get((p["device"], p["model"], p["scale"], p["weights"]), {})
@@ -196,7 +198,13 @@ def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[L
     return save_figure(fig, path_stem)
 
 
-def cross_device_figure(points: List[Dict], scale: int, path_stem: Path) -> Optional[List[Path]]:
+def emulated_note(points: List[Dict]) -> str:
+    """A title's second line when any of its points was timed under an emulator, else ''."""
+    devices = sorted({p["device"] for p in points if p.get("emulated")})
+    return f"\nEMULATED ({', '.join(devices)}): timings are meaningless" if devices else ""
+
+
+def cross_device_figure(points: List[Dict], scale: int, path_stem: Path, note: str = "") -> Optional[List[Path]]:
     """Mean PSNR vs FHD/s of every device (marker per device), each device's front and bicubic."""
     import matplotlib
 
@@ -223,7 +231,7 @@ def cross_device_figure(points: List[Dict], scale: int, path_stem: Path) -> Opti
     ax.set_xlabel("speed: Full-HD output frames per second (log)")
     ax.set_ylabel("PSNR (dB, Y), mean over sets")
     _plain_log_ticks(ax.xaxis)
-    ax.set_title(f"x{scale}: devices compared (stars: bicubic on each device)", fontsize=10)
+    ax.set_title(f"x{scale}: devices compared (stars: bicubic on each device){note}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
@@ -242,14 +250,16 @@ def draw_all(store, out_dir, run_id: Optional[str] = None) -> List[Path]:
         sets = sorted({s for p in pts for s in p["psnr"]})
         base = f"{device}_{backend}_{precision}_x{scale}"
         label = " (embedded images, not a standard test set)" if sets == ["embedded"] else ""
+        warn = emulated_note(pts)
         for key in sets + (["mean"] if len(sets) > 1 else []):
-            title = f"{device} / {backend} {precision} / x{scale}: PSNR on {key}{label} vs Full-HD frames/s"
+            title = f"{device} / {backend} {precision} / x{scale}: PSNR on {key}{label} vs Full-HD frames/s{warn}"
             files = trade_off_figure(pts, title, key, out_dir / f"tradeoff_{base}_{key}")
             written += files or []
-        files = energy_figure(pts, f"{device} / {backend} {precision} / x{scale}: energy vs PSNR",
+        files = energy_figure(pts, f"{device} / {backend} {precision} / x{scale}: energy vs PSNR{warn}",
                               out_dir / f"energy_{base}")
         written += files or []
     for scale in sorted({p["scale"] for p in points}):
-        files = cross_device_figure([p for p in points if p["scale"] == scale], scale, out_dir / f"devices_x{scale}")
+        pts = [p for p in points if p["scale"] == scale]
+        files = cross_device_figure(pts, scale, out_dir / f"devices_x{scale}", note=emulated_note(pts))
         written += files or []
     return written

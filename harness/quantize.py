@@ -132,6 +132,9 @@ def quantize_qdq(fp32_path, out_path, inputs: List[np.ndarray]) -> Path:
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
     except Exception as exc:  # noqa: BLE001 - ORT's quantizer raises many types
         raise HarnessError(f"{fp32_path}: INT8 quantization failed ({str(exc).splitlines()[0][:200]})") from None
+    finally:
+        if source != Path(fp32_path):  # the pre-processed intermediate is not kept
+            source.unlink(missing_ok=True)
     return out_path
 
 

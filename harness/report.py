@@ -299,6 +299,20 @@ def headline(runs: List[Dict], entries: List[Dict], rows) -> List[Tuple[str, str
     ]
 
 
+def emulated_warning(runs: List[Dict]) -> str:
+    """One sentence when any run was emulated (qemu-user...): its timings say nothing of the device."""
+    emulated = {}
+    for run in runs:
+        reason = _json(run.get("environment")).get("emulated")
+        if reason:
+            emulated.setdefault(run["device"], str(reason))
+    if not emulated:
+        return ""
+    where = "; ".join(f"{d}: {r}" for d, r in sorted(emulated.items()))
+    return (f"EMULATED ({where}): speed, latency and power figures of these runs are meaningless (an emulator, not "
+            f"the device); quality figures are valid.")
+
+
 def _date(epoch) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(float(epoch)))
 
@@ -568,6 +582,11 @@ def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None) -
     title = f"SR benchmark report: {', '.join(sorted({e['device'] for e in entries}))}"
     head = headline(runs, entries, rows)
     models, pareto = models_table(entries), pareto_table(pareto_groups(entries))
+    warning = emulated_warning(runs)
+    if warning:  # an emulator's timings must not be read as the device's: said first and on every table
+        head.insert(0, ("EMULATED", warning))
+        models = models._replace(note=f"{warning} {models.note}".strip())
+        pareto = pareto._replace(note=f"{warning} {pareto.note}".strip())
     problems, power = problems_table(rows), power_table(entries)
     with tempfile.TemporaryDirectory(prefix="report-plots-") as tmp:
         figures = figures_html(draw_all(store, Path(plots_dir) if plots_dir else Path(tmp), run_id))

@@ -54,6 +54,7 @@ class BenchConfig:
     peak_gflops: Optional[float] = None  # the device's peak compute at this precision, when known
     peak_gbps: Optional[float] = None    # the device's peak memory bandwidth, when known
     calib_data: Optional[List[str]] = None  # INT8 calibration image folders (default: the embedded images)
+    onnx_dir: Optional[str] = None  # an export folder (python -m harness export): its files run, no PyTorch needed
 
 
 def latency_stats(seconds: List[float]) -> Dict[str, float]:
@@ -125,11 +126,11 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     from .backends import as_nchw, make_backend
     from .backends.torch_backend import TorchBackend
     from .frames import lr_inputs, load_frames
-    from .models import resolve
-
+    from .environment import emulation
+    from .exported import reference_check, resolve_model
     from .weights import cache_dir
 
-    model = resolve(model_id, scale, cfg.weights)
+    model = resolve_model(model_id, scale, cfg.weights, onnx_dir=cfg.onnx_dir)
     if inputs is None:
         inputs = lr_inputs(load_frames(cfg.frames_dir), scale, model.input_space)
     batch = [as_nchw(x) for x in inputs]
@@ -138,6 +139,9 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     record: Dict[str, object] = {"model": model.id, "scale": scale, "family": model.family, "device": cfg.device,
                                  "backend": cfg.backend, "precision": cfg.precision, "weights": model.weights,
                                  "frames": len(batch), "input_shape": list(batch[0].shape)}
+    emulated = emulation()
+    if emulated:  # timings under an emulator say nothing about the device: every table and figure says so
+        record["emulated"] = emulated
     t0 = time.perf_counter()
     session = backend.prepare(model, [batch[0].shape])
     record["prepare_s"] = time.perf_counter() - t0
@@ -153,10 +157,16 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         raise HarnessError(f"{model.id} on {cfg.backend}: output shape {tuple(out.shape)} is not {expected}")
     if not np.all(np.isfinite(out)):
         raise HarnessError(f"{model.id} on {cfg.backend}/{cfg.precision}: output holds NaN/inf")
-    if cfg.reference_check and getattr(model, "module", None) is not None:
+    exported = reference_check(model, session) if cfg.reference_check else None
+    if exported is not None:  # an exported model: against the PyTorch output stored with it (no PyTorch here)
+        record["psnr_vs_reference"] = exported["psnr"]
+        record["reference"] = dict(exported, source="PyTorch fp32 output stored at export, on its probe crop")
+    elif cfg.reference_check and getattr(model, "module", None) is not None:
         ref_session = TorchBackend(precision="fp32", device="cpu", threads=cfg.threads).prepare(model, [batch[0].shape])
         ref = ref_session.infer(batch[0])
         record["psnr_vs_reference"] = output_psnr(ref, out)
+        record["reference"] = {"source": "PyTorch fp32 on this machine, first frame"}
+    if "psnr_vs_reference" in record:
         floor = REFERENCE_MIN_PSNR.get(cfg.precision, 30.0)
         record["reference_ok"] = bool(record["psnr_vs_reference"] >= floor)
         if not record["reference_ok"]:
@@ -233,11 +243,16 @@ def roofline(model, cfg: BenchConfig, fhd_per_s, out_hw=(1080, 1920)) -> Dict[st
     """MACs and bytes per output frame (Full-HD in every real run), and where the device's peaks are known the roofline
     bound on FHD/s (min of compute- and bandwidth-bound) and the fraction of it attained."""
     module = getattr(model, "module", None)
-    if module is None:
-        return {}
-    from .models.complexity import complexity
+    stored = getattr(model, "complexity", None)  # an exported model: measured at export, per Full-HD frame
+    if module is not None:
+        from .models.complexity import complexity
 
-    info = complexity(module, model.scale, out_hw=tuple(out_hw), channels=model.channels)
+        info = complexity(module, model.scale, out_hw=tuple(out_hw), channels=model.channels)
+    elif stored:
+        ratio = (out_hw[0] * out_hw[1]) / (1080.0 * 1920.0)  # convolutional: cost in proportion to pixels
+        info = {k: (int(round(v * ratio)) if k != "params" else v) for k, v in stored.items()}
+    else:
+        return {}
     traffic = info["bytes_per_fhd_fp16"] if cfg.precision in ("fp16", "int8") else info["bytes_per_fhd"]
     out: Dict[str, object] = {"params": info["params"], "macs_per_fhd": info["macs_per_fhd"], "bytes_per_fhd": traffic}
     bounds = []

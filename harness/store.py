@@ -128,18 +128,33 @@ class ResultStore:
         sql = "SELECT * FROM measurements" + (f" WHERE {where}" if where else "") + " ORDER BY id"
         return list(self.db.execute(sql, tuple(params)))
 
+    def emulated_runs(self) -> Dict[str, str]:
+        """run id -> why its environment was emulated (qemu-user...), for the runs that were."""
+        out = {}
+        for r in self.db.execute("SELECT run_id, environment FROM runs"):
+            try:
+                reason = (json.loads(r["environment"] or "{}") or {}).get("emulated")
+            except (TypeError, ValueError, AttributeError):
+                reason = None
+            if reason:
+                out[r["run_id"]] = str(reason)
+        return out
+
     def export_csv(self, path, where: str = "", params: Iterable = ()) -> Path:
+        """The measurements as CSV (without the JSON record), plus ``emulated``: why the run's
+        timings are meaningless (an emulator), empty for a real device."""
         import csv
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = self.rows(where, params)
+        emulated = self.emulated_runs()
         with open(path, "w", newline="") as fh:
             writer = csv.writer(fh)
             names = [d[0] for d in self.db.execute("SELECT * FROM measurements LIMIT 0").description if d[0] != "data"]
-            writer.writerow(names)
+            writer.writerow(names + ["emulated"])
             for r in rows:
-                writer.writerow([r[n] for n in names])
+                writer.writerow([r[n] for n in names] + [emulated.get(r["run_id"], "")])
         return path
 
     def merge(self, other_path) -> Tuple[int, int]:

@@ -68,10 +68,11 @@ def comparison_figure(hr_rgb: np.ndarray, models: Sequence, out_stem: Path, titl
     return save_figure(fig, out_stem)
 
 
-def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weights: str = "shipped") -> List[Path]:
+def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weights: str = "shipped",
+                 onnx_dir: Optional[str] = None) -> List[Path]:
     """Per device/backend/precision/scale of the store: bicubic, the front and the best model on
-    the first image of ``image_set``."""
-    from .models import resolve
+    the first image of ``image_set`` (models from the export folder ``onnx_dir`` when given)."""
+    from .exported import resolve_model
     from .pareto import pareto_front
     from .plots import collect
 
@@ -92,7 +93,8 @@ def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weight
         models = []
         for p in chosen[:8]:
             try:
-                models.append(resolve(p["model"], scale, p["weights"] if p["weights"] not in ("none",) else weights))
+                models.append(resolve_model(p["model"], scale, p["weights"] if p["weights"] not in ("none",) else weights,
+                                            onnx_dir=onnx_dir))
             except Exception:  # noqa: BLE001 - a model that no longer resolves is left out of the picture
                 continue
         files = comparison_figure(hr, models, Path(out_dir) / f"visual_{device}_{backend}_{precision}_x{scale}",

@@ -160,6 +160,17 @@ class OnnxRuntimeBackend(Backend):
         if not ok:
             raise BackendUnavailable(why)
         provider = self._provider()
+        if getattr(model, "onnx_parts", None):  # an exported routed model (ClassSR): its graphs, no PyTorch
+            from ..models.classsr import ClassSROnnx
+
+            self._fp32_only(model)
+            return ClassSROnnx(dict(model.onnx_parts), threads=self.threads or None, providers=[provider],
+                               macs=getattr(model, "routing_macs", None))
+        if getattr(model, "onnx_forms", None):  # an export folder's files (the device path: no PyTorch)
+            chosen = self._choose(self._exported_candidates(model), provider, input_shapes)
+            if self.precision == "int8" and getattr(model, "calibration", None):
+                chosen.details["calibration"] = model.calibration
+            return chosen
         if getattr(model, "onnx_path", None):  # a user's ONNX file runs as it is
             session = OrtSession(self._session(Path(model.onnx_path), provider), "onnx", self.device)
             session.details["onnx"] = model.onnx_path
@@ -168,9 +179,7 @@ class OnnxRuntimeBackend(Backend):
             return NativeSession(model)
         workdir = Path(self.workdir or ".") / "onnx"
         if hasattr(model, "onnx_pipeline"):  # a routed model (ClassSR): several graphs, routing and stitching on the host
-            if self.precision != "fp32":
-                raise HarnessError(f"{model.id} runs at fp32 only on onnxruntime (its routed pipeline has no "
-                                   f"{self.precision} form); use --precision fp32")
+            self._fp32_only(model)
             return model.onnx_pipeline(workdir, threads=self.threads or None, providers=[provider])
         forms = ["fast", "naive"] if self.form == "auto" else [self.form]
         candidates = {}
@@ -184,6 +193,36 @@ class OnnxRuntimeBackend(Backend):
             quantized = {form: int8_onnx(model, path, folders) for form, path in candidates.items()}
             candidates = {form: path for form, (path, _) in quantized.items()}
             calibration = next(iter(quantized.values()))[1]
+        chosen = self._choose(candidates, provider, input_shapes)
+        if calibration is not None:
+            chosen.details["calibration"] = calibration
+        return chosen
+
+    def _fp32_only(self, model) -> None:
+        if self.precision != "fp32":
+            raise HarnessError(f"{model.id} runs at fp32 only on onnxruntime (its routed pipeline has no "
+                               f"{self.precision} form); use --precision fp32")
+
+    def _exported_candidates(self, model) -> Dict[str, Path]:
+        """form -> file of an exported model at this backend's precision and ``--form``."""
+        if self.precision == "int8":
+            files = dict(model.onnx_int8_forms)
+            if not files:
+                raise HarnessError(f"{model.id}: {model.export_dir} holds no INT8 graph of it; export with "
+                                   f"--precision fp32,int8 (python -m harness export), or run --precision fp32")
+        else:
+            files = dict(model.onnx_forms)
+        if self.form != "auto" and "onnx" not in files:  # a user's file has one graph, whatever --form says
+            # a family without a fast form has only its naive graph (as exported_onnx falls back)
+            want = self.form if self.form in files or self.form != "fast" else "naive"
+            if want not in files:
+                raise HarnessError(f"{model.id}: {model.export_dir} holds no '{self.form}' graph of it (has "
+                                   f"{', '.join(files)}); use --form auto or export that form")
+            files = {want: files[want]}
+        return {form: Path(path) for form, path in files.items()}
+
+    def _choose(self, candidates: Dict[str, Path], provider: str, input_shapes: List[Shape]) -> Session:
+        """One session per candidate file; several are timed briefly and the fastest kept."""
         sessions = {form: OrtSession(self._session(path, provider), form, self.device) for form, path in candidates.items()}
         if len(sessions) == 1:
             chosen = next(iter(sessions.values()))
@@ -193,8 +232,6 @@ class OnnxRuntimeBackend(Backend):
             chosen = sessions[best]
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
         chosen.details["onnx"] = str(candidates[chosen.form])
-        if calibration is not None:
-            chosen.details["calibration"] = calibration
         return chosen
 
     def versions(self) -> Dict[str, str]:

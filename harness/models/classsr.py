@@ -144,8 +144,17 @@ def whole_image_macs(branch: int, height: int, width: int) -> int:
                           out_hw=(SCALE * height, SCALE * width))["macs_per_fhd"])
 
 
+def macs_table(patch: int = PATCH, lr_hw: Tuple[int, int] = (270, 480)) -> Dict[str, object]:
+    """What :func:`routing_stats` needs from PyTorch, as plain numbers (stored in an export folder so
+    a device without PyTorch reports routing): :func:`patch_macs` and each branch's MACs per LR pixel
+    on a whole image (FSRCNN is fully convolutional: its cost is in proportion to the pixels)."""
+    h, w = lr_hw
+    return dict(patch_macs(patch), patch=patch,
+                whole_per_lr_pixel=[whole_image_macs(i, h, w) / float(h * w) for i in range(len(BRANCH_IDS))])
+
+
 def routing_stats(labels: Sequence[int], images: int, lr_hw: Tuple[int, int], patch: int = PATCH,
-                  stride: int = STRIDE) -> Dict[str, object]:
+                  stride: int = STRIDE, table: Optional[Dict[str, object]] = None) -> Dict[str, object]:
     """The record of one routed run: patches per branch, their shares, and MACs routed vs the largest branch.
 
     ``macs_saved_pct`` compares the branch MACs of the routed patches with the largest branch
@@ -154,7 +163,7 @@ def routing_stats(labels: Sequence[int], images: int, lr_hw: Tuple[int, int], pa
     the classifier costs). ``macs_largest_whole_image`` is the largest branch on the whole
     image without patch overlap: what the pool's FSRCNN_s4_D56_S12_M4 costs on it.
     """
-    macs = patch_macs(patch)
+    macs = table if table is not None and table.get("patch") == patch else patch_macs(patch)
     per_branch = macs["branches"]
     largest = int(np.argmax(per_branch))
     counts = np.bincount(np.asarray(labels, dtype=np.int64).reshape(-1), minlength=len(per_branch)).tolist()
@@ -182,7 +191,8 @@ def routing_stats(labels: Sequence[int], images: int, lr_hw: Tuple[int, int], pa
         "macs_saved_pct": 100.0 * (1.0 - branch_macs / largest_macs) if largest_macs else 0.0,
         "macs_saved_pct_incl_classifier": (100.0 * (1.0 - (branch_macs + classifier_macs) / largest_macs)
                                            if largest_macs else 0.0),
-        "macs_largest_whole_image": int(images) * whole_image_macs(largest, h, w),
+        "macs_largest_whole_image": int(images) * (whole_image_macs(largest, h, w) if "whole_per_lr_pixel" not in macs
+                                                   else int(round(macs["whole_per_lr_pixel"][largest] * h * w))),
     }
 
 
@@ -603,8 +613,10 @@ class ClassSROnnx(Session):
     form = "routed"
 
     def __init__(self, paths: Union[Dict[str, Union[str, Path]], str, Path], threads: Optional[int] = None,
-                 providers: Optional[Sequence] = None, scale: int = SCALE, patch: int = PATCH, stride: int = STRIDE):
+                 providers: Optional[Sequence] = None, scale: int = SCALE, patch: int = PATCH, stride: int = STRIDE,
+                 macs: Optional[Dict[str, object]] = None):
         super().__init__()
+        self.macs = macs  # a macs_table() (an export folder's), else routing stats compute it with PyTorch
         if not isinstance(paths, dict):
             paths = {part: Path(paths) / f"{MODEL_ID}.{part}.onnx" for part in ONNX_PARTS}
         missing = [p for p in ONNX_PARTS if p not in paths or not Path(paths[p]).is_file()]
@@ -665,7 +677,7 @@ class ClassSROnnx(Session):
         t4 = time.perf_counter()
         self.last_times_ms = {"patch": (t1 - t0) * 1e3, "classify": (t2 - t1) * 1e3, "branches": (t3 - t2) * 1e3,
                               "stitch": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
-        self.last_routing = routing_stats(labels, n, (h, w), p, self.stride)
+        self.last_routing = routing_stats(labels, n, (h, w), p, self.stride, table=self.macs)
         return out
 
     def __call__(self, lr: np.ndarray) -> np.ndarray:
