@@ -16,6 +16,7 @@ def cache(tmp_path, monkeypatch):
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("scale,params", [(2, 33464), (3, 42539), (4, 62048)])
 def test_abpn_structure_and_anchor(scale, params):
     model = resolve(f"ABPN_s{scale}")
@@ -35,6 +36,7 @@ def test_calibration_inputs_match_model_inputs():
     assert all(0 <= a.min() and a.max() <= 1 for a in y + rgb)
 
 
+@pytest.mark.torch
 def test_int8_runs_faster_graph_and_stays_close_to_fp32(tmp_path):
     inputs = [np.random.default_rng(1).random((45, 80, 3), dtype=np.float32) for _ in range(2)]
     rec = measure("ABPN_s3", 3, BenchConfig(weights="init", repeats=1, precision="int8"), inputs=inputs)
@@ -81,6 +83,7 @@ def test_calibration_source_names_the_images_and_changes_with_them(calib_folder,
         calibration_source([str(calib_folder / "missing")])
 
 
+@pytest.mark.torch
 def test_int8_bench_uses_and_records_the_calibration_folders(calib_folder):
     inputs = [np.random.default_rng(1).random((45, 80, 3), dtype=np.float32)]
     cfg = BenchConfig(weights="init", repeats=1, precision="int8", calib_data=[str(calib_folder)])
@@ -112,6 +115,7 @@ def smooth_input(h=24, w=30, seed=3):
     return np.ascontiguousarray(np.transpose(smooth_image(rng, h, w), (2, 0, 1))[None] / 255.0, dtype=np.float32)
 
 
+@pytest.mark.torch
 def test_qat_finetune_exports_a_qdq_onnx_close_to_fp32(tmp_path, calib_folder):
     import onnxruntime as ort
     import torch
@@ -141,6 +145,7 @@ def test_qat_finetune_exports_a_qdq_onnx_close_to_fp32(tmp_path, calib_folder):
     assert session.run(None, {"lr": x * 4})[0].max() <= 1.0  # clamped
 
 
+@pytest.mark.torch
 def test_qat_is_for_abpn_and_takes_tensor_batches():
     import torch
 
@@ -164,6 +169,7 @@ def tiny_set(tmp_path, rng):
     return tmp_path / "data"
 
 
+@pytest.mark.torch
 def test_int8_report_prints_every_column(tiny_set, calib_folder, capsys):
     import json
     import math
@@ -196,6 +202,7 @@ def test_int8_report_prints_every_column(tiny_set, calib_folder, capsys):
     assert any("calibrated on 3 images" in line for line in out) and any("published" in line for line in out)
 
 
+@pytest.mark.torch
 def test_int8_report_missing_set_is_one_error_line(tiny_set, capsys):
     from harness.cli import main
 

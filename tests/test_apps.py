@@ -3,7 +3,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
+try:
+    import torch
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = None
 
 from conftest import write_png
 from harness.cli import main
@@ -25,11 +28,7 @@ def bicubic_onnx(tmp_path):
     return path
 
 
-class Wrong(torch.nn.Module):
-    def forward(self, x):
-        return torch.nn.functional.interpolate(x, size=(x.shape[2] * 2, x.shape[3] * 3))
-
-
+@pytest.mark.torch
 def test_onnx_file_is_a_model_with_its_scale(bicubic_onnx, tmp_path):
     assert id_scale(str(bicubic_onnx)) == 3
     model = resolve(str(bicubic_onnx))
@@ -38,6 +37,10 @@ def test_onnx_file_is_a_model_with_its_scale(bicubic_onnx, tmp_path):
     np.testing.assert_allclose(model(y), resolve("Bicubic_s3")(y), atol=1e-5)
     with pytest.raises(HarnessError, match="is a x3 model but --scale 2"):
         resolve(str(bicubic_onnx), 2)
+    class Wrong(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x, size=(x.shape[2] * 2, x.shape[3] * 3))
+
     bad = tmp_path / "wrong.onnx"
     export_onnx(Wrong(), bad)
     with pytest.raises(HarnessError, match="not scale x input"):
@@ -46,6 +49,7 @@ def test_onnx_file_is_a_model_with_its_scale(bicubic_onnx, tmp_path):
         resolve(str(tmp_path / "missing.onnx"))
 
 
+@pytest.mark.torch
 def test_upscale_colour_output(tmp_path, rng):
     src = tmp_path / "in"
     write_png(src / "a.png", rng.integers(0, 255, (20, 24, 3), dtype=np.uint8))
@@ -59,6 +63,7 @@ def test_upscale_colour_output(tmp_path, rng):
     assert main(["upscale", "--model", "Bicubic_s2", str(tmp_path / "nope"), "-o", str(tmp_path)]) == 2
 
 
+@pytest.mark.torch
 def test_compare_onnx_file_against_bicubic(bicubic_onnx, tmp_path, capsys):
     data = tmp_path / "data"
     rng = np.random.default_rng(1)
@@ -89,6 +94,7 @@ def test_results_merge_cli(tmp_path, capsys):
     assert main(["results", "merge", str(tmp_path / "none.db"), "--db", str(tmp_path / "a.db")]) == 2
 
 
+@pytest.mark.torch
 def test_module_class_with_weights_file(tmp_path):
     from fixtures.fake_models import Nearest
 

@@ -8,6 +8,7 @@ from harness.models import resolve
 from harness.models.bicubic import bicubic_phase_kernels, phase_offsets
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_network_equals_matlab_float_upscale_everywhere(rng, scale):
     y = rng.random((21, 34))
@@ -53,6 +54,7 @@ def test_registry_errors_are_one_line():
         resolve("bicubic-matlab", 5)
 
 
+@pytest.mark.torch
 def test_model_rejects_wrong_input_layout():
     with pytest.raises(ValueError, match="HxW Y"):
         resolve("Bicubic_s2")(np.zeros((4, 4, 3), np.float32))

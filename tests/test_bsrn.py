@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+try:
+    import torch
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = None
 
 from harness.errors import HarnessError
 from harness.export import _ort_session, export_onnx
@@ -28,6 +31,7 @@ def official_file(scale: int) -> Path:
 
 
 # --- parity with the official implementation -------------------------------------------------
+@pytest.mark.torch
 @pytest.mark.shared
 @pytest.mark.parametrize("scale", SCALES)
 def test_official_parity(scale):
@@ -40,6 +44,7 @@ def test_official_parity(scale):
     assert np.abs(sr - data["sr"]).max() <= 1e-5
 
 
+@pytest.mark.torch
 @pytest.mark.shared
 def test_wrong_scale_file_is_a_one_line_error():
     need_official()
@@ -51,12 +56,14 @@ def test_wrong_scale_file_is_a_one_line_error():
 
 
 # --- architecture ----------------------------------------------------------------------------
+@pytest.mark.torch
 def test_param_counts_match_the_published_model():
     counts = {s: sum(p.numel() for p in bsrn.build_module(f"BSRN_s{s}").parameters()) for s in SCALES}
     # 64 features, 8 ESDBs; only the last conv (64 -> 3*s*s) depends on the scale.
     assert counts == {2: 331628, 3: 340283, 4: 352400}
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("scale", SCALES)
 def test_output_shapes(scale):
     torch.manual_seed(0)
@@ -74,6 +81,7 @@ def test_ids_and_pattern():
         bsrn.scale_of("BSRN_x4")
 
 
+@pytest.mark.torch
 def test_registry_resolves_bsrn():
     if "BSRN" not in [f.name for f in families()]:
         pytest.skip("BSRN is not registered in harness/models/__init__.py yet")
@@ -93,6 +101,7 @@ def _static_values(graph):
     return static
 
 
+@pytest.mark.torch
 def test_onnx_export_is_correct_at_other_sizes(tmp_path):
     """Exported once (export_onnx's 24x36 dummy), run at sizes whose ESA maps differ in size.
 
@@ -137,6 +146,7 @@ def _one_line_naming(err, path):
     assert "\n" not in msg and str(path) in msg
 
 
+@pytest.mark.torch
 def test_missing_file_is_a_one_line_error(tmp_path):
     path = tmp_path / "nope.pth"
     with pytest.raises(HarnessError) as err:
@@ -144,6 +154,7 @@ def test_missing_file_is_a_one_line_error(tmp_path):
     _one_line_naming(err, path)
 
 
+@pytest.mark.torch
 def test_unreadable_file_is_a_one_line_error(tmp_path):
     path = tmp_path / "garbage.pth"
     path.write_bytes(b"this is not a checkpoint\n" * 10)
@@ -152,6 +163,7 @@ def test_unreadable_file_is_a_one_line_error(tmp_path):
     _one_line_naming(err, path)
 
 
+@pytest.mark.torch
 def test_wrong_network_file_is_a_one_line_error(tmp_path):
     path = tmp_path / "other.pth"
     torch.save({"params": torch.nn.Conv2d(3, 3, 3).state_dict()}, str(path))
@@ -161,6 +173,7 @@ def test_wrong_network_file_is_a_one_line_error(tmp_path):
     assert "missing" in str(err.value) and "unexpected" in str(err.value)
 
 
+@pytest.mark.torch
 def test_non_state_dict_is_a_one_line_error(tmp_path):
     path = tmp_path / "list.pth"
     torch.save([1, 2, 3], str(path))
@@ -169,6 +182,7 @@ def test_non_state_dict_is_a_one_line_error(tmp_path):
     _one_line_naming(err, path)
 
 
+@pytest.mark.torch
 def test_bare_and_basicsr_state_dicts_both_load(tmp_path):
     torch.manual_seed(0)
     state = bsrn.build_module("BSRN_s2").state_dict()
@@ -179,6 +193,7 @@ def test_bare_and_basicsr_state_dicts_both_load(tmp_path):
 
 
 # --- zoo import-bsrn: --weights official -----------------------------------------------------
+@pytest.mark.torch
 def test_official_choice_without_import_says_how_to_import(tmp_path, monkeypatch):
     from harness.models import resolve
 
@@ -205,6 +220,7 @@ def test_import_refuses_a_tampered_file_and_skips_other_checkpoints(tmp_path, mo
     assert not (bsrn_official_dir() / "net_g_BSRN_x2.pth").exists()
 
 
+@pytest.mark.torch
 @pytest.mark.shared
 def test_imported_official_weights_reproduce_the_parity_fixture(tmp_path, monkeypatch):
     from harness.models import resolve
@@ -222,6 +238,7 @@ def test_imported_official_weights_reproduce_the_parity_fixture(tmp_path, monkey
     assert np.abs(sr - data["sr"]).max() <= 1e-5
 
 
+@pytest.mark.torch
 @pytest.mark.shared
 def test_official_x4_reproduces_the_published_set5_figures(tmp_path, monkeypatch):
     """BSRN paper, Table 3 (x4 Set5): 32.35 dB / 0.8966, on Y with `scale` pixels cropped; the

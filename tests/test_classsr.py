@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
+try:
+    import torch
+    from torch import nn
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = nn = None
 
 from harness.errors import HarnessError
 from harness.models import all_ids, classsr, esr, id_scale, resolve
@@ -40,20 +43,20 @@ def module_with(branches=None, classifier=None):
     return module.eval()
 
 
-class Nearest(nn.Module):
-    """An identity-like branch: nearest-neighbour x4 upsampling."""
+if torch is not None:  # stand-in modules for the tests marked `torch` (they need PyTorch to exist)
+    class Nearest(nn.Module):
+        """An identity-like branch: nearest-neighbour x4 upsampling."""
 
-    def forward(self, x):
-        return nn.functional.interpolate(x, scale_factor=SCALE, mode="nearest")
+        def forward(self, x):
+            return nn.functional.interpolate(x, scale_factor=SCALE, mode="nearest")
 
+    class BrightnessRouter(nn.Module):
+        """A stand-in classifier: dark patches -> branch 0, mid -> 1, bright -> 2 (all three used on a ramp)."""
 
-class BrightnessRouter(nn.Module):
-    """A stand-in classifier: dark patches -> branch 0, mid -> 1, bright -> 2 (all three used on a ramp)."""
-
-    def forward(self, x):
-        m = x.mean(dim=(1, 2, 3))
-        centres = torch.tensor([0.25, 0.5, 0.75])
-        return -100.0 * (m[:, None] - centres[None]).abs()
+        def forward(self, x):
+            m = x.mean(dim=(1, 2, 3))
+            centres = torch.tensor([0.25, 0.5, 0.75])
+            return -100.0 * (m[:, None] - centres[None]).abs()
 
 
 def ramp(h: int = 70, w: int = 90) -> np.ndarray:
@@ -96,6 +99,7 @@ def test_coverage_counts_every_hr_pixel():
     assert count.shape == (280, 360) and count.min() >= 1 and np.array_equal(count, brute)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("hw", [(70, 90), (20, 45), (32, 32)])
 def test_identity_branches_reproduce_the_input_upsampled(hw):
     """Overlaps averaged as sum / count: nearest-upsampling branches give back the input upsampled,
@@ -113,6 +117,7 @@ def test_identity_branches_reproduce_the_input_upsampled(hw):
 
 
 # --- routing: one batch per branch, same result as patch by patch ----------------------------------
+@pytest.mark.torch
 def test_each_branch_runs_once_per_forward_with_all_its_patches():
     module = module_with(classifier=BrightnessRouter())
     calls = [[] for _ in module.branches]
@@ -141,6 +146,7 @@ def test_each_branch_runs_once_per_forward_with_all_its_patches():
 
 
 # --- routing statistics ---------------------------------------------------------------------------
+@pytest.mark.torch
 def test_routing_stats_and_macs_saved():
     model = resolve(classsr.MODEL_ID)
     lr = test_image()
@@ -177,6 +183,7 @@ def test_routing_stats_and_macs_saved():
     assert 0 < mixed.last_routing["macs_saved_pct"] < 100 * (1 - macs["branches"][0] / macs["branches"][2])
 
 
+@pytest.mark.torch
 def test_static_complexity_is_the_worst_case():
     """On the meta device every patch goes to the largest branch: zoo list's count is an upper bound."""
     macs = classsr.patch_macs()
@@ -185,6 +192,7 @@ def test_static_complexity_is_the_worst_case():
 
 
 # --- training ----------------------------------------------------------------------------------------
+@pytest.mark.torch
 def test_training_forward_is_differentiable_and_train_step_trains_the_classifier():
     module = module_with()
     module.train()
@@ -219,6 +227,7 @@ def _authors_average_loss(p):  # codes/models/loss.py, average_loss_3class, tran
     return sum(abs(s - n / m) for s in sums) / ((n / m) * 4)
 
 
+@pytest.mark.torch
 def test_loss_terms_and_weights():
     gen = torch.Generator().manual_seed(0)
     probs = torch.softmax(torch.randn(6, 3, generator=gen) * 2, dim=1)
@@ -240,6 +249,7 @@ def test_loss_terms_and_weights():
 
 
 # --- ONNX Runtime ------------------------------------------------------------------------------------
+@pytest.mark.torch
 def test_onnx_pipeline_matches_pytorch(tmp_path):
     import onnx
 
@@ -268,6 +278,7 @@ def test_onnx_pipeline_matches_pytorch(tmp_path):
         assert got.shape == want.shape and np.abs(got - want).max() <= 1e-4
 
 
+@pytest.mark.torch
 def test_tracing_the_routed_module_is_refused(tmp_path):
     from harness.export import export_onnx
 
@@ -276,6 +287,7 @@ def test_tracing_the_routed_module_is_refused(tmp_path):
 
 
 # --- weights and the registry ---------------------------------------------------------------------
+@pytest.mark.torch
 def test_weights_official_file_and_branches(tmp_path):
     with pytest.raises(HarnessError) as err:
         resolve(classsr.MODEL_ID, weights="official")
@@ -307,6 +319,7 @@ def test_weights_official_file_and_branches(tmp_path):
     assert classsr.build([branch_file, None, None]).weights == "branches"
 
 
+@pytest.mark.torch
 def test_registry_resolves_classsr_at_x4_only():
     model = resolve(classsr.MODEL_ID)
     assert isinstance(model, classsr.ClassSRUpscaler)
@@ -321,6 +334,7 @@ def test_registry_resolves_classsr_at_x4_only():
     assert sr.shape == (132, 200) and sr.dtype == np.float32 and model.last_routing["patches"] == 4  # rows 0, 1; columns 0, 18
 
 
+@pytest.mark.torch
 def test_runner_measures_the_routed_onnx_pipeline_and_stores_routing(tmp_path):
     """The ORT backend runs ClassSR as its routed pipeline (classification and stitching inside the
     timed compute) and the record carries the routing over all frames, with the routed MACs."""
@@ -344,6 +358,7 @@ def test_runner_measures_the_routed_onnx_pipeline_and_stores_routing(tmp_path):
     assert record["fhd_per_s"] > 0
 
 
+@pytest.mark.torch
 def test_tensorrt_refuses_the_routed_model_with_a_way_out():
     from harness.backends.tensorrt_backend import TensorRTBackend
 

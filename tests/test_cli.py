@@ -26,6 +26,7 @@ def test_quality_json_records(tiny_data, capsys):
     assert records[0]["set"] == "Set5" and records[0]["images"] == 2 and records[0]["scale"] == 2
 
 
+@pytest.mark.torch
 def test_quality_table_several_models_and_scales(tiny_data, capsys):
     assert main(["quality", "--model", "bicubic-matlab,Bicubic_s3", "--scale", "3", "--data", str(tiny_data)]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -46,6 +47,7 @@ def test_bad_scale_and_unknown_model(capsys):
     assert "unknown model id" in capsys.readouterr().err
 
 
+@pytest.mark.torch
 def test_data_list_frames_and_zoo_json(tiny_data, capsys):
     assert main(["data", "list", "--data", str(tiny_data), "--json"]) == 0
     rows = {r["set"]: r for r in json.loads(capsys.readouterr().out)}
@@ -58,6 +60,7 @@ def test_data_list_frames_and_zoo_json(tiny_data, capsys):
     assert ids["Bicubic_s3"]["params"] == 9 * 25 and "bicubic-matlab" in ids
 
 
+@pytest.mark.torch
 def test_run_all_stores_quality_and_speed_and_resumes(tiny_data, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "results"
@@ -86,6 +89,7 @@ def test_run_all_stores_quality_and_speed_and_resumes(tiny_data, tmp_path, capsy
     assert "unknown device 'nosuchdevice'" in capsys.readouterr().err
 
 
+@pytest.mark.torch
 def test_run_all_models_take_their_own_weights_and_their_own_scale(tiny_data, tmp_path, capsys, monkeypatch):
     import torch
 

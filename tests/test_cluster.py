@@ -55,6 +55,7 @@ def need_ray():
     return pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray[default]', the [ray] extra)")
 
 
+@pytest.mark.torch
 def test_local_cluster_trains_retries_and_reports(data, tmp_path, monkeypatch, capsys):
     ray = need_ray()
     out = tmp_path / "out"
@@ -109,6 +110,7 @@ def test_ray_missing_is_a_one_line_error(data, tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.torch
 def test_single_machine_path_needs_no_ray(data, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)
     assert cli([TM] + common(data) + ["--out", str(tmp_path / "out"), "--json"]) == 0
@@ -125,6 +127,7 @@ def test_injection_spec():
         del os.environ[cluster.FAIL_ENV]
 
 
+@pytest.mark.torch
 def test_local_cluster_trains_an_rgb_model_beside_a_y_model(data, tmp_path, capsys):
     """ABPN (RGB pairs) and an eSR model (Y pairs) in one cluster run: each gets its own data
     through the object store, and the weights equal the single-machine trainer's."""

@@ -8,6 +8,8 @@ from harness.models import resolve
 from harness.models.complexity import complexity
 from harness.models.fast import fast_form
 
+pytestmark = pytest.mark.torch  # every test builds the PyTorch module it counts
+
 
 def module_of(model_id):
     return resolve(model_id).module

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs PyTorch (not installed here; pip install -e '.[torch]')")
 
 from harness import train
 from harness.backends.torch_backend import TorchBackend
 from harness.models import resolve
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="needs a CUDA device (torch sees none here)")
+pytestmark = [pytest.mark.torch,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch sees none here)")]
 
 FSRCNN = "FSRCNN_s2_D6_S1_M1"
 

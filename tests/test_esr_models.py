@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+try:
+    import torch
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = None
 
 from harness.errors import HarnessError
 from harness.imresize import upscale
@@ -29,6 +32,7 @@ def official_file(model_id: str) -> Path:
 
 
 # --- parity with the official implementation -------------------------------------------------
+@pytest.mark.torch
 @pytest.mark.shared
 @pytest.mark.parametrize("fixture", PARITY or [None], ids=[p.stem for p in PARITY] or ["no-shared"])
 def test_official_parity(fixture):
@@ -44,6 +48,7 @@ def test_official_parity(fixture):
     assert np.abs(sr - data["sr"]).max() <= 1e-5
 
 
+@pytest.mark.torch
 @pytest.mark.shared
 def test_every_official_file_loads_strictly():
     """All 1185 published files fit the architecture their name says (about 4 s)."""
@@ -53,6 +58,7 @@ def test_every_official_file_loads_strictly():
         assert all(p.dtype == torch.float32 for p in module.state_dict().values()), path.name
 
 
+@pytest.mark.torch
 @pytest.mark.shared
 def test_official_bicubic_kernel_is_the_published_one():
     need_official()
@@ -71,6 +77,7 @@ SHAPE_TEMPLATES = [
 ]
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_output_shapes(scale):
     x = torch.rand(2, 1, 7, 10)
@@ -81,6 +88,7 @@ def test_output_shapes(scale):
         assert tuple(y.shape) == (2, 1, 7 * scale, 10 * scale), model_id
 
 
+@pytest.mark.torch
 def test_registry_builds_initialised_upscalers():
     up = resolve("eSR-TM_s3_K5_C2")
     assert (up.family, up.scale, up.input_space, up.weights) == ("eSR-TM", 3, "y", "init")
@@ -97,6 +105,7 @@ def test_malformed_ids_are_unknown(bad):
         esr.build_module(bad)
 
 
+@pytest.mark.torch
 def test_modules_pickle():
     module = esr.build_module("eSR-CNN_s2_C2_D1_S3")
     clone = pickle.loads(pickle.dumps(module))
@@ -106,6 +115,7 @@ def test_modules_pickle():
 
 
 # --- initialisation ---------------------------------------------------------------------------
+@pytest.mark.torch
 def test_init_sets_centre_tap():
     for model_id, centre in (("eSR-MAX_s2_K5_C3", 2), ("eSR-TM_s3_K3_C4", 1), ("eSR-TR_s4_K7_C2", 3)):
         w = esr.build_module(model_id).filter.weight
@@ -118,6 +128,7 @@ def test_init_sets_centre_tap():
         assert torch.all(cnn[index].weight[:, 0, centre, centre] == 1.0)
 
 
+@pytest.mark.torch
 def test_init_of_official_bicubic_is_misaligned_at_x3_only():
     """A horizontal ramp shows the grid: x2/x4 land on MATLAB's, x3 is 1/6 LR pixel (half an HR pixel) low."""
     lr = np.tile(np.arange(24, dtype=np.float64), (20, 1))
@@ -132,6 +143,7 @@ def test_init_of_official_bicubic_is_misaligned_at_x3_only():
 
 
 # --- weight-loading errors --------------------------------------------------------------------
+@pytest.mark.torch
 def test_wrong_architecture_names_the_file(tmp_path):
     path = tmp_path / "eSR-MAX_s2_K3_C1.model"
     torch.save(esr.build_module("eSR-MAX_s2_K3_C1").state_dict(), str(path))
@@ -141,6 +153,7 @@ def test_wrong_architecture_names_the_file(tmp_path):
             esr.load_official(other, path)
 
 
+@pytest.mark.torch
 @pytest.mark.shared
 def test_wrong_architecture_official_file():
     need_official()
@@ -149,6 +162,7 @@ def test_wrong_architecture_official_file():
         esr.load_official("FSRCNN_s2_D6_S1_M4", path)
 
 
+@pytest.mark.torch
 def test_unreadable_or_missing_file_names_it(tmp_path):
     junk = tmp_path / "junk.model"
     junk.write_bytes(b"not a zip file")
@@ -163,6 +177,7 @@ def test_unreadable_or_missing_file_names_it(tmp_path):
 
 
 # --- pools ------------------------------------------------------------------------------------
+@pytest.mark.torch
 def test_pool_counts():
     everything = pools.pool_ids("all")
     assert len(everything) == len(set(everything)) == 1185

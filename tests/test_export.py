@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
+try:
+    import torch
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = None
 from onnx import TensorProto, helper
 
 from harness.errors import HarnessError
@@ -48,6 +51,7 @@ def randomised(model_id: str, seed: int = 0):
 
 
 # --- export: checker, ORT vs PyTorch at two input sizes, metadata ---------------------------
+@pytest.mark.torch
 @pytest.mark.parametrize("model_id", ALL_SMALL)
 def test_export_matches_pytorch(model_id, tmp_path):
     module = randomised(model_id)
@@ -64,11 +68,13 @@ def test_export_matches_pytorch(model_id, tmp_path):
         assert check_onnx_io(path) == 1
 
 
+@pytest.mark.torch
 def test_export_model_rejects_unknown_form(tmp_path):
     with pytest.raises(HarnessError, match="eSR-MAX_s2_K3_C1.*naive, fast"):
         export_model("eSR-MAX_s2_K3_C1", esr.build_module("eSR-MAX_s2_K3_C1"), tmp_path, form="quick")
 
 
+@pytest.mark.torch
 def test_verify_onnx_names_the_file_on_mismatch(tmp_path):
     module = randomised("eSR-TM_s2_K3_C2")
     path = export_onnx(module, tmp_path / "tm.onnx")
@@ -78,6 +84,7 @@ def test_verify_onnx_names_the_file_on_mismatch(tmp_path):
 
 
 # --- the fast form in PyTorch ----------------------------------------------------------------
+@pytest.mark.torch
 @pytest.mark.parametrize("model_id", ALL_SMALL)
 def test_fast_equals_naive(model_id):
     module = randomised(model_id)
@@ -90,6 +97,7 @@ def test_fast_equals_naive(model_id):
         assert (fast(x) - module(x)).abs().max().item() <= 1e-5
 
 
+@pytest.mark.torch
 def test_fast_form_shares_weights():
     module = randomised("eSR-CNN_s2_C2_D3_S3")
     fast = fast_form(module)
@@ -100,6 +108,7 @@ def test_fast_form_shares_weights():
         assert (fast(x) - module(x)).abs().max().item() <= 1e-5
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("model_id", ["eSR-TM_s3_K3_C4", "eSR-TR_s2_K3_C4", "eSR-CNN_s4_C4_D3_S3"])
 def test_fast_softmax_is_stable_for_huge_keys(model_id):
     """Keys in the hundreds overflow a plain exp in fp32; both forms must stay finite and agree."""
@@ -123,6 +132,7 @@ def official_fast_fixtures():
     return [p for p in PARITY if esr.parse(esr.official_id(p.stem))[0] in FAST_FAMILIES]
 
 
+@pytest.mark.torch
 @pytest.mark.shared
 @pytest.mark.parametrize("fixture", official_fast_fixtures() or [None],
                          ids=[p.stem for p in official_fast_fixtures()] or ["no-shared"])

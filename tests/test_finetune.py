@@ -10,7 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+try:
+    import torch
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = None
 
 from harness import train
 from harness.errors import HarnessError
@@ -78,6 +81,7 @@ def first_step(monkeypatch):
 
 # --------------------------------------------------------------------------- --init-weights
 
+@pytest.mark.torch
 def test_init_weights_file_is_the_start_and_is_recorded(data, tmp_path, first_step):
     torch.manual_seed(123)
     start = esr.build_module(ESPCN)
@@ -107,6 +111,7 @@ def test_init_weights_file_is_the_start_and_is_recorded(data, tmp_path, first_st
     assert "shipped or official" in one_line(e)
 
 
+@pytest.mark.torch
 def test_ghost_fine_tune_from_a_base_state_dict_learns_directions_exports_and_resumes(data, tmp_path, recwarn):
     from harness.export import export_onnx, verify_onnx
 
@@ -162,6 +167,7 @@ def test_ghost_recipe_takes_rate_loss_and_patch_from_the_base_networks_recipe():
     assert train.recipe_for("GhostSR")["steps"] == 2000
 
 
+@pytest.mark.torch
 def test_init_weights_shipped_of_a_ghost_id_is_its_base_networks(data, tmp_path, monkeypatch):
     import harness.weights
 
@@ -190,53 +196,53 @@ def test_init_weights_shipped_of_a_ghost_id_is_its_base_networks(data, tmp_path,
 
 # --------------------------------------------------------------------------- model-defined hooks
 
-class TinyHooked(torch.nn.Module):
-    """A user's module with both hooks: its own loss with two parts, and only ``gain`` trained."""
+if torch is not None:  # user modules for the tests marked `torch` (they need PyTorch to exist)
+    class TinyHooked(torch.nn.Module):
+        """A user's module with both hooks: its own loss with two parts, and only ``gain`` trained."""
 
-    def __init__(self, scale: int = 2):
-        super().__init__()
-        self.body = torch.nn.Conv2d(1, scale * scale, 3, padding=1)
-        self.shuffle = torch.nn.PixelShuffle(scale)
-        self.gain = torch.nn.Parameter(torch.ones(1))
+        def __init__(self, scale: int = 2):
+            super().__init__()
+            self.body = torch.nn.Conv2d(1, scale * scale, 3, padding=1)
+            self.shuffle = torch.nn.PixelShuffle(scale)
+            self.gain = torch.nn.Parameter(torch.ones(1))
 
-    def forward(self, x):
-        return self.shuffle(self.body(x)) * self.gain
+        def forward(self, x):
+            return self.shuffle(self.body(x)) * self.gain
 
-    def training_loss(self, lr, hr):
-        sr = self(lr)
-        l1 = torch.nn.functional.l1_loss(sr, hr)
-        tv = (sr[..., 1:, :] - sr[..., :-1, :]).abs().mean()
-        return l1 + 0.1 * tv, {"l1": float(l1.detach()), "tv": float(tv.detach())}
+        def training_loss(self, lr, hr):
+            sr = self(lr)
+            l1 = torch.nn.functional.l1_loss(sr, hr)
+            tv = (sr[..., 1:, :] - sr[..., :-1, :]).abs().mean()
+            return l1 + 0.1 * tv, {"l1": float(l1.detach()), "tv": float(tv.detach())}
 
-    def trainable_parameters(self):
-        return [self.gain]
+        def trainable_parameters(self):
+            return [self.gain]
 
+    class Scheduled(torch.nn.Module):
+        """A layer that wants the step (as GhostSR's Gumbel temperature does); records the calls."""
 
-class Scheduled(torch.nn.Module):
-    """A layer that wants the step (as GhostSR's Gumbel temperature does); records the calls."""
+        calls = []
 
-    calls = []
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
 
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        def forward(self, x):
+            return self.conv(x)
 
-    def forward(self, x):
-        return self.conv(x)
+        def training_progress(self, step, steps):
+            Scheduled.calls.append((step, steps))
 
-    def training_progress(self, step, steps):
-        Scheduled.calls.append((step, steps))
+    class TinyScheduled(torch.nn.Module):
+        def __init__(self, scale: int = 2):
+            super().__init__()
+            self.body = torch.nn.Sequential(Scheduled(), torch.nn.PixelShuffle(scale))
 
-
-class TinyScheduled(torch.nn.Module):
-    def __init__(self, scale: int = 2):
-        super().__init__()
-        self.body = torch.nn.Sequential(Scheduled(), torch.nn.PixelShuffle(scale))
-
-    def forward(self, x):
-        return self.body(x)
+        def forward(self, x):
+            return self.body(x)
 
 
+@pytest.mark.torch
 def test_layers_with_training_progress_are_told_each_step_also_after_a_resume(data, tmp_path):
     mid = f"{__name__}:TinyScheduled"
     Scheduled.calls.clear()
@@ -245,6 +251,7 @@ def test_layers_with_training_progress_are_told_each_step_also_after_a_resume(da
     assert Scheduled.calls == [(k, 5) for k in range(5)]
 
 
+@pytest.mark.torch
 def test_training_loss_and_trainable_parameters_hooks_of_any_module(data, val_root, tmp_path):
     mid = f"{__name__}:TinyHooked"
     rec = train.run([mid], settings(data, scale=2, steps=4, val_every=2, val_data=str(val_root)),
@@ -261,6 +268,7 @@ def test_training_loss_and_trainable_parameters_hooks_of_any_module(data, val_ro
 
 # --------------------------------------------------------------------------- ClassSR
 
+@pytest.mark.torch
 def test_classsr_trains_its_classifier_with_its_own_loss_from_given_branches(tmp_path, val_root, first_step):
     images = smooth_images(tmp_path / "big", n=2, size=(136, 136))
     files = []
@@ -296,6 +304,7 @@ def test_classsr_trains_its_classifier_with_its_own_loss_from_given_branches(tmp
 
 # --------------------------------------------------------------------------- ghost-report
 
+@pytest.mark.torch
 def test_ghost_report_prints_finite_figures_and_one_line_errors(tmp_path, capsys):
     from harness.cli import main
 

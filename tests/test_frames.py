@@ -21,6 +21,7 @@ def test_fourteen_distinct_full_hd_embedded_frames():
     assert np.array_equal(embedded_frames(2)[1].rgb, frames[1].rgb)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("scale,shape", [(2, (540, 960)), (3, (360, 640)), (4, (270, 480))])
 def test_lr_inputs_give_exactly_full_hd_outputs(scale, shape):
     frame = embedded_frames(1)[0]

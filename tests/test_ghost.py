@@ -8,7 +8,10 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import torch
+try:
+    import torch
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = None
 
 from harness.errors import HarnessError
 from harness.export import export_onnx, verify_onnx
@@ -46,6 +49,7 @@ def set_direction(layer, direction: int) -> None:
 
 
 # --- shapes and the registry -----------------------------------------------------------------
+@pytest.mark.torch
 @pytest.mark.parametrize("scale", SCALES)
 def test_every_id_upscales_y_at_its_scale(scale):
     torch.manual_seed(0)
@@ -59,6 +63,7 @@ def test_every_id_upscales_y_at_its_scale(scale):
     assert ghost.ids(scale) == zoo_ids(scale)[1:] and edsr.ids(scale) == [f"EDSR_s{scale}"]
 
 
+@pytest.mark.torch
 def test_edsr_baseline_architecture():
     module = edsr.build_module("EDSR_s2")
     names = {n for n, m in module.named_modules() if isinstance(m, torch.nn.Conv2d)}
@@ -69,6 +74,7 @@ def test_edsr_baseline_architecture():
     assert [type(m).__name__ for m in x4.tail[0]] == ["Conv2d", "PixelShuffle"] * 2
 
 
+@pytest.mark.torch
 def test_default_selection_keeps_head_upsampler_and_tail():
     net = ghost.build_module("Ghost-EDSR_s3")
     layers = set(ghost.ghost_layers(net))
@@ -78,6 +84,7 @@ def test_default_selection_keeps_head_upsampler_and_tail():
 
 
 # --- the ghost layer ---------------------------------------------------------------------------
+@pytest.mark.torch
 @pytest.mark.parametrize("ratio", (0.5, 0.75))
 @pytest.mark.parametrize("direction", range(9))
 def test_frozen_layer_is_intrinsic_conv_plus_shifted_copies(direction, ratio):
@@ -102,6 +109,7 @@ def test_frozen_layer_is_intrinsic_conv_plus_shifted_copies(direction, ratio):
     np.testing.assert_allclose(got_frozen, want, rtol=0, atol=1e-6)
 
 
+@pytest.mark.torch
 def test_gumbel_search_is_differentiable_in_the_logits():
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(4, 6, 3, padding=1)
@@ -123,6 +131,7 @@ def test_gumbel_search_is_differentiable_in_the_logits():
     assert all(layer.logits.grad is not None for layer in ghost.ghost_layers(net).values())
 
 
+@pytest.mark.torch
 def test_gumbel_temperature_anneals_from_tau_to_tau_end():
     layer = ghost.GhostConv2d(torch.nn.Conv2d(4, 6, 3, padding=1))
     taus = []
@@ -138,6 +147,7 @@ def test_gumbel_temperature_anneals_from_tau_to_tau_end():
         ghost.GhostConv2d(torch.nn.Conv2d(4, 6, 3, padding=1), tau_end=0)
 
 
+@pytest.mark.torch
 def test_ghostify_is_a_general_transform():
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
                               torch.nn.Conv2d(8, 8, 3, stride=2, padding=1), torch.nn.Conv2d(8, 8, 1),
@@ -152,6 +162,7 @@ def test_ghostify_is_a_general_transform():
 
 
 # --- params and MACs ---------------------------------------------------------------------------
+@pytest.mark.torch
 @pytest.mark.parametrize("model_id", ("EDSR_s2", FSRCNN))
 def test_compare_ghost_counts_what_the_transformed_layers_save(model_id):
     report = ghost.compare_ghost(model_id)
@@ -176,6 +187,7 @@ def _op_counts(path):
     return Counter(n.op_type for n in onnx.load(str(path)).graph.node)
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("base", (FSRCNN, "EDSR_s2"))
 def test_frozen_ghost_exports_to_onnx_without_extra_convs(base, tmp_path):
     torch.manual_seed(0)
@@ -196,6 +208,7 @@ def test_frozen_ghost_exports_to_onnx_without_extra_convs(base, tmp_path):
 
 
 # --- weights and errors -----------------------------------------------------------------------
+@pytest.mark.torch
 def test_weights_files_load_and_official_is_refused(tmp_path):
     torch.manual_seed(0)
     model_id = f"Ghost-{FSRCNN}"
@@ -226,8 +239,11 @@ def test_weights_files_load_and_official_is_refused(tmp_path):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("model_id", ("Ghost-eSR-TM_s2_K7_C4", "Ghost-Bicubic_s2", "Ghost-ESPCN_s2_D0_S9",
-                                      "Ghost-FSRCNN_s2_D56_S1_M4", "Ghost-nothing", "Ghost-EDSR", "EDSR_s5"))
+@pytest.mark.parametrize("model_id", ("Ghost-eSR-TM_s2_K7_C4", "Ghost-Bicubic_s2",
+                                      # these two build the base network to find its convolutions
+                                      pytest.param("Ghost-ESPCN_s2_D0_S9", marks=pytest.mark.torch),
+                                      pytest.param("Ghost-FSRCNN_s2_D56_S1_M4", marks=pytest.mark.torch),
+                                      "Ghost-nothing", "Ghost-EDSR", "EDSR_s5"))
 def test_unknown_or_untransformable_ids_are_one_line_errors(model_id):
     with pytest.raises(HarnessError) as err:
         resolve(model_id)
@@ -236,6 +252,7 @@ def test_unknown_or_untransformable_ids_are_one_line_errors(model_id):
         ghost.compare_ghost("eSR-MAX_s2_K3_C1")
 
 
+@pytest.mark.torch
 def test_modules_pickle():
     for model_id in (f"Ghost-{FSRCNN}", "EDSR_s2"):
         module = resolve(model_id).module

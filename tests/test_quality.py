@@ -14,6 +14,7 @@ ACCEPTED = {("Set5", 2): 33.67, ("Set5", 3): 30.40, ("Set5", 4): 28.43,
             ("Set14", 2): 30.32, ("Set14", 3): 27.63, ("Set14", 4): 26.09}
 
 
+@pytest.mark.torch
 @pytest.mark.shared
 @pytest.mark.parametrize("set_name", ["Set5", "Set14"])
 def test_bicubic_acceptance(shared_datasets, set_name):
@@ -43,6 +44,7 @@ class NaNs(Upscaler):
         return np.full((lr.shape[0] * 2, lr.shape[1] * 2), np.nan)
 
 
+@pytest.mark.torch
 def test_better_models_score_higher_and_outputs_are_clamped(tmp_path):
     image_set = embedded_set()
     image_set.items = image_set.items[:3]

@@ -37,6 +37,7 @@ def test_latency_stats_known_values():
     assert math.isnan(latency_stats([])["median_ms"])
 
 
+@pytest.mark.torch
 def test_measure_records_everything_and_checks_against_reference():
     cfg = BenchConfig(weights="init", repeats=2, max_time_s=30, threads=1)
     rec = measure("eSR-TM_s2_K3_C2", 2, cfg, inputs=small_inputs())
@@ -49,6 +50,7 @@ def test_measure_records_everything_and_checks_against_reference():
     assert math.isnan(rec["mean_w"]) and math.isnan(rec["mj_per_frame"]) and rec["power_reason"]
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_classical_and_torch_backends(backend):
     cfg = BenchConfig(backend=backend, weights="init", repeats=1)
@@ -60,6 +62,7 @@ def test_classical_and_torch_backends(backend):
     assert rec["psnr_vs_reference"] > 60
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("cls,reason,timeout", [("Crash", "crashed (SIGSEGV)", 300), ("Produces_NaN", "NaN", 300),
                                                 ("Hang", "timed out after 20 s", 20)])
 def test_isolation_turns_failures_into_records(cls, reason, timeout, inputs_npz):
@@ -68,6 +71,7 @@ def test_isolation_turns_failures_into_records(cls, reason, timeout, inputs_npz)
     assert rec["status"] == "failed" and reason in rec["reason"] and rec["family"] == "custom"
 
 
+@pytest.mark.torch
 def test_isolated_success(inputs_npz):
     rec = measure_isolated("fixtures.fake_models:Nearest", 2, BenchConfig(weights="init", repeats=1), inputs_npz)
     assert rec["status"] == "ok" and rec["median_ms"] > 0
@@ -107,6 +111,7 @@ def test_store_commits_resumes_merges_and_exports(tmp_path):
     assert len(csv_text) == 3 and "fhd_per_s" in csv_text[0]
 
 
+@pytest.mark.torch
 def test_bench_command_stores_rows_and_resumes(tmp_path, capsys):
     db = tmp_path / "r" / "harness.db"
     args = ["bench", "--device", "cpu", "--model", "Bicubic_s4", "--repeats", "1", "--db", str(db), "--in-process"]
@@ -121,6 +126,7 @@ def test_bench_command_stores_rows_and_resumes(tmp_path, capsys):
     assert (tmp_path / "r" / "speed_cpu.csv").is_file()
 
 
+@pytest.mark.torch
 def test_bench_rejects_bad_input_before_measuring(tmp_path, capsys):
     assert main(["bench", "--model", "nope", "--db", str(tmp_path / "x.db")]) == 2
     assert "unknown model id" in capsys.readouterr().err
@@ -131,6 +137,7 @@ def test_bench_rejects_bad_input_before_measuring(tmp_path, capsys):
     assert "does not run int8" in capsys.readouterr().err
 
 
+@pytest.mark.torch
 def test_exported_onnx_is_cached_by_weights(tmp_path):
     from harness.backends.onnxruntime_backend import exported_onnx
     from harness.models import resolve
@@ -145,6 +152,7 @@ def test_exported_onnx_is_cached_by_weights(tmp_path):
     assert exported_onnx(model, "fast", tmp_path)[0] != path
 
 
+@pytest.mark.torch
 def test_selfcheck_compares_runner_and_bare_loop(capsys):
     assert main(["selfcheck", "--model", "Bicubic_s4", "--runs", "1", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
@@ -152,6 +160,7 @@ def test_selfcheck_compares_runner_and_bare_loop(capsys):
     assert row["overhead_pct"] == pytest.approx(100 * (row["runner_ms"] - row["bare_ms"]) / row["bare_ms"])
 
 
+@pytest.mark.torch
 def test_roofline_bound_from_device_peaks():
     inputs = small_inputs(1, (30, 40))
     rec = measure("eSR-MAX_s2_K3_C2", 2, BenchConfig(weights="init", repeats=1, peak_gflops=100.0, peak_gbps=10.0),
@@ -166,6 +175,7 @@ def test_roofline_bound_from_device_peaks():
                                                inputs=inputs)
 
 
+@pytest.mark.torch
 def test_torch_sessions_do_not_share_the_model_module():
     """The runner keeps a CPU fp32 reference session beside the timed one: preparing a session must
     not move or cast the model's own module (seen on a GPU: the reference moved the fp16 CUDA net back)."""

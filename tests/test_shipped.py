@@ -10,7 +10,10 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
+try:
+    import torch
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = None
 
 from harness import ship, train, weights
 from harness.errors import HarnessError
@@ -34,6 +37,7 @@ def store(tmp_path, monkeypatch):
     return tmp_path / "shipped"
 
 
+@pytest.mark.torch
 def test_ship_copies_weights_with_provenance_and_they_load(store, tmp_path):
     data = smooth_images(tmp_path / "T91")
     train.run([MID], settings(data), out=str(tmp_path / "runs"), pool=True)
@@ -57,6 +61,7 @@ def test_ship_copies_weights_with_provenance_and_they_load(store, tmp_path):
         resolve("eSR-TM_s2_K7_C4", weights="shipped")
 
 
+@pytest.mark.torch
 def test_ship_measures_quality_and_records_absent_official_weights(store, tmp_path):
     data = smooth_images(tmp_path / "T91")
     smooth_images(tmp_path / "sets" / "Set14" / "HR", n=2, size=(32, 40), seed=3)
@@ -69,6 +74,7 @@ def test_ship_measures_quality_and_records_absent_official_weights(store, tmp_pa
     assert "import-esr" in entry["acceptance"]["reason"] and any("official weights not measured" in m for m in logged)
 
 
+@pytest.mark.torch
 def test_ship_reads_a_method_without_official_weights_against_its_base(store, tmp_path):
     """GhostSR has no official weights: the entry says why, and carries its base network's shipped figures."""
     base, ghost_id = "FSRCNN_s2_D56_S12_M4", "Ghost-FSRCNN_s2_D56_S12_M4"
@@ -183,11 +189,13 @@ def test_the_default_pool_is_shipped_complete_and_consistent():
         assert (cpu == pytest.approx(p["cpu_time_s"]) and gpu == 0) or gpu > 0
 
 
+@pytest.mark.torch
 def test_every_shipped_file_loads_strictly():
     for mid in weights.shipped_ids():
         assert resolve(mid, weights="shipped").weights == "shipped"
 
 
+@pytest.mark.torch
 @pytest.mark.shared
 @pytest.mark.skipif(not (SHARED / "datasets" / "Set14").is_dir(), reason="needs ../shared/datasets/Set14")
 def test_shipped_quality_figures_are_measurements():

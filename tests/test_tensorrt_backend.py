@@ -474,6 +474,7 @@ def reference(onnx_path, x):
 
 
 # --- probe without the libraries --------------------------------------------------------------
+@pytest.mark.torch
 def test_probe_without_tensorrt(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
     ok, why = tb.TensorRTBackend.probe()
@@ -500,6 +501,7 @@ def test_the_real_libraries_are_absent_here():
 
 
 # --- build: profile, flags, workspace ---------------------------------------------------------
+@pytest.mark.torch
 def test_fp16_engine_profile_covers_the_fhd_shapes(fake, onnx_file, tmp_path):
     calls = fake.calls
     order = [FHD[1], FHD[0], FHD[2]]  # opt is the first shape given, not the largest
@@ -529,6 +531,7 @@ def test_fp16_engine_profile_covers_the_fhd_shapes(fake, onnx_file, tmp_path):
     assert calls.freed == 2 and calls.pop == 1
 
 
+@pytest.mark.torch
 def test_fp32_sets_no_fp16_flag(fake, onnx_file, tmp_path):
     session = backend(tmp_path, precision="fp32").prepare_onnx(onnx_file, FHD)
     assert fake.calls.config_flags == [set()]
@@ -536,6 +539,7 @@ def test_fp32_sets_no_fp16_flag(fake, onnx_file, tmp_path):
     session.close()
 
 
+@pytest.mark.torch
 def test_int8_needs_calibration(fake, onnx_file, tmp_path):
     with pytest.raises(HarnessError, match="int8 needs calibration") as err:
         backend(tmp_path, precision="int8").prepare_onnx(onnx_file, FHD)
@@ -574,18 +578,21 @@ def test_parser_error_names_the_onnx_file(fake, tmp_path):
     assert fake.calls.pop == fake.calls.push == 1  # the context is released on failure
 
 
+@pytest.mark.torch
 def test_build_failure_reports_the_tensorrt_error(fake, onnx_file, tmp_path):
     fake(fail_build=True)
     with pytest.raises(HarnessError, match="could not build a fp16 engine .*Could not find any implementation"):
         backend(tmp_path).prepare_onnx(onnx_file, FHD)
 
 
+@pytest.mark.torch
 def test_channels_mismatch_is_a_harness_error(fake, onnx_file, tmp_path):
     with pytest.raises(HarnessError, match="channels"):
         backend(tmp_path).prepare_onnx(onnx_file, [(1, 3, 540, 960)])
 
 
 # --- engine cache -----------------------------------------------------------------------------
+@pytest.mark.torch
 def test_engine_cache_is_reused(fake, onnx_file, tmp_path):
     calls = fake.calls
     first = backend(tmp_path).prepare_onnx(onnx_file, FHD)
@@ -607,6 +614,7 @@ def test_engine_cache_is_reused(fake, onnx_file, tmp_path):
     assert calls.contexts_retained == 1 and calls.push == calls.pop == 4  # one context per process
 
 
+@pytest.mark.torch
 def test_corrupt_cached_engine_is_rebuilt(fake, onnx_file, tmp_path):
     calls = fake.calls
     path = Path(backend(tmp_path).prepare_onnx(onnx_file, FHD).details["engine"])
@@ -618,6 +626,7 @@ def test_corrupt_cached_engine_is_rebuilt(fake, onnx_file, tmp_path):
 
 
 # --- other TensorRT versions ------------------------------------------------------------------
+@pytest.mark.torch
 def test_tensorrt_8_2_binding_api(fake, onnx_file, tmp_path):
     """JetPack 4.6: no set_memory_pool_limit, no name-based execution."""
     calls = fake(version="8.2.1.8", api="v2", memory_pool=False)
@@ -632,6 +641,7 @@ def test_tensorrt_8_2_binding_api(fake, onnx_file, tmp_path):
     session.close()
 
 
+@pytest.mark.torch
 def test_tensorrt_10_and_7_build_paths(fake, onnx_file, tmp_path):
     calls = fake(version="10.3.0")
     backend(tmp_path).prepare_onnx(onnx_file, FHD).close()
@@ -642,6 +652,7 @@ def test_tensorrt_10_and_7_build_paths(fake, onnx_file, tmp_path):
     session.close()
 
 
+@pytest.mark.torch
 def test_tensorrt_11_refuses_fp16_and_int8_with_the_fix_and_builds_fp32(fake, onnx_file, tmp_path):
     """TensorRT 11 removed weak typing (BuilderFlag.FP16/INT8, calibrators): a clear error, not an AttributeError."""
     calls = fake(version="11.4.0", weak_typing=False)
@@ -665,6 +676,7 @@ def test_the_nvidia_extra_pins_a_tensorrt_with_weak_typing():
 
 
 # --- through prepare(model, shapes) -----------------------------------------------------------
+@pytest.mark.torch
 def test_prepare_exports_and_picks_a_form(fake, tmp_path):
     model = resolve("eSR-MAX_s2_K3_C2")
     session = make_backend("tensorrt", precision="fp16", device="cuda:0", workdir=str(tmp_path),
@@ -683,6 +695,7 @@ def test_versions(fake):
     assert v == {"tensorrt": "8.6.1", "pycuda": "2022.2.2", "cuda_pycuda_built": "11.4.0", "cuda_driver": "11.4"}
 
 
+@pytest.mark.torch
 def test_an_existing_context_is_shared_not_popped(fake, onnx_file, tmp_path, monkeypatch):
     """With ``pycuda.autoinit`` (or another library) a context is already current: use it, leave it."""
     current = object()
@@ -730,6 +743,7 @@ def test_entropy_calibrator_needs_the_tensorrt_class(fake, monkeypatch):
         tb.entropy_calibrator_class()
 
 
+@pytest.mark.torch
 def test_int8_without_qdq_calibrates_itself_and_reuses_the_cache(fake, tmp_path):
     calls = fake.calls
     model = resolve("ABPN_s3")  # RGB x3, a plain FP32 export: no QDQ nodes
@@ -763,6 +777,7 @@ def test_int8_without_qdq_calibrates_itself_and_reuses_the_cache(fake, tmp_path)
     session.close()
 
 
+@pytest.mark.torch
 def test_int8_calibration_folders_make_their_own_engine_and_cache(fake, tmp_path, rng):
     from conftest import write_png
 

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+try:
+    import torch
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = None
 from PIL import Image
 
 from harness import train
@@ -83,6 +86,7 @@ def cli(argv):
 
 # --------------------------------------------------------------------------- training itself
 
+@pytest.mark.torch
 def test_loss_decreases_on_a_learnable_set(data, monkeypatch):
     losses = []
 
@@ -97,6 +101,7 @@ def test_loss_decreases_on_a_learnable_set(data, monkeypatch):
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:10]), (losses[:10], losses[-20:])
 
 
+@pytest.mark.torch
 def test_same_seed_same_weights_other_seed_other_weights(data, tmp_path):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         train.run([ESPCN], settings(data, seed=seed), out=str(tmp_path / name))
@@ -105,6 +110,7 @@ def test_same_seed_same_weights_other_seed_other_weights(data, tmp_path):
     assert not same_state(a, c)
 
 
+@pytest.mark.torch
 def test_resume_continues_exactly(data, val_root, tmp_path):
     s = dict(steps=16, val_every=4, val_data=str(val_root), checkpoint_every=3)
     straight = train.run([TM], settings(data, **s), out=str(tmp_path / "straight"))[0]
@@ -121,6 +127,7 @@ def test_resume_continues_exactly(data, val_root, tmp_path):
                for k in ("exp_avg", "exp_avg_sq"))
 
 
+@pytest.mark.torch
 def test_unfinished_run_needs_resume_or_force(data, tmp_path):
     out = str(tmp_path / "o")
     train.run([TM], settings(data), out=out, stop_at=4)
@@ -142,6 +149,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.torch
 @pytest.mark.skipif(os.name != "posix", reason="the folder lock is flock (POSIX)")
 def test_a_folder_in_training_refuses_a_second_run(data, tmp_path):
     import subprocess
@@ -164,6 +172,7 @@ def test_a_folder_in_training_refuses_a_second_run(data, tmp_path):
     assert train.run([TM], settings(data), out=str(out), resume=True)[0]["status"] == "finished"
 
 
+@pytest.mark.torch
 def test_resume_with_more_steps_warns_and_extends(data, tmp_path):
     out = str(tmp_path / "o")
     train.run([TM], settings(data, steps=8), out=out)
@@ -173,6 +182,7 @@ def test_resume_with_more_steps_warns_and_extends(data, tmp_path):
     assert load(tmp_path / "o" / "last.pt")["step"] == 12
 
 
+@pytest.mark.torch
 def test_resume_of_a_finished_run_changes_nothing(data, tmp_path):
     out = tmp_path / "o"
     first = train.run([TM], settings(data, steps=4), out=str(out))[0]
@@ -234,6 +244,7 @@ def test_pairs_follow_the_quality_protocol(data):
     np.testing.assert_allclose(folder.lr[0], rgb_to_y(downscale(rgb, 3)) / 255, atol=1e-6)
 
 
+@pytest.mark.torch
 def test_patches_are_aligned_and_augmented(data):
     folder = train.load_folder(data, 2)
     sampler = train.PatchSampler([folder], 2, 16, 64, seed=0)
@@ -245,6 +256,7 @@ def test_patches_are_aligned_and_augmented(data):
     assert (pooled - torch.flip(lr, dims=[3])).abs().mean() > 2 * (pooled - lr).abs().mean()
 
 
+@pytest.mark.torch
 def test_hr_subfolder_and_several_folders(tmp_path):
     smooth_images(tmp_path / "A" / "HR", n=2)
     smooth_images(tmp_path / "B", n=3, suffix=".bmp")
@@ -252,6 +264,7 @@ def test_hr_subfolder_and_several_folders(tmp_path):
     assert [(d["folder"], d["images"]) for d in rec["data"]] == [(str(tmp_path / "A"), 2), (str(tmp_path / "B"), 3)]
 
 
+@pytest.mark.torch
 def test_small_images_are_skipped_with_a_warning(data):
     smooth_images(data, n=1, size=(12, 40), seed=5)  # overwrites img00 with a 12-pixel-high image
     with pytest.warns(UserWarning, match=r"1 of 4 images .* smaller than the 16-pixel patch .*img00"):
@@ -287,6 +300,7 @@ def test_unreadable_image(data):
     assert "broken.png: cannot read this image" in one_line(e)
 
 
+@pytest.mark.torch
 def test_all_images_too_small(data):
     with pytest.raises(HarnessError) as e:
         cli([TM, "--data", str(data), "--steps", "2", "--val-every", "0", "--patch", "64"])
@@ -301,6 +315,7 @@ def test_patch_must_be_a_multiple_of_the_scale(data):
     assert train.patch_for(train.Settings(data=[]), "ESPCN_s3_D0_S3", 3) == 63  # the default at x3
 
 
+@pytest.mark.torch
 def test_fixed_and_unknown_ids(data):
     with pytest.raises(HarnessError, match="Bicubic_s2 is not trainable"):
         cli(["Bicubic_s2", "--data", str(data)])
@@ -310,6 +325,7 @@ def test_fixed_and_unknown_ids(data):
 
 # --------------------------------------------------------------------------- divergence
 
+@pytest.mark.torch
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
     calls = []
 
@@ -329,6 +345,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(data, tmp_path, monke
     assert not (out / f"{TM}.pt").exists()
 
 
+@pytest.mark.torch
 def test_exploding_learning_rate_is_reported(data, tmp_path):
     with pytest.raises(HarnessError) as e:
         cli([TM, "--data", str(data), "--lr", "1e30", "--min-lr", "0", "--steps", "20", "--batch", "4",
@@ -338,6 +355,7 @@ def test_exploding_learning_rate_is_reported(data, tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["module"].values())
 
 
+@pytest.mark.torch
 def test_nan_weights_are_never_saved(data, tmp_path, monkeypatch):
     """A finite loss with NaN weights (a broken optimiser step) must not reach last.pt either."""
     real_step = torch.optim.Adam.step
@@ -359,6 +377,7 @@ def test_nan_weights_are_never_saved(data, tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- outputs
 
+@pytest.mark.torch
 def test_provenance_and_weights_load_through_the_registry(data, val_root, tmp_path):
     out = tmp_path / "o"
     code = cli([ESPCN, "--data", str(data), "--steps", "6", "--batch", "4", "--patch", "16", "--seed", "5",
@@ -389,6 +408,7 @@ def test_provenance_and_weights_load_through_the_registry(data, val_root, tmp_pa
     resolve(ESPCN, weights=str(out / "best.pt"))
 
 
+@pytest.mark.torch
 def test_default_out_and_embedded_validation_fallback(data, monkeypatch):
     monkeypatch.setattr(train.Validator, "psnr", lambda self, mid, module: 20.0)  # skip the big embedded images
     rec = train.run([TM], settings(data, steps=2, val_every=2))[0]
@@ -396,6 +416,7 @@ def test_default_out_and_embedded_validation_fallback(data, monkeypatch):
     assert rec["validation"]["name"] == "embedded" and rec["final_psnr"] == 20.0
 
 
+@pytest.mark.torch
 def test_pool_trains_each_model_and_skips_finished_ones(data, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(pools.POOLS, "tiny", lambda: ["Bicubic_s2", TM, ESPCN])
     out = tmp_path / "pool"
@@ -415,6 +436,7 @@ def test_pool_trains_each_model_and_skips_finished_ones(data, tmp_path, monkeypa
 
 # --------------------------------------------------------------------------- real data
 
+@pytest.mark.torch
 @pytest.mark.shared
 def test_t91_with_set5_validation():
     datasets = SHARED / "datasets"
@@ -427,6 +449,7 @@ def test_t91_with_set5_validation():
     assert len(rec["history"]) == 2 and 10 < rec["final_psnr"] < 40
 
 
+@pytest.mark.torch
 def test_parallel_jobs_match_sequential_and_isolate_failures(data, tmp_path):
     """--jobs: each model in its own single-threaded process gives the very weights a sequential
     run gives; a model that fails there is reported while the others finish."""
@@ -517,6 +540,7 @@ ESR_BEFORE = {
 }
 
 
+@pytest.mark.torch
 def test_esr_runs_are_bit_identical_to_before_the_generalisation(data, val_root, tmp_path):
     import platform
 
@@ -535,6 +559,7 @@ def test_esr_runs_are_bit_identical_to_before_the_generalisation(data, val_root,
     assert rec["init"].startswith("authors' initialisation")
 
 
+@pytest.mark.torch
 def test_rgb_pairs_are_cached_apart_from_the_y_pairs_and_reused(data, tmp_path, monkeypatch):
     from harness.imageio import load_rgb
     from harness.imresize import downscale, modcrop
@@ -561,6 +586,7 @@ def test_rgb_pairs_are_cached_apart_from_the_y_pairs_and_reused(data, tmp_path, 
         train.load_folder(data, 3, space="rgb")
 
 
+@pytest.mark.torch
 def test_rgb_patches_take_the_same_draws_as_y_patches(data):
     from harness.color import rgb_to_y
 
@@ -589,6 +615,7 @@ def test_rgb_train_folder_pickles(data):
 
 # --------------------------------------------------------------------------- any learnable model (RGB too)
 
+@pytest.mark.torch
 def test_abpn_trains_on_rgb_patches_and_the_loss_decreases(data, monkeypatch):
     losses, shapes = [], set()
 
@@ -609,6 +636,7 @@ def test_abpn_trains_on_rgb_patches_and_the_loss_decreases(data, monkeypatch):
     assert rec["degradation"].endswith("RGB in [0, 1]")
 
 
+@pytest.mark.torch
 def test_abpn_provenance_validation_and_weights_through_the_registry(data, val_root, tmp_path):
     from harness.datasets import find_set
     from harness.quality import QualityEvaluator
@@ -633,6 +661,7 @@ def test_abpn_provenance_validation_and_weights_through_the_registry(data, val_r
     assert psnr == pytest.approx(rec["final_psnr"], abs=1e-9)
 
 
+@pytest.mark.torch
 def test_greyscale_folder_trains_an_rgb_model(tmp_path):
     grey = tmp_path / "grey"
     grey.mkdir()
@@ -645,6 +674,7 @@ def test_greyscale_folder_trains_an_rgb_model(tmp_path):
     assert train.run([ABPN], settings(grey, steps=2), out=str(tmp_path / "o"))[0]["status"] == "finished"
 
 
+@pytest.mark.torch
 def test_bsrn_trains_two_steps(data, val_root, tmp_path):
     rec = train.run([BSRN], settings(data, steps=2, batch=2, patch=32, val_every=2, val_data=str(val_root)),
                     out=str(tmp_path / "o"))[0]
@@ -654,6 +684,7 @@ def test_bsrn_trains_two_steps(data, val_root, tmp_path):
     assert same_state(model.module.state_dict(), weights(tmp_path / "o" / f"{BSRN}.pt"))
 
 
+@pytest.mark.torch
 def test_a_patch_too_small_for_the_network_is_one_line(data, tmp_path):
     # BSRN's attention downsamples 16x (strided conv, 7x7 max-pool): 8 LR pixels are too few
     with pytest.raises(HarnessError) as e:
@@ -662,20 +693,22 @@ def test_a_patch_too_small_for_the_network_is_one_line(data, tmp_path):
     assert one_line(e).endswith("try a bigger --patch")
 
 
-class TinyRGB(torch.nn.Module):
-    """A user's RGB model for the package.module:Class path (a conv and a PixelShuffle)."""
+if torch is not None:  # a user module for the test marked `torch` (it needs PyTorch to exist)
+    class TinyRGB(torch.nn.Module):
+        """A user's RGB model for the package.module:Class path (a conv and a PixelShuffle)."""
 
-    input_space = "rgb"
+        input_space = "rgb"
 
-    def __init__(self, scale: int = 2):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 3 * scale * scale, 3, padding=1)
-        self.shuffle = torch.nn.PixelShuffle(scale)
+        def __init__(self, scale: int = 2):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3 * scale * scale, 3, padding=1)
+            self.shuffle = torch.nn.PixelShuffle(scale)
 
-    def forward(self, x):
-        return self.shuffle(self.conv(x))
+        def forward(self, x):
+            return self.shuffle(self.conv(x))
 
 
+@pytest.mark.torch
 def test_a_user_module_trains_with_the_generic_recipe(data, tmp_path):
     mid = f"{__name__}:TinyRGB"
     out = tmp_path / "o"
@@ -691,6 +724,7 @@ def test_a_user_module_trains_with_the_generic_recipe(data, tmp_path):
     assert "needs a scale: add --scale 2, 3 or 4" in one_line(e)
 
 
+@pytest.mark.torch
 def test_fixed_weight_ids_are_refused_and_skipped_in_pools(data, tmp_path, monkeypatch, capsys):
     for mid in ("Bicubic_s3", "eSR-Bicubic_s2", "bicubic-matlab"):
         with pytest.raises(train.NotTrainable) as e:
@@ -716,6 +750,7 @@ def test_recipes_for_rgb_families_and_the_generic_fallback():
     assert train.patch_for(train.Settings(data=[]), "x:Y", 3, "SomeNewFamily") == 63
 
 
+@pytest.mark.torch
 def test_parallel_jobs_train_rgb_and_y_models_alike(data, tmp_path):
     """--jobs with an RGB and a Y model: each child loads its own space's pairs; the weights equal a
     sequential run's. The longest (by MACs on its own channels) starts first."""
@@ -730,6 +765,7 @@ def test_parallel_jobs_train_rgb_and_y_models_alike(data, tmp_path):
         assert same_state(weights(tmp_path / "seq" / mid / f"{mid}.pt"), weights(tmp_path / "par" / mid / f"{mid}.pt"))
 
 
+@pytest.mark.torch
 def test_device_is_checked_before_any_work_and_recorded(data, tmp_path):
     """--device: a device torch cannot use here is one line before training; cpu is recorded."""
     with pytest.raises(HarnessError, match="--device tpu: give cpu, cuda or cuda:N"):
@@ -741,6 +777,7 @@ def test_device_is_checked_before_any_work_and_recorded(data, tmp_path):
     assert record["device"] == "cpu"
 
 
+@pytest.mark.torch
 def test_recipe_loss_mse_for_the_one_layer_ess_models(data, tmp_path, monkeypatch):
     """The eSR pool trains on MSE by its recipes (recorded); --loss overrides; other families stay on L1."""
     calls = []
@@ -762,6 +799,7 @@ def test_recipe_loss_mse_for_the_one_layer_ess_models(data, tmp_path, monkeypatc
 
 # --------------------------------------------------------------------------- loss border
 
+@pytest.mark.torch
 def test_receptive_radius_of_the_esr_nets_and_of_a_global_net():
     from harness.models import esr
 
@@ -783,6 +821,7 @@ def test_receptive_radius_of_the_esr_nets_and_of_a_global_net():
     assert record["hr_pixels"] == 0 and "spans" in record["why"]
 
 
+@pytest.mark.torch
 def test_the_loss_leaves_out_the_zero_padded_rim(data, tmp_path, monkeypatch):
     """auto: the output and target lose radius x scale HR pixels a side before the loss; recorded."""
     shapes = []
@@ -817,6 +856,7 @@ def test_loss_border_comes_from_the_recipe():
     assert train.recipe_record("eSR-TR", 2)["loss_border"] == "auto"
 
 
+@pytest.mark.torch
 def test_bad_loss_border_is_one_line(data, tmp_path):
     with pytest.raises(HarnessError, match="--loss-border wide: give auto, off or a number"):
         train.run([TM], settings(data, loss_border="wide"), out=str(tmp_path / "a"))

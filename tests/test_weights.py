@@ -50,6 +50,7 @@ def test_wrong_hash_and_unknown_files_are_not_imported(tmp_path):
     assert "wrong SHA-256" in report.summary()
 
 
+@pytest.mark.torch
 def test_missing_official_weights_say_how_to_import():
     with pytest.raises(HarnessError, match="zoo import-esr"):
         official_file("eSR-TM_s2_K7_C4")
@@ -61,6 +62,7 @@ def test_missing_official_weights_say_how_to_import():
         import_esr("/nonexistent/eSR")
 
 
+@pytest.mark.torch
 def test_import_folder_then_official_weights_reproduce_parity(tmp_path, model_files):
     src = tmp_path / "pick" / "model-files"
     src.mkdir(parents=True)

@@ -1,0 +1,37 @@
+"""Device profiles (devices/*.toml): every shipped one loads, a bad one is a one-line error. Torch-free
+(tomllib, or tomli before Python 3.11), so it runs in the Python 3.8 job too."""
+import pytest
+
+from harness.devices import REQUIRED, available, load_profile
+from harness.errors import HarnessError
+
+
+def test_every_shipped_profile_loads_with_the_required_fields():
+    names = available()
+    assert {"cpu", "cuda", "jetson", "rpi"} <= set(names)
+    for name in names:
+        profile = load_profile(name)
+        assert all(k in profile for k in REQUIRED), name
+        assert profile["name"] == name and profile["path"].endswith(f"{name}.toml")
+
+
+def test_a_profile_by_path(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('name = "mine"\nbackend = "onnxruntime"\nprecision = "fp32"\nthreads = 2\n')
+    profile = load_profile(str(path))
+    assert (profile["name"], profile["threads"], profile["path"]) == ("mine", 2, str(path))
+
+
+@pytest.mark.parametrize("text,message", [("name = = 1\n", "invalid TOML"),
+                                          ('name = "x"\n', "profile lacks backend, precision")])
+def test_a_bad_profile_is_a_one_line_error(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(HarnessError, match=message) as err:
+        load_profile(str(path))
+    assert "\n" not in str(err.value)
+
+
+def test_an_unknown_device_names_the_available_ones():
+    with pytest.raises(HarnessError, match=r"unknown device 'nosuch'.*available: .*rpi"):
+        load_profile("nosuch")
