@@ -351,6 +351,7 @@ def bench_config(profile: dict, args):
         weights=getattr(args, "weights", "shipped"), form=getattr(args, "form", "auto") or "auto",
         power_meter=profile.get("power_meter", "none"),
         timeout_s=float(getattr(args, "timeout", None) or profile.get("timeout_s", 600)),
+        build_timeout_s=float(profile.get("build_timeout_s", 3600)),
         frames_dir=getattr(args, "frames", None), calib_data=_calib_folders(args),
         onnx_dir=getattr(args, "onnx_dir", None))
 

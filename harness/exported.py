@@ -391,7 +391,7 @@ def reference_check(model, session) -> Optional[Dict[str, object]]:
     probe = getattr(model, "probe", None)
     if not probe:
         return None
-    from .runner import output_psnr
+    from .runner import output_max_abs, output_psnr
 
     with np.load(probe) as data:
         x, want = data["lr"], data["sr"]
@@ -399,5 +399,4 @@ def reference_check(model, session) -> Optional[Dict[str, object]]:
     if tuple(got.shape) != tuple(want.shape):
         raise HarnessError(f"{model.id}: output {tuple(got.shape)} on the export probe is not the exported "
                            f"{tuple(want.shape)}; re-export the model")
-    return {"psnr": output_psnr(want, got), "max_abs": float(np.abs(got.astype(np.float64) - want).max()),
-            "input_shape": list(x.shape)}
+    return {"psnr": output_psnr(want, got), "max_abs": output_max_abs(want, got), "input_shape": list(x.shape)}

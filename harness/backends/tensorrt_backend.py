@@ -46,7 +46,8 @@ STRONGLY_TYPED_ONLY = ("TensorRT {version} builds only strongly typed networks: 
                        "flags and INT8 calibrators that --precision {precision} uses; install TensorRT 8.5-10.x "
                        "(pip install 'tensorrt>=8.5,<11', what the [nvidia] extra pins) or use --precision fp32")
 DEFAULT_WORKSPACE_MB = 1024
-_BUILD_FACTS = ("platform_has_fast_fp16", "platform_has_fast_int8", "workspace_bytes", "int8_source", "calibration")
+_BUILD_FACTS = ("platform_has_fast_fp16", "platform_has_fast_int8", "workspace_bytes", "int8_source", "calibration",
+                "timing_cache")
 CALIB_BATCH = 8      # calibration patches per TensorRT calibration batch
 CALIB_PATCHES = 32   # patches in all: the same calibration_inputs as ONNX Runtime's post-training INT8
 
@@ -204,6 +205,71 @@ def _normalise_shapes(input_shapes) -> List[Shape]:
     if not shapes or any(len(s) != 4 or min(s) < 1 for s in shapes):
         raise HarnessError(f"tensorrt needs one or more positive (N, C, H, W) input shapes, got {input_shapes}")
     return shapes  # type: ignore[return-value]
+
+
+# TensorRT DataType name -> NumPy dtype. The harness's own map instead of ``trt.nptype``: TensorRT
+# 8.5.2 (JetPack 5.1) builds its map with ``np.bool``, which NumPy 1.24 removed, so every call
+# raises AttributeError there (fixed only in 8.5.3).
+_NP_DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64,
+              "BOOL": np.bool_, "UINT8": np.uint8}
+
+
+def np_dtype(dtype) -> type:
+    """The NumPy dtype of a ``tensorrt.DataType`` (by its name: no ``trt.nptype``)."""
+    name = getattr(dtype, "name", None) or str(dtype).rsplit(".", 1)[-1]
+    try:
+        return _NP_DTYPES[str(name).upper()]
+    except KeyError:
+        raise HarnessError(f"TensorRT tensor type {name} has no NumPy equivalent the harness feeds (float32, "
+                           f"float16, int8, int32, int64, bool, uint8); export the model with float32 I/O") from None
+
+
+def layer_precisions(info) -> Dict[str, int]:
+    """Layers per precision they really got, from the engine inspector's JSON (``Format/Datatype`` of each
+    layer's first output: ``Half``/``...FP16...`` -> fp16, ``Float``/``FP32`` -> fp32, ``Int8`` -> int8;
+    layers without a typed output, e.g. a Shuffle, are ``untyped``)."""
+    if isinstance(info, (str, bytes)):
+        info = json.loads(info)
+    layers = info.get("Layers", []) if isinstance(info, dict) else list(info or [])
+    counts: Dict[str, int] = {}
+    for layer in layers:
+        outputs = layer.get("Outputs") if isinstance(layer, dict) else None
+        text = str((outputs[0] or {}).get("Format/Datatype", "")) if outputs else ""
+        if re.search(r"int8", text, re.I):
+            kind = "int8"
+        elif re.search(r"half|fp16", text, re.I):
+            kind = "fp16"
+        elif re.search(r"float|fp32", text, re.I):
+            kind = "fp32"
+        else:
+            kind = "untyped"
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def _inspect(trt, engine) -> Optional[Dict[str, int]]:
+    """Precision per layer of a loaded engine (None where the inspector or detailed info is unavailable)."""
+    try:
+        inspector = engine.create_engine_inspector()
+        text = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+        counts = layer_precisions(text)
+    except Exception:  # noqa: BLE001 - TensorRT < 8.2, or an engine built without detailed verbosity
+        return None
+    return counts or None
+
+
+def _declared_batch(onnx_bytes: bytes) -> Optional[int]:
+    """The first input's fixed batch size in the ONNX file, or None when it is dynamic (or unreadable)."""
+    try:
+        import onnx
+
+        model = onnx.load_from_string(onnx_bytes)
+        weights = {t.name for t in model.graph.initializer}
+        first = next(i for i in model.graph.input if i.name not in weights)
+        dim = first.type.tensor_type.shape.dim[0]
+        return int(dim.dim_value) if dim.HasField("dim_value") and dim.dim_value > 0 else None
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _has_qdq(onnx_bytes: bytes) -> bool:
@@ -393,11 +459,11 @@ class TensorRTSession(Session):
             for i in range(engine.num_io_tensors):
                 name = engine.get_tensor_name(i)
                 is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-                (inputs if is_input else outputs).append((name, i, trt.nptype(engine.get_tensor_dtype(name))))
+                (inputs if is_input else outputs).append((name, i, np_dtype(engine.get_tensor_dtype(name))))
         else:
             self.num_bindings = engine.num_bindings
             for i in range(self.num_bindings):
-                entry = (engine.get_binding_name(i), i, trt.nptype(engine.get_binding_dtype(i)))
+                entry = (engine.get_binding_name(i), i, np_dtype(engine.get_binding_dtype(i)))
                 (inputs if engine.binding_is_input(i) else outputs).append(entry)
         if len(inputs) != 1 or len(outputs) != 1:
             raise HarnessError(f"{self.details.get('onnx')}: the engine has {len(inputs)} inputs and {len(outputs)} "
@@ -668,10 +734,14 @@ class TensorRTBackend(Backend):
                 spec, source = auto
                 cache = path.parent / (f"{hashlib.sha256(data).hexdigest()[:16]}_int8-{source['key']}_"
                                        f"trt{version}_{slug(device_name)}.calib")
-                batches = calibration_batches(int(spec["scale"]), str(spec["input_space"]), spec.get("folders"))
+                fixed = _declared_batch(data)  # a user ONNX with a fixed batch is calibrated at that batch
+                batches = calibration_batches(int(spec["scale"]), str(spec["input_space"]), spec.get("folders"),
+                                              batch=fixed or CALIB_BATCH)
                 calibrator = entropy_calibrator_class(trt, cuda)(batches, cache)
+            timing = path.parent / f"timing_trt{version}_{slug(device_name)}.cache"
             try:
-                serialized, build_facts = self._build(trt, logger, onnx_path, data, shapes, calibrator)
+                serialized, build_facts = self._build(trt, logger, onnx_path, data, shapes, calibrator,
+                                                      timing_cache=timing)
             finally:
                 if calibrator is not None:
                     calibrator.free()
@@ -693,6 +763,9 @@ class TensorRTBackend(Backend):
                 raise HarnessError(f"{path}: TensorRT {version} cannot load the engine it just built "
                                    f"({_last_error(logger)}); delete {path.parent} and retry")
             details.update(build_facts, engine_source="built", build_s=build_s)
+        precisions = _inspect(trt, engine)
+        if precisions is not None:  # FP16/INT8 are allowed, not forced: what the layers really run at
+            details["layer_precisions"] = precisions
         return engine, runtime, details
 
     @staticmethod
@@ -702,12 +775,15 @@ class TensorRTBackend(Backend):
         except Exception:  # noqa: BLE001 - some versions raise instead of returning None
             return None
 
-    def _build(self, trt, logger, onnx_path: Path, data: bytes, shapes: List[Shape], auto_calibrator=None):
+    def _build(self, trt, logger, onnx_path: Path, data: bytes, shapes: List[Shape], auto_calibrator=None,
+               timing_cache: Optional[Path] = None):
         """Parse the ONNX, configure precision/workspace/profile and build the serialized engine.
 
         ``auto_calibrator`` (an :func:`entropy_calibrator_class` instance) calibrates an int8 build
         with its own profile fixed at its batch shape (TensorRT calibrates at the calibration
-        profile's shapes), where no user calibrator was given."""
+        profile's shapes), where no user calibrator was given. ``timing_cache``: a file of kernel
+        timings shared by every build for this TensorRT and GPU (read before, written after), so the
+        second form and every later model build without re-timing the same kernels."""
         if self.precision in ("fp16", "int8") and not hasattr(getattr(trt, "BuilderFlag", None), "FP16"):
             raise HarnessError(STRONGLY_TYPED_ONLY.format(version=trt_version(trt), precision=self.precision))
         since = len(getattr(logger, "errors", []))
@@ -746,6 +822,10 @@ class TensorRTBackend(Backend):
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
         else:  # TensorRT < 8.4 (JetPack 4.6)
             config.max_workspace_size = workspace
+        if self.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+            config.clear_flag(trt.BuilderFlag.TF32)  # on by default: Ampere+ would run "fp32" convolutions at TF32
+        if hasattr(trt, "ProfilingVerbosity") and hasattr(config, "profiling_verbosity"):
+            config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # the inspector then says each layer's type
         fast_fp16 = bool(getattr(builder, "platform_has_fast_fp16", False))
         fast_int8 = bool(getattr(builder, "platform_has_fast_int8", False))
         if self.precision in ("fp16", "int8"):
@@ -760,23 +840,43 @@ class TensorRTBackend(Backend):
             if calibrator is not None:
                 config.int8_calibrator = calibrator
         profile = builder.create_optimization_profile()
-        profile.set_shape(tensor.name, lo, opt, hi)
+        try:
+            profile.set_shape(tensor.name, lo, opt, hi)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise HarnessError(f"{onnx_path}: TensorRT {trt_version(trt)} rejects the profile {lo}..{hi} for input "
+                               f"'{tensor.name}' {declared} ({_first_line(exc)}); export it with dynamic "
+                               f"batch/height/width") from None
         config.add_optimization_profile(profile)
         if calibrator is not None and calibrator is auto_calibrator:
             shape = auto_calibrator.shape
-            if len(declared) != 4 or any(d >= 0 and d != s for d, s in zip(declared[1:], shape[1:])):
+            if len(declared) != 4 or any(d >= 0 and d != s for d, s in zip(declared, shape)):
                 raise HarnessError(f"{onnx_path}: input '{tensor.name}' is {declared} but the calibration patches "
                                    f"are {shape}; give a QDQ ONNX or an int8_calibrator for this model")
             if not hasattr(config, "set_calibration_profile"):
                 raise HarnessError(f"TensorRT {trt_version(trt)} cannot set a calibration profile for dynamic "
                                    f"shapes; give a QDQ ONNX or use --precision fp16")
             calib_profile = builder.create_optimization_profile()
-            calib_profile.set_shape(tensor.name, shape, shape, shape)
-            if config.set_calibration_profile(calib_profile) is False:
+            try:
+                calib_profile.set_shape(tensor.name, shape, shape, shape)
+                accepted = config.set_calibration_profile(calib_profile) is not False
+            except (RuntimeError, ValueError, TypeError) as exc:
+                raise HarnessError(f"{onnx_path}: TensorRT {trt_version(trt)} rejects the calibration profile "
+                                   f"{shape} for input '{tensor.name}' {declared} ({_first_line(exc)}); give a QDQ "
+                                   f"ONNX or use --precision fp16") from None
+            if not accepted:
                 raise HarnessError(f"{onnx_path}: TensorRT {trt_version(trt)} rejects the calibration profile "
                                    f"{shape} ({_last_error(logger, since)})")
         elif calibrator is not None and hasattr(config, "set_calibration_profile"):
             config.set_calibration_profile(profile)
+        timing = None
+        if timing_cache is not None and hasattr(config, "create_timing_cache") and hasattr(config, "set_timing_cache"):
+            try:
+                previous = timing_cache.read_bytes() if timing_cache.is_file() else b""
+                timing = config.create_timing_cache(previous)
+                config.set_timing_cache(timing, True)  # a cache of another TensorRT/GPU is ignored, not fatal
+            except Exception as exc:  # noqa: BLE001 - the cache only saves time
+                print(f"[harness] TensorRT timing cache {timing_cache} not used ({_first_line(exc)})", file=sys.stderr)
+                timing = None
         if hasattr(builder, "build_serialized_network"):
             serialized = builder.build_serialized_network(network, config)
             blob = None if serialized is None else bytes(serialized)
@@ -791,6 +891,16 @@ class TensorRTBackend(Backend):
             int8_source = "calibrator" if calibrator is not None else "qdq"
         facts = {"platform_has_fast_fp16": fast_fp16, "platform_has_fast_int8": fast_int8,
                  "workspace_bytes": workspace, "int8_source": int8_source}
+        if timing is not None:
+            try:
+                cache_bytes = bytes(config.get_timing_cache().serialize())
+                timing_cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = timing_cache.with_name(timing_cache.name + f".tmp{os.getpid()}")
+                tmp.write_bytes(cache_bytes)
+                os.replace(str(tmp), str(timing_cache))
+                facts["timing_cache"] = {"path": str(timing_cache), "bytes": len(cache_bytes)}
+            except Exception as exc:  # noqa: BLE001
+                print(f"[harness] TensorRT timing cache {timing_cache} not saved ({_first_line(exc)})", file=sys.stderr)
         return blob, facts
 
 
