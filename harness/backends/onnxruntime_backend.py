@@ -128,6 +128,13 @@ class OnnxRuntimeBackend(Backend):
         if self.precision == "fp16" and kind != "tensorrt":
             raise HarnessError(f"onnxruntime fp16 runs through the TensorRT provider only; use --precision fp32 "
                                f"with {provider}")
+        if self.precision == "int8" and kind == "tensorrt":
+            # ONNX Runtime's QDQ graph has uint8 activations with non-zero zero points, which TensorRT refuses
+            # (signed INT8, zero point 0 only: harness/backends/trt_onnx_support.json): its nodes would fall
+            # back to CUDA/CPU and the run would not measure a TensorRT INT8 engine
+            raise HarnessError("onnxruntime's TensorRT provider cannot run ONNX Runtime's uint8 QDQ graph (TensorRT "
+                               "takes signed INT8 with zero point 0); use --backend tensorrt --precision int8 "
+                               "(calibrated from the fp32 graph)")
         return provider
 
     def _session(self, path: Path, provider: str):
