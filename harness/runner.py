@@ -24,6 +24,7 @@ import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -55,6 +56,7 @@ class BenchConfig:
     power_meter: object = "none"
     timeout_s: float = 600.0
     build_timeout_s: float = 3600.0  # TensorRT: the untimed engine build before each model's measurement
+    trtexec: bool = True            # TensorRT: also time the same engine with trtexec where it exists
     frames_dir: Optional[str] = None
     workdir: Optional[str] = None  # export/engine cache (default: $HARNESS_CACHE or .cache/)
     reference_check: bool = True
@@ -243,6 +245,8 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
                 session.infer(x)
                 e2e.append(time.perf_counter() - t)
         record["e2e"] = latency_stats(e2e)
+    if cfg.backend == "tensorrt" and cfg.trtexec and session.details.get("engine"):
+        record["trtexec"] = trtexec_parity(session.details, record, cfg)
     out_hw = (batch[0].shape[2] * scale, batch[0].shape[3] * scale)
     record.update(roofline(model, cfg, record.get("fhd_per_s"), out_hw))
     routing = _routing(model, session, batch)
@@ -255,6 +259,34 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     record["device_memory_bytes"] = session.device_memory_bytes()
     session.close()
     return record
+
+
+def trtexec_parity(details: Dict, record: Dict, cfg: BenchConfig) -> Dict[str, object]:
+    """trtexec on the very engine the harness timed, at the same input shape: GPU compute time without
+    data transfers against the harness's CUDA-event median (the 5 % check), and its Latency with transfers
+    against the harness's end-to-end median. Absent trtexec, or a failed run, is recorded with the reason."""
+    from .backends import trtexec as tx
+
+    exe = tx.find_trtexec()
+    if not exe:
+        return {"status": "absent", "reason": tx.NOT_FOUND}
+    shape = tuple(record["input_shape"])
+    name = next(iter(details.get("io_dtypes") or {"lr": None}))
+    logs = Path(details["engine"]).with_suffix("")
+    out: Dict[str, object] = {"status": "ok", "trtexec": exe}
+    try:
+        compute = tx.run(None, cfg.precision, shape, name, trtexec=exe, load_engine=details["engine"],
+                         data_transfers=False, timeout_s=min(cfg.timeout_s, 600), log_path=f"{logs}.trtexec-compute.log")
+        out["version"] = compute.version
+        out["compute"] = tx.compare(record.get("gpu_median_ms") or record.get("median_ms"), compute, "compute")
+        e2e = tx.run(None, cfg.precision, shape, name, trtexec=exe, load_engine=details["engine"],
+                     data_transfers=True, timeout_s=min(cfg.timeout_s, 600), log_path=f"{logs}.trtexec-e2e.log")
+        harness_e2e = (record.get("e2e") or {}).get("median_ms")
+        if harness_e2e:
+            out["e2e"] = tx.compare(harness_e2e, e2e, "e2e")
+    except HarnessError as exc:
+        out.update(status="failed", reason=str(exc))
+    return out
 
 
 def _routing(model, session, batch) -> Optional[Dict]:

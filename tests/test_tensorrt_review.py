@@ -244,3 +244,30 @@ def test_a_failed_build_is_one_failure_row(monkeypatch):
         if target is runner._build_child else pytest.fail("measured after a failed build"))
     rec = runner.measure_isolated("eSR-TM_s2_K7_C3", 2, runner.BenchConfig(backend="tensorrt", weights="init"))
     assert rec["status"] == "failed" and rec["reason"].startswith("engine build: timed out")
+
+
+def test_trtexec_times_the_same_engine_beside_the_harness(real_like, tmp_path, monkeypatch):
+    """Where trtexec exists, the record holds its GPU compute and latency medians on the harness's own engine,
+    compared with the harness's; a published trtexec 10.9 log stands in for the real run."""
+    from harness import runner
+    from harness.backends import trtexec as tx
+    from test_trtexec import fake_trtexec
+
+    exe = fake_trtexec(tmp_path, "trtexec_10.9.0_desktop_rtx3070.log")
+    cfg = runner.BenchConfig(backend="tensorrt", precision="fp16", target="cuda", weights="shipped", repeats=1,
+                             warmup=0, workdir=str(tmp_path / "work"), reference_check=False)
+    x = [np.random.default_rng(0).random((540, 960), dtype=np.float32)]
+    monkeypatch.setattr(tx, "find_trtexec", lambda: str(exe))
+    record = runner.measure("eSR-TM_s2_K7_C3", 2, cfg, inputs=x)
+    t = record["trtexec"]
+    assert t["status"] == "ok" and t["version"] == "10.9.0"
+    # the fixture's GPU Compute Time and Latency medians; the stand-in GPU's CUDA events say 0.25 ms
+    assert t["compute"]["trtexec_ms"] == 111.208 and t["compute"]["harness_ms"] == 0.25
+    assert t["compute"]["within"] is False and t["compute"]["verdict"].startswith("harness faster by")
+    assert t["e2e"]["trtexec_ms"] == 112.567 and t["e2e"]["harness_ms"] == record["e2e"]["median_ms"]
+    args = (tmp_path / "args.txt").read_text().split()  # the last run: the saved engine, with copies
+    assert f"--loadEngine={record['session']['engine']}" in args and "--shapes=lr:1x1x540x960" in args
+    assert "--noDataTransfers" not in args
+    monkeypatch.setattr(tx, "find_trtexec", lambda: None)
+    again = runner.measure("eSR-TM_s2_K7_C3", 2, cfg, inputs=x)
+    assert again["trtexec"]["status"] == "absent" and "/usr/src/tensorrt/bin" in again["trtexec"]["reason"]
