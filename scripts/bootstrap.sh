@@ -108,12 +108,8 @@ case "$machine" in
     has_torch || say "note: no torch visible; measuring needs none (export on a workstation, run-all --onnx-dir DIR); to export or train here, install NVIDIA's JetPack torch wheel"
     pipi -e "$root[test]"
     # pycuda's build finds CUDA through nvcc on PATH, which JetPack does not set up
-    for cuda in /usr/local/cuda /usr/local/cuda-*; do
-      if [ -x "$cuda/bin/nvcc" ]; then
-        export PATH="$cuda/bin:$PATH" CUDA_ROOT="$cuda" LD_LIBRARY_PATH="$cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-        break
-      fi
-    done
+    eval "$("$root/scripts/cuda-env.sh")"
+    command -v nvcc >/dev/null 2>&1 || say "warning: no nvcc under /usr/local/cuda*/bin (JetPack's CUDA toolkit: sudo apt install nvidia-jetpack); pycuda will not build"
     pipi -e "$root[jetson]" || say "warning: pycuda did not install (needs JetPack's CUDA: nvcc under /usr/local/cuda/bin); the TensorRT backend will report itself absent"
     "$vpy" -c 'import tensorrt' >/dev/null 2>&1 || say "warning: TensorRT is not importable; install JetPack's python3-libnvinfer"
     ;;
