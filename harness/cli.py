@@ -607,6 +607,15 @@ def cmd_report(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- doctor
+
+def cmd_doctor(args) -> int:
+    from .doctor import doctor
+
+    return doctor(args.device, as_json=args.json, capture_dir=args.capture, replay_dir=args.replay,
+                  seconds=args.seconds)
+
+
 # --------------------------------------------------------------------------- export
 
 def cmd_export(args) -> int:
@@ -1010,6 +1019,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_onnx_dir(p)
     _add_json(p)
     p.set_defaults(func=cmd_run_all)
+
+    p = sub.add_parser("doctor", help="is this device ready? Python, venv, libraries, CUDA, power meters, clocks, "
+                                      "throttling, disk, data: ok/absent/wrong with the fix")
+    p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml; default cpu)")
+    _add_json(p)
+    p.add_argument("--capture", metavar="DIR", help="also save what a test needs from this device (sensor files, "
+                                                    "command outputs, tegrastats lines) into DIR, for a bug report")
+    p.add_argument("--replay", metavar="DIR", help="check a folder written by --capture instead of this machine")
+    p.add_argument("--seconds", type=float, default=3.0, help="seconds of tegrastats lines in a capture (default 3)")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("export", help="write models as verified ONNX files plus a manifest, to measure them on a "
                                       "device without PyTorch (run-all --onnx-dir DIR)")

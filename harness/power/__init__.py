@@ -1,5 +1,5 @@
-"""Power measurement for the runner: meters (tegrastats, INA3221, hwmon, RAPL, NVML, an external
-log), ``auto`` selection, and the window-exact ``PowerSampler``.
+"""Power measurement for the runner: meters (tegrastats, INA3221, jetson-stats' jtop, hwmon, RAPL, NVML,
+an external log), ``auto`` selection, and the window-exact ``PowerSampler``.
 
 Typical use::
 
@@ -18,6 +18,7 @@ from .external import ExternalLogMeter, load_log
 from .factory import METERS, make_meter, meter_from_profile
 from .hwmon import HwmonMeter
 from .ina3221 import Ina3221Meter
+from .jtop import JtopMeter
 from .none import NoneMeter
 from .nvml import NvmlMeter
 from .rapl import RaplMeter
@@ -25,7 +26,7 @@ from .sampler import PowerSampler, PowerSummary, energy_per_frame_mj, integrate_
 from .tegrastats import TegrastatsMeter, parse_line
 
 __all__ = [
-    "CANDIDATES", "METERS", "ExternalLogMeter", "HwmonMeter", "Ina3221Meter", "Meter", "MeterError",
+    "CANDIDATES", "METERS", "ExternalLogMeter", "HwmonMeter", "Ina3221Meter", "JtopMeter", "Meter", "MeterError",
     "NoneMeter", "NvmlMeter", "PowerSampler", "PowerSummary", "RaplMeter", "Reading", "TegrastatsMeter",
     "device_kind", "energy_per_frame_mj", "integrate_energy", "integrate_power", "load_log", "make_meter",
     "meter_from_profile", "parse_line", "select_auto",

@@ -12,10 +12,13 @@ from ..errors import HarnessError
 from .base import Meter
 from .none import NoneMeter
 
-# Direct sysfs first (cheap, fine-grained), subprocesses and libraries after.
+# Direct sysfs first (cheap, fine-grained), subprocesses and libraries after. On a Jetson, jtop
+# (jetson-stats) comes last: it reads the same INA3221 rails through a service that publishes at
+# its own interval (1 s by default), so it only serves where the harness's own readers fail
+# (a JetPack layout they do not know) and jetson-stats is installed.
 CANDIDATES: Dict[str, Sequence[str]] = {
     "cpu": ("rapl", "hwmon"),
-    "jetson": ("ina3221", "tegrastats"),
+    "jetson": ("ina3221", "tegrastats", "jtop"),
     "rpi": ("hwmon",),
     "cuda": ("nvml",),
 }

@@ -13,6 +13,7 @@ from .base import Meter
 from .external import ExternalLogMeter
 from .hwmon import HwmonMeter
 from .ina3221 import Ina3221Meter
+from .jtop import JtopMeter
 from .none import NO_METER, NoneMeter
 from .nvml import NvmlMeter
 from .rapl import RaplMeter
@@ -21,6 +22,7 @@ from .tegrastats import TegrastatsMeter
 METERS: Dict[str, Type[Meter]] = {
     "tegrastats": TegrastatsMeter,
     "ina3221": Ina3221Meter,
+    "jtop": JtopMeter,
     "hwmon": HwmonMeter,
     "rapl": RaplMeter,
     "nvml": NvmlMeter,
