@@ -446,7 +446,7 @@ def cmd_bench(args) -> int:
     from .environment import capture
     from .exported import resolve_model
     from .output import emit
-    from .store import ResultStore
+    from .results.store import ResultStore
 
     profile = load_profile(args.device)
     cfg = bench_config(profile, args)
@@ -506,8 +506,8 @@ def cmd_selfcheck(args) -> int:
 # --------------------------------------------------------------------------- plot
 
 def cmd_plot(args) -> int:
-    from .plots import draw_all
-    from .store import ResultStore
+    from .results.plots import draw_all
+    from .results.store import ResultStore
 
     if not Path(args.db).is_file():
         raise HarnessError(f"{args.db}: no results database; run ./run_all.sh or python -m harness bench first")
@@ -538,9 +538,9 @@ def cmd_compare(args) -> int:
     from .devices import load_profile
     from .environment import capture
     from .models import resolve
-    from .plots import collect, draw_all
+    from .results.plots import collect, draw_all
     from .quality import QualityEvaluator
-    from .store import ResultStore
+    from .results.store import ResultStore
 
     profile = load_profile(args.device)
     cfg = bench_config(profile, args)
@@ -584,7 +584,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_results_merge(args) -> int:
-    from .store import ResultStore
+    from .results.store import ResultStore
 
     store = ResultStore(args.db)
     for path in args.files:
@@ -596,8 +596,8 @@ def cmd_results_merge(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
-    from .store import ResultStore
+    from .results.report import write_report
+    from .results.store import ResultStore
 
     if not Path(args.db).is_file():
         raise HarnessError(f"{args.db}: no results database; run ./run_all.sh first")
@@ -694,7 +694,7 @@ def cmd_run_all(args) -> int:
     from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames
     from .output import emit
     from .quality import QualityEvaluator
-    from .store import ResultStore
+    from .results.store import ResultStore
 
     profile = load_profile(args.device)
     cfg = bench_config(profile, args)
@@ -761,13 +761,13 @@ def cmd_run_all(args) -> int:
          headers=dict({f"psnr:{s.name}": f"PSNR {s.name}" for s in sets}, fhd_per_s="FHD/s", median_ms="median ms",
                       mj_per_frame="mJ/frame"))
     report_problems(store.rows("run_id = ?", (run_id,)))
-    from .plots import draw_all
+    from .results.plots import draw_all
 
-    from .visual import draw_visuals
+    from .results.visual import draw_visuals
 
     figures = draw_all(store, args.plots, run_id=run_id)
     figures += draw_visuals(store, sets[0], args.plots, run_id=run_id, weights=cfg.weights, onnx_dir=cfg.onnx_dir)
-    from .report import write_report
+    from .results.report import write_report
 
     html, md = write_report(store, out_dir, run_id=run_id, plots_dir=args.plots)
     print(f"{len(figures)} figure files in {args.plots}; report {html} (and {md.name})", file=sys.stderr)

@@ -11,7 +11,7 @@ import math
 from typing import Dict, List, Optional
 
 from .errors import HarnessError
-from .pareto import dominators
+from .results.pareto import dominators
 
 
 def _mean(values) -> float:

@@ -13,7 +13,7 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.export import export_onnx
 from harness.models import id_scale, resolve
-from harness.store import ResultStore
+from harness.results.store import ResultStore
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import write_png
 from harness.cli import main
-from harness.store import ResultStore
+from harness.results.store import ResultStore
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from harness.cli import main
 from harness.runner import BenchConfig, latency_stats, measure, measure_isolated
-from harness.store import ResultStore
+from harness.results.store import ResultStore
 
 
 def small_inputs(n=3, shape=(36, 64)):

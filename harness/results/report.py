@@ -20,8 +20,8 @@ from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
-from .datasets import EMBEDDED, STANDARD_SETS
-from .errors import HarnessError
+from ..datasets import EMBEDDED, STANDARD_SETS
+from ..errors import HarnessError
 from .pareto import pareto_front
 
 EMBEDDED_NOTE = "embedded: images bundled with scikit-image, not a standard test set (not comparable with papers)"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import collect_entries, fmt, latest_rows, pareto_groups, write_report
-from harness.store import ResultStore
+from harness.results.report import collect_entries, fmt, latest_rows, pareto_groups, write_report
+from harness.results.store import ResultStore
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 EVIL = "custom:mod:Cls<x>&y"
 EVIL_REASON = "ImportError: cannot import mod:Cls<x> & co"
 POWER_REASON = "rapl: <energy_uj> unreadable & stale"

@@ -2,8 +2,8 @@
 import math
 
 from harness.cli import main
-from harness.plots import collect, draw_all
-from harness.store import ResultStore
+from harness.results.plots import collect, draw_all
+from harness.results.store import ResultStore
 
 
 def _fill(store):
@@ -82,7 +82,7 @@ def test_plot_command_errors(tmp_path, capsys):
 def test_detailed_crop_finds_the_textured_region():
     import numpy as np
 
-    from harness.visual import detailed_crop
+    from harness.results.visual import detailed_crop
 
     img = np.full((200, 200, 3), 128, np.uint8)
     img[120:180, 40:100] = np.random.default_rng(0).integers(0, 255, (60, 60, 3), dtype=np.uint8)
@@ -97,7 +97,7 @@ def test_labels_of_neighbouring_models_do_not_overlap():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from harness.plots import _declutter
+    from harness.results.plots import _declutter
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.scatter([7.0, 7.1, 7.05], [33.85, 33.84, 33.86])

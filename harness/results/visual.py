@@ -12,10 +12,10 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .color import rgb_to_y
-from .imresize import downscale, modcrop
-from .metrics import psnr
-from .upscale import upscale_rgb
+from ..color import rgb_to_y
+from ..imresize import downscale, modcrop
+from ..metrics import psnr
+from ..upscale import upscale_rgb
 
 
 def detailed_crop(hr_rgb: np.ndarray, size: int) -> tuple:
@@ -72,7 +72,7 @@ def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weight
                  onnx_dir: Optional[str] = None) -> List[Path]:
     """Per device/backend/precision/scale of the store: bicubic, the front and the best model on
     the first image of ``image_set`` (models from the export folder ``onnx_dir`` when given)."""
-    from .exported import resolve_model
+    from ..exported import resolve_model
     from .pareto import pareto_front
     from .plots import collect
 

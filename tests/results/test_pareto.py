@@ -1,6 +1,6 @@
 import pytest
 
-from harness.pareto import dominators, pareto_front
+from harness.results.pareto import dominators, pareto_front
 
 
 def test_front_on_quality_and_speed():
