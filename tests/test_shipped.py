@@ -15,12 +15,13 @@ try:
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
     torch = None
 
-from harness import ship, train, weights
+from harness import train, weights
 from harness.errors import HarnessError
 from harness.models import pools, resolve
 from harness.models.registry import family_name
+from harness.train import ship
 
-from test_train import settings, smooth_images
+from train.helpers import settings, smooth_images
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MID = "eSR-MAX_s2_K3_C2"

@@ -1,6 +1,7 @@
-"""Fine-tuning with ``train --init-weights``, the model-defined training hooks (``training_loss``,
-``trainable_parameters``), a GhostSR fine-tune from a base network's state dict, ClassSR through
-the trainer, and ``ghost-report``. Tiny synthetic data and a few steps each."""
+"""harness.train.finetune: fine-tuning with ``train --init-weights``, the model-defined training
+hooks (``training_loss``, ``trainable_parameters``), a GhostSR fine-tune from a base network's
+state dict, ClassSR through the trainer, and ``ghost-report``. Tiny synthetic data (the
+``data``/``val_root`` fixtures of conftest.py) and a few steps each."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ from harness import train
 from harness.errors import HarnessError
 from harness.models import classsr, esr, ghost, resolve
 
-from test_train import data, smooth_images, val_root  # noqa: F401 - the shared tiny folders (fixtures)
+from .helpers import smooth_images
 
 FSRCNN = "FSRCNN_s2_D56_S12_M4"
 GHOST = "Ghost-" + FSRCNN

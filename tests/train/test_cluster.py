@@ -1,10 +1,11 @@
-"""``python -m harness train --cluster ADDRESS``: one Ray task per model, results gathered into
-the local store, one retry, failures reported with exit code 1, and Ray kept optional.
+"""harness.train.cluster, ``python -m harness train --cluster ADDRESS``: one Ray task per model,
+results gathered into the local store, one retry, failures reported with exit code 1, and Ray
+kept optional.
 
 The Ray tests start a local instance (``--cluster local``) and train tiny models for a few
-steps on a tiny synthetic folder; they skip when Ray is not installed (the [ray] extra).
-Failures inside a worker are injected with HARNESS_CLUSTER_FAIL (a monkeypatch would not
-reach the worker processes).
+steps on a tiny synthetic folder (the ``data`` fixture of conftest.py); they skip when Ray is
+not installed (the [ray] extra). Failures inside a worker are injected with HARNESS_CLUSTER_FAIL
+(a monkeypatch would not reach the worker processes).
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ import time
 
 import pytest
 
-from harness import cluster, train
+from harness import train
 from harness.errors import HarnessError
+from harness.train import cluster
 
-from test_train import ESPCN, TM, smooth_images
+from .helpers import ESPCN, TM, load
 
 TR = "eSR-TR_s2_K3_C2"
 COMMON = ["--data", "{data}", "--steps", "3", "--batch", "2", "--patch", "16", "--val-every", "0",
@@ -33,11 +35,6 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv(cluster.FAIL_ENV, raising=False)
     monkeypatch.setenv("HARNESS_NO_PROGRESS", "1")
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-
-
-@pytest.fixture
-def data(tmp_path):
-    return smooth_images(tmp_path / "train")
 
 
 def cli(argv):
@@ -96,7 +93,6 @@ def test_local_cluster_trains_retries_and_reports(data, tmp_path, monkeypatch, c
 
 def _same(a, b):
     import torch
-    from test_train import load
 
     sa, sb = load(a), load(b)
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -22,7 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .errors import HarnessError
+from ..errors import HarnessError
+from .files import atomic_text, json_safe
 
 MANIFEST_FORMAT = 1
 ACCEPTANCE_SET = "Set14"
@@ -120,7 +121,7 @@ def _score(model, image_sets, evaluator) -> Dict[str, Dict[str, float]]:
 
 def reference_id(model_id: str) -> Optional[str]:
     """The network a shipped method is compared with (its family's ``reference_of``, else ``base_of``)."""
-    from .models.registry import lookup
+    from ..models.registry import lookup
 
     family = lookup(model_id)
     pick = family.reference_of or family.base_of
@@ -130,7 +131,7 @@ def reference_id(model_id: str) -> Optional[str]:
 def acceptance(model_id: str, ours: Dict, official: Optional[Dict], set_name: str = ACCEPTANCE_SET,
                official_reason: Optional[str] = None) -> Dict:
     """Whether ``ours`` is within the family's tolerance of ``official`` on ``set_name``."""
-    from .models.registry import family_name
+    from ..models.registry import family_name
 
     tol = TOLERANCE_DB.get(family_name(model_id))
     out = {"set": set_name, "tolerance_db": tol, "delta_db": None, "passes": None}
@@ -150,12 +151,11 @@ def acceptance(model_id: str, ours: Dict, official: Optional[Dict], set_name: st
 def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[str] = None,
          sets: Sequence[str] = ("Set5", ACCEPTANCE_SET), show_progress: bool = False, log=None) -> Dict:
     """Copy finished runs into the shipped store and (re)write their manifest entries; returns the manifest."""
-    from .datasets import data_root, resolve_sets
-    from .models import resolve
-    from .progress import progress
-    from .quality import QualityEvaluator
-    from .train import _atomic_text, _json_safe
-    from .weights import SHIPPED_DIR, SHIPPED_MANIFEST, shipped_manifest
+    from ..datasets import data_root, resolve_sets
+    from ..models import resolve
+    from ..progress import progress
+    from ..quality import QualityEvaluator
+    from ..weights import SHIPPED_DIR, SHIPPED_MANIFEST, shipped_manifest
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
     train_dir = Path(train_dir).expanduser()
@@ -235,7 +235,7 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
                    "failing": [m for m, e in manifest["models"].items()
                                if (e.get("acceptance") or {}).get("passes") is False]},
     })
-    _atomic_text(json.dumps(_json_safe(manifest), indent=1) + "\n", SHIPPED_MANIFEST)
+    atomic_text(json.dumps(json_safe(manifest), indent=1) + "\n", SHIPPED_MANIFEST)
     return manifest
 
 

@@ -2,14 +2,14 @@
 
 Why it exists: the eSR pool is 1185 networks; one machine trains them one after another,
 a cluster trains one per free slot. Each model is one Ray task that runs the single-machine
-trainer (:func:`harness.train.train_model`) unchanged, in a task-local temporary folder, and
+trainer (:func:`harness.train.loop.train_model`) unchanged, in a task-local temporary folder, and
 returns the bytes of the files it wrote (``<id>.pt``, ``<id>.json``, ``last.pt``, ``best.pt``);
 the driver writes them into the local output folder (the same layout as without
 ``--cluster``), so the workers need no shared filesystem.
 
 Data: the driver makes (or reads from its cache) the LR/HR pairs of ``--data`` once per
 (scale, space) -- Y for the eSR pool, RGB for ABPN/BSRN -- and puts them in the Ray object
-store (``ray.put``; :class:`harness.train.TrainFolder` is plain arrays and paths, so it
+store (``ray.put``; :class:`harness.train.data.TrainFolder` is plain arrays and paths, so it
 pickles); the workers read them from there, so the training folder only has to exist on the
 machine that runs the command. Validation
 (``--val-data``) is built on each worker: leave it out (the embedded images, shipped with the
@@ -35,7 +35,13 @@ import time
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from .errors import HarnessError
+from ..errors import HarnessError
+from .data import load_folder, parse_folders
+from .files import atomic_text, json_safe
+from .loop import train_model
+from .planning import hold_folders, plan
+from .settings import Settings
+from .validation import Validator
 
 ATTEMPTS = 2          # a failed task is submitted once more
 FAIL_ENV = "HARNESS_CLUSTER_FAIL"
@@ -66,17 +72,15 @@ def _injected_failures() -> Dict[str, Optional[int]]:
 def _train_task(model_id: str, settings, data, val: Optional[tuple], resume_files: Dict[str, bytes],
                 stop_at: Optional[int], attempt: int, inject: bool) -> Dict:
     """Runs on a worker: trains ``model_id`` in a temporary folder and returns the files' bytes."""
-    from . import train
-
     if inject:
         raise RuntimeError(f"injected failure of {model_id} on attempt {attempt} ({FAIL_ENV})")
-    validator = train.Validator(*val) if val is not None else None
+    validator = Validator(*val) if val is not None else None
     with tempfile.TemporaryDirectory(prefix=f"harness-train-{model_id}-") as tmp:
         out = Path(tmp)
         for name, blob in resume_files.items():
             (out / name).write_bytes(blob)
-        record = train.train_model(model_id, settings, data, out, validator, resume=bool(resume_files),
-                                   stop_at=stop_at, show_progress=False)
+        record = train_model(model_id, settings, data, out, validator, resume=bool(resume_files),
+                             stop_at=stop_at, show_progress=False)
         names = (f"{model_id}.pt", f"{model_id}.json") + GATHERED
         files = {n: (out / n).read_bytes() for n in names if (out / n).is_file()}
     return {"record": record, "files": files, "node": platform.node()}
@@ -93,8 +97,6 @@ def _reason(exc: BaseException) -> str:
 
 def _write(out: Path, model_id: str, result: Dict, address: str, attempt: int) -> Dict:
     """The task's files into ``out`` (atomically); the provenance names the local weights."""
-    from .train import _atomic_text, _json_safe
-
     out.mkdir(parents=True, exist_ok=True)
     record = dict(result["record"])
     cluster = {"address": address, "node": result["node"], "attempt": attempt}
@@ -108,7 +110,7 @@ def _write(out: Path, model_id: str, result: Dict, address: str, attempt: int) -
     if record.get("status") == "finished":
         record["weights"] = str(out / f"{model_id}.pt")  # the sha256 is of the same bytes
         record["cluster"] = cluster
-        _atomic_text(json.dumps(_json_safe(record), indent=2) + "\n", out / f"{model_id}.json")
+        atomic_text(json.dumps(json_safe(record), indent=2) + "\n", out / f"{model_id}.json")
     record["out"] = str(out)
     return record
 
@@ -116,19 +118,18 @@ def _write(out: Path, model_id: str, result: Dict, address: str, attempt: int) -
 def train_on_cluster(model_ids: Sequence[str], options, address: str, settings=None, log=None) -> int:
     """Train ``model_ids`` as Ray tasks on the cluster at ``address`` ('local': a local Ray instance).
 
-    ``options`` is the parsed ``train`` command line; ``settings`` its :class:`harness.train.Settings`
+    ``options`` is the parsed ``train`` command line; ``settings`` its :class:`harness.train.settings.Settings`
     (made from ``options`` when not given). Prints the table (or JSON) of all models and returns
     the exit code: 1 when a model failed twice.
     """
-    from . import train
-    from .output import emit
-    from .progress import progress
+    from ..output import emit
+    from ..progress import progress
 
     if not address or not str(address).strip():
         raise HarnessError("--cluster: give a Ray address such as HEAD:6379, or 'local' for a local Ray instance")
     address = str(address).strip()
     if settings is None:
-        settings = train.Settings(
+        settings = Settings(
             data=[options.data], steps=options.steps, batch=options.batch, patch=options.patch, lr=options.lr,
             min_lr=options.min_lr, seed=options.seed, threads=options.threads, val_every=options.val_every,
             val_data=options.val_data, val_set=options.val_set, checkpoint_every=options.checkpoint_every,
@@ -143,12 +144,12 @@ def train_on_cluster(model_ids: Sequence[str], options, address: str, settings=N
                            "--force starts over; give one")
     log = log or (lambda msg: print(msg, file=sys.stderr))
     ray = _import_ray()  # before any work, so a missing Ray is the first thing said
-    folders = train.parse_folders(",".join(settings.data))
+    folders = parse_folders(",".join(settings.data))
     pool = bool(getattr(options, "pool", None)) or len(model_ids) > 1
-    plans = train.plan(model_ids, settings, getattr(options, "out", None), pool, resume, force)
+    plans = plan(model_ids, settings, getattr(options, "out", None), pool, resume, force)
     val = (settings.val_data, settings.val_set) if settings.val_every else None
     if val is not None:
-        train.Validator(*val)  # a bad --val-data / --val-set is a one-line error here, not on every worker
+        Validator(*val)  # a bad --val-data / --val-set is a one-line error here, not on every worker
     todo = [p for p in plans if p.action != "skip"]
     records: Dict[str, Dict] = {}
     for p in plans:
@@ -162,7 +163,7 @@ def train_on_cluster(model_ids: Sequence[str], options, address: str, settings=N
         if started_here:
             _init(ray, address, settings)
         try:
-            with train.hold_folders(todo):
+            with hold_folders(todo):
                 failed = _run(ray, todo, settings, folders, val, stop_at, address, records, log, progress)
         finally:
             if started_here:
@@ -170,7 +171,7 @@ def train_on_cluster(model_ids: Sequence[str], options, address: str, settings=N
 
     rows = [records[p.model_id] for p in plans]
     if getattr(options, "json", False):
-        json.dump(train._json_safe(rows), sys.stdout, indent=2)
+        json.dump(json_safe(rows), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         table = [{"model": r["model"], "status": r["status"], "attempts": r.get("attempts"),
@@ -205,8 +206,6 @@ def _init(ray, address: str, settings) -> None:
 
 
 def _run(ray, todo, settings, folders, val, stop_at, address, records, log, progress) -> int:
-    from . import train
-
     gpus = float(ray.cluster_resources().get("GPU", 0))
     resources = {"num_gpus": 1, "num_cpus": settings.threads or 1} if gpus >= 1 else \
         {"num_cpus": settings.threads or 1}
@@ -220,7 +219,7 @@ def _run(ray, todo, settings, folders, val, stop_at, address, records, log, prog
 
     data_refs = {}
     for scale, space in sorted({(p.scale, p.space) for p in todo}):  # Y pairs for eSR, RGB for ABPN/BSRN
-        data_refs[scale, space] = ray.put([train.load_folder(f, scale, space=space) for f in folders])
+        data_refs[scale, space] = ray.put([load_folder(f, scale, space=space) for f in folders])
     resume_files: Dict[str, Dict[str, bytes]] = {}
     for p in todo:
         if p.action == "train":
