@@ -6,14 +6,12 @@ line (``error: ...``) and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 from .errors import HarnessError
 
@@ -54,12 +52,26 @@ def _add_calib(p: argparse.ArgumentParser) -> None:
 
 def _calib_folders(args) -> Optional[List[str]]:
     """The --calib-data folders (each must exist), or None for the embedded images."""
-    folders = _csv_list(getattr(args, "calib_data", None))
-    for f in folders:
-        if not Path(f).is_dir():
-            raise HarnessError(f"--calib-data {f}: no such folder; give folders of training images "
-                               f"(e.g. DIV2K/DIV2K_train_HR), comma-separated")
-    return [str(Path(f).resolve()) for f in folders] or None
+    from .api import calib_folders
+
+    return calib_folders(_csv_list(getattr(args, "calib_data", None)))
+
+
+def _config(args):
+    """(profile, BenchConfig) of the device options on the command line."""
+    from .api import bench_config
+
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and timeout <= 0:
+        raise HarnessError(f"--timeout {timeout:g}: give a positive number of seconds")
+    repeats = getattr(args, "repeats", None)
+    if repeats is not None and repeats < 1:
+        raise HarnessError(f"--repeats {repeats}: give at least 1")
+    return bench_config(args.device, backend=getattr(args, "backend", None),
+                        precision=getattr(args, "precision", None), weights=getattr(args, "weights", None),
+                        form=getattr(args, "form", None), repeats=repeats, timeout_s=timeout,
+                        frames_dir=getattr(args, "frames", None), calib_data=_csv_list(getattr(args, "calib_data", None)),
+                        onnx_dir=getattr(args, "onnx_dir", None))
 
 
 def _add_weights(p: argparse.ArgumentParser) -> None:
@@ -84,53 +96,6 @@ def _add_data(p: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------- quality
 
-def model_scale_pairs(model_ids: Sequence[str], scales: Sequence[int]):
-    """(model id, scale) pairs: a fixed-scale id keeps its own scale (and must agree with
-    --scale if given); a scale-free id runs at each --scale (default 2, 3, 4)."""
-    from .models import SCALES, id_scale
-
-    pairs = []
-    for mid in model_ids:
-        fixed = id_scale(mid)
-        if fixed is not None:
-            if scales and fixed not in scales:
-                raise HarnessError(f"model {mid} is a x{fixed} model but --scale {','.join(map(str, scales))} was given")
-            pairs.append((mid, fixed))
-        else:
-            pairs.extend((mid, s) for s in (scales or SCALES))
-    return pairs
-
-
-def models_at_scales(specs: Sequence[str], scales: Sequence[int], explicit: bool = False):
-    """``(pairs, weights_of)`` for run-all's ``--models``: each spec ``ID[=WEIGHTS]`` with ``{scale}``
-    filled in at every scale (``BSRN_s{scale}=DIR/net_g_BSRN_x{scale}.pth``). A scale-free id runs
-    at every scale, a fixed-scale id at its own; it is an error only when ``explicit`` scales leave
-    it out. ``weights_of`` maps (id, scale) to the spec's own weights (absent: the global --weights)."""
-    from .models import id_scale
-
-    pairs: List[Tuple[str, int]] = []
-    weights_of: Dict[Tuple[str, int], str] = {}
-    matched = set()
-    for s in scales:
-        for spec in specs:
-            mid, _, weights = spec.format(scale=s).partition("=")
-            mid, weights = mid.strip(), weights.strip()
-            fixed = id_scale(mid)
-            if fixed is not None and fixed != s:
-                continue
-            matched.add(spec)
-            if (mid, s) not in pairs:
-                pairs.append((mid, s))
-            if weights:
-                weights_of[(mid, s)] = weights
-    for spec in specs:
-        if spec not in matched and explicit:
-            mid = spec.partition("=")[0].strip()
-            raise HarnessError(f"model {mid} is a x{id_scale(mid)} model but --scale {','.join(map(str, scales))} "
-                               f"was given; add {id_scale(mid)} to --scale or drop the model")
-    return pairs, weights_of
-
-
 def _model_ids(args) -> List[str]:
     """Ids from --model and/or --pool (a pool is filtered to --scale when given)."""
     from .models import id_scale
@@ -144,27 +109,15 @@ def _model_ids(args) -> List[str]:
     return ids
 
 
-def run_quality(model_ids, scales, data, set_names, weights="shipped", show_progress=True, onnx_dir=None):
-    from .datasets import data_root, resolve_sets
-    from .exported import resolve_model
-    from .quality import QualityEvaluator
-
-    pairs = model_scale_pairs(model_ids, scales)
-    # fail on a bad id/weights before any work
-    models = [resolve_model(mid, s, weights, onnx_dir=onnx_dir) for mid, s in pairs]
-    sets = resolve_sets(data_root(data), set_names)
-    evaluator = QualityEvaluator(show_progress=show_progress)
-    return [evaluator.evaluate(model, image_set) for image_set in sets for model in models]
-
-
 def cmd_quality(args) -> int:
+    from .api import quality_results
     from .output import emit
 
     model_ids = _model_ids(args)
     if not model_ids:
         raise HarnessError("give --model ID (several: --model A,B) or --pool NAME, e.g. --model bicubic-matlab")
-    results = run_quality(model_ids, _scales(args.scale), args.data, _csv_list(args.sets), weights=args.weights,
-                          show_progress=not args.json and sys.stderr.isatty(), onnx_dir=args.onnx_dir)
+    results = quality_results(model_ids, _scales(args.scale), args.data, _csv_list(args.sets), weights=args.weights,
+                              progress=not args.json and sys.stderr.isatty(), onnx_dir=args.onnx_dir)
     rows = [r.record(per_image=args.per_image) for r in results]
     if not args.per_image:
         rows = [{k: r[k] for k in QUALITY_COLUMNS} for r in rows]
@@ -246,7 +199,7 @@ def cmd_zoo_list(args) -> int:
     from .output import emit
 
     if args.shipped:
-        from .ship import acceptance_rows
+        from .train.ship import acceptance_rows
         from .weights import shipped_manifest
 
         rows = acceptance_rows(shipped_manifest())
@@ -278,7 +231,7 @@ def cmd_zoo_list(args) -> int:
 
 
 def cmd_zoo_ship(args) -> int:
-    from .ship import ship
+    from .train.ship import ship
 
     manifest = ship(args.train_dir, _csv_list(args.models) or None, args.data, _csv_list(args.sets),
                     show_progress=sys.stderr.isatty())
@@ -333,72 +286,6 @@ SPEED_HEADERS = {"median_ms": "median ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms
                  "psnr_vs_reference": "vs ref dB"}
 
 
-def bench_config(profile: dict, args):
-    """The runner's configuration: the device profile, overridden by command-line options."""
-    from .runner import BenchConfig
-
-    backend = getattr(args, "backend", None) or profile["backend"]
-    precision = getattr(args, "precision", None) or profile["precision"]
-    target = profile.get("target", "cpu")
-    if backend == "tensorrt":
-        target = "cuda"
-    return BenchConfig(
-        device=profile["name"], backend=backend, precision=precision,
-        peak_gflops=profile.get(f"peak_gflops_{precision}"), peak_gbps=profile.get("peak_gbps"),
-        target=target, threads=int(profile.get("threads", 0)), warmup=int(profile.get("warmup", 1)),
-        repeats=int(getattr(args, "repeats", None) or profile.get("repeats", 5)),
-        min_repeats=int(profile.get("min_repeats", 1)), max_time_s=float(profile.get("max_time_s", 10)),
-        weights=getattr(args, "weights", "shipped"), form=getattr(args, "form", "auto") or "auto",
-        power_meter=profile.get("power_meter", "none"),
-        timeout_s=float(getattr(args, "timeout", None) or profile.get("timeout_s", 600)),
-        build_timeout_s=float(profile.get("build_timeout_s", 3600)),
-        frames_dir=getattr(args, "frames", None), calib_data=_calib_folders(args),
-        onnx_dir=getattr(args, "onnx_dir", None))
-
-
-def run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=True, weights_of=None):
-    """Measure each (model, scale) not yet in the run; every record is stored as soon as it exists.
-
-    ``weights_of``: (model, scale) -> weights for the pairs that do not use ``cfg.weights``."""
-    from dataclasses import replace
-
-    from .exported import resolve_model
-    from .progress import progress
-    from .runner import measure, measure_isolated
-
-    done = store.done_keys(run_id)
-    records = []
-    all_cfg = cfg
-    bar = progress(pairs, total=len(pairs), desc=f"bench {cfg.device}", disable=not show_progress)
-    for mid, s in bar:
-        own = (weights_of or {}).get((mid, s))
-        cfg = replace(all_cfg, weights=own) if own else all_cfg
-        weights = resolve_model(mid, s, cfg.weights, onnx_dir=cfg.onnx_dir).weights
-        key = (cfg.device, cfg.backend, cfg.precision, mid, s, "speed", weights)
-        if key in done:
-            continue
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{mid} x{s}")
-        if isolate:
-            rec = measure_isolated(mid, s, cfg)
-        else:
-            try:
-                rec = measure(mid, s, cfg)
-                rec.update(status="ok" if rec.get("reference_ok", True) else "flagged",
-                           reason=rec.get("reference_note", ""))
-            except HarnessError as exc:
-                from .runner import failure_record
-
-                rec = failure_record(mid, s, cfg, str(exc))
-        rec["weights"] = weights
-        store.add(run_id, "speed", rec)
-        records.append(rec)
-        if not show_progress:  # a log file gets one line per model instead of a bar
-            figure = f"{rec['fhd_per_s']:.2f} FHD/s" if rec.get("status") != "failed" else rec.get("reason", "")
-            print(f"[{len(records)}/{len(pairs)}] {mid} x{s}: {rec.get('status')} {figure}", file=sys.stderr, flush=True)
-    return records
-
-
 def report_problems(rows) -> None:
     """Failures and flagged outputs one line each, and why power was not measured (once)."""
     for r in rows:
@@ -410,64 +297,32 @@ def report_problems(rows) -> None:
         print(f"power not measured: {reason}", file=sys.stderr)
 
 
-def _calib_key(cfg) -> list:
-    """The calibration folders in a run's configuration key, only for INT8 runs that name them
-    (so every other run keeps the key it had)."""
-    return [{"calib_data": cfg.calib_data}] if cfg.precision == "int8" and cfg.calib_data else []
-
-
-def _export_key(onnx_dir) -> list:
-    """An export folder's manifest digest in a run's configuration key (a re-export is a new run);
-    nothing without one, so every other run keeps the key it had."""
-    if not onnx_dir:
-        return []
-    from .exported import open_folder
-
-    return [{"onnx_manifest": open_folder(onnx_dir).digest}]
-
-
-def _export_scales(onnx_dir) -> List[int]:
-    """The scales an export folder holds ([] without one: the usual default)."""
-    if not onnx_dir:
-        return []
-    from .exported import open_folder
-
-    return open_folder(onnx_dir).scales()
-
-
-def _config_key(*parts) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def cmd_bench(args) -> int:
-    from .devices import load_profile
+    from .api import calib_key, config_key, export_key, export_scales, model_scale_pairs, run_bench
+    from .backends import make_backend
     from .environment import capture
     from .exported import resolve_model
     from .output import emit
     from .results.store import ResultStore
 
-    profile = load_profile(args.device)
-    cfg = bench_config(profile, args)
+    profile, cfg = _config(args)
     model_ids = _model_ids(args)
     if not model_ids:
         raise HarnessError("give --model ID (several: --model A,B) or --pool NAME")
-    pairs = model_scale_pairs(model_ids, _scales(args.scale) or _export_scales(cfg.onnx_dir))
+    make_backend(cfg.backend, precision=cfg.precision, device=cfg.target)  # unknown backend/precision: one line
+    pairs = model_scale_pairs(model_ids, _scales(args.scale) or export_scales(cfg.onnx_dir))
     for mid, s in pairs:  # fail on a bad id or missing weights before any measurement
         resolve_model(mid, s, cfg.weights, onnx_dir=cfg.onnx_dir)
-    from .backends import make_backend
-
-    make_backend(cfg.backend, precision=cfg.precision, device=cfg.target)  # unknown backend/precision: one line
     store = ResultStore(args.db)
-    key = _config_key(cfg.device, cfg.backend, cfg.precision, cfg.weights, cfg.form, cfg.frames_dir, pairs,
-                      *_calib_key(cfg), *_export_key(cfg.onnx_dir))
+    key = config_key(cfg.device, cfg.backend, cfg.precision, cfg.weights, cfg.form, cfg.frames_dir, pairs,
+                     *calib_key(cfg), *export_key(cfg.onnx_dir))
     run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
                                       environment=capture(), resume=args.resume)
     if resumed:
         print(f"resuming run {run_id}: {len(store.done_keys(run_id))} measurement(s) already stored", file=sys.stderr)
-    records = run_bench(pairs, cfg, store, run_id, isolate=not args.in_process,
-                        show_progress=not args.json and sys.stderr.isatty())
+    tty = not args.json and sys.stderr.isatty()
+    records = run_bench(pairs, cfg, store, run_id, isolate=not args.in_process, progress=tty,
+                        log=None if tty else (lambda m: print(m, file=sys.stderr, flush=True)))
     rows = [dict(r) for r in store.rows("run_id = ? AND measurement = 'speed'", (run_id,))]
     csv_path = store.export_csv(Path(args.db).parent / f"speed_{cfg.device}.csv", "run_id = ?", (run_id,))
     if args.json:
@@ -484,12 +339,10 @@ def cmd_bench(args) -> int:
 # --------------------------------------------------------------------------- selfcheck
 
 def cmd_selfcheck(args) -> int:
-    from .devices import load_profile
     from .output import emit
     from .selfcheck import LARGE, SMALL, TARGET_PCT, check_model
 
-    profile = load_profile(args.device)
-    cfg = bench_config(profile, args)
+    _, cfg = _config(args)
     models = _csv_list(args.model) or [SMALL, LARGE]
     rows = [check_model(mid, cfg, runs=args.runs, frames_dir=args.frames) for mid in models]
     emit(rows, ("model", "form", "bare_ms", "runner_ms", "overhead_pct", "within_target", "bare_spread_pct",
@@ -533,25 +386,24 @@ def cmd_upscale(args) -> int:
 
 def cmd_compare(args) -> int:
     """Measure MODEL like the pool (quality + speed into the store), then one verdict line."""
+    from .api import calib_key, config_key, run_bench
     from .compare import verdict, verdict_line
     from .datasets import data_root, resolve_sets
-    from .devices import load_profile
     from .environment import capture
     from .models import resolve
     from .results.plots import collect, draw_all
     from .quality import QualityEvaluator
     from .results.store import ResultStore
 
-    profile = load_profile(args.device)
-    cfg = bench_config(profile, args)
+    profile, cfg = _config(args)
     weights = args.weights or ("init" if ":" in args.model else "shipped")
     cfg.weights = weights
     model = resolve(args.model, _scales(args.scale)[0] if args.scale else None, weights)
     baseline = resolve(f"Bicubic_s{model.scale}")
     sets = resolve_sets(data_root(args.data), _csv_list(args.sets))
     store = ResultStore(args.db)
-    run_id, _ = store.start_run(cfg.device, _config_key("compare", args.model, weights, cfg.device, cfg.backend,
-                                                        *_calib_key(cfg)),
+    run_id, _ = store.start_run(cfg.device, config_key("compare", args.model, weights, cfg.device, cfg.backend,
+                                                       *calib_key(cfg)),
                                 command=" ".join(sys.argv), profile=profile, environment=capture())
     evaluator = QualityEvaluator(show_progress=sys.stderr.isatty())
     known = {(p["model"], p["scale"]) for p in collect(store)
@@ -563,7 +415,7 @@ def cmd_compare(args) -> int:
             rec.update(device=cfg.device, backend="torch", precision="fp32", family=m.family, status="ok")
             store.add(run_id, f"quality:{image_set.name}", rec)
     run_bench([(args.model if m is model else m.id, m.scale) for m in todo], cfg, store, run_id,
-              show_progress=sys.stderr.isatty())
+              progress=sys.stderr.isatty())
     points = collect(store)
     mine = next((p for p in points if p["model"] == model.id and p["scale"] == model.scale
                  and (p["device"], p["backend"], p["precision"]) == (cfg.device, cfg.backend, cfg.precision)), None)
@@ -626,7 +478,9 @@ def cmd_export(args) -> int:
     for f in forms:
         if f not in ("naive", "fast"):
             raise HarnessError(f"--forms {args.forms}: give naive, fast or naive,fast")
-    _, pairs, weights_of = sweep_pairs(args, args.weights)
+    from .api import sweep_pairs
+
+    _, pairs, weights_of = sweep_pairs(_csv_list(args.models), args.pool, _scales(args.scale), args.weights)
     quiet = args.json
     manifest = export_models(pairs, args.out, weights=args.weights, weights_of=weights_of, forms=forms,
                              precisions=precisions, calib_data=_calib_folders(args),
@@ -685,141 +539,33 @@ def cmd_ghost_report(args) -> int:
 # --------------------------------------------------------------------------- run-all
 
 def cmd_run_all(args) -> int:
-    """The main job: quality of every model on every set found (else the embedded set), speed and
-    power on the 14 Full-HD frames with the device profile, all in one results store, then a summary."""
-    from .datasets import data_root, resolve_sets
-    from .devices import load_profile
-    from .environment import capture
-    from .exported import resolve_model
-    from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames
+    """The main job (:func:`harness.api.run_all`), then its summary table and where everything went."""
+    from .api import run_all, summary_rows
     from .output import emit
-    from .quality import QualityEvaluator
     from .results.store import ResultStore
 
-    profile = load_profile(args.device)
-    cfg = bench_config(profile, args)
-    scales, pairs, weights_of = sweep_pairs(args, cfg.weights, onnx_dir=cfg.onnx_dir)
-    # bad ids/weights fail before any work
-    models = [resolve_model(mid, s, weights_of.get((mid, s), cfg.weights), onnx_dir=cfg.onnx_dir)
-              for mid, s in pairs]
-    sets = resolve_sets(data_root(args.data), _csv_list(args.sets))
-    frames = load_frames(args.frames)
-    out_dir = Path(args.out)
-    store = ResultStore(out_dir / "harness.db")
-    key = _config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, args.frames,
-                      [s.name for s in sets], pairs, *_calib_key(cfg),
-                      *([sorted(f"{m}_x{s}={w}" for (m, s), w in weights_of.items())] if weights_of else []),
-                      *_export_key(cfg.onnx_dir))
-    environment = capture()
-    run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
-                                      environment=environment, resume=args.resume)
-    started = time.time()
-    emulated = environment.get("emulated")
-    if emulated:
-        print(f"EMULATED ({emulated}): this run's timings are meaningless; it checks that the software works",
-              file=sys.stderr)
-    print(f"run {run_id}{' (resumed)' if resumed else ''}: device {profile['name']} ({profile.get('description', '')}); "
-          f"sets: {', '.join(f'{s.name} ({len(s)})' for s in sets)}; {len(models)} models at x"
-          f"{','.join(map(str, scales))}; {len(frames)} Full-HD frames ({frames[0].source}, "
-          f"{FHD_WIDTH}x{FHD_HEIGHT})", file=sys.stderr)
-
-    # quality: device-independent (PyTorch fp32, the exported fp32 graph on ONNX Runtime's CPU, or
-    # classical code), stored once per run
-    done = store.done_keys(run_id)
-    evaluator = QualityEvaluator(show_progress=sys.stderr.isatty())
-    for image_set in sets:
-        for model in models:
-            qbackend = quality_backend(model)
-            qkey = (cfg.device, qbackend, "fp32", model.id, model.scale, f"quality:{image_set.name}", model.weights)
-            if qkey in done:
-                continue
-            try:
-                rec = evaluator.evaluate(model, image_set).record()
-                rec.update(status="ok", reason="")
-            except HarnessError as exc:
-                rec = {"model": model.id, "scale": model.scale, "set": image_set.name, "weights": model.weights,
-                       "status": "failed", "reason": str(exc)}
-            rec.update(device=cfg.device, backend=qbackend, precision="fp32", family=model.family)
-            store.add(run_id, f"quality:{image_set.name}", rec)
-
-    # speed and power: each model in its own process
-    run_bench(pairs, cfg, store, run_id, isolate=True, show_progress=sys.stderr.isatty(), weights_of=weights_of)
-
-    rows = summary_rows(store, run_id)
-    if emulated:
-        for r in rows:
-            r["emulated"] = emulated
-    store.export_csv(out_dir / f"results_{cfg.device}.csv", "run_id = ?", (run_id,))
-    with open(out_dir / f"summary_{cfg.device}.json", "w") as fh:
-        json.dump(rows, fh, indent=2, default=str)
-    columns = ["model", "scale"] + [f"psnr:{s.name}" for s in sets] + ["fhd_per_s", "median_ms", "mj_per_frame",
-                                                                        "form", "status"]
+    _config(args)  # option errors (device, --timeout, --repeats) before any work
+    run = run_all(device=args.device, pool=args.pool, models=_csv_list(args.models), scales=_scales(args.scale),
+                  weights=args.weights, data=args.data, sets=_csv_list(args.sets), frames=args.frames, out=args.out,
+                  plots=args.plots, resume=args.resume, repeats=args.repeats, timeout=args.timeout,
+                  backend=args.backend, precision=args.precision, calib_data=_csv_list(args.calib_data),
+                  onnx_dir=args.onnx_dir, progress=True, command=" ".join(sys.argv))
+    rows = summary_rows(run.table)
+    sets = [c.split(":", 1)[1] for c in run.table.columns if c.startswith("psnr:")]
+    columns = ["model", "scale"] + [f"psnr:{s}" for s in sets] + ["fhd_per_s", "median_ms", "mj_per_frame",
+                                                                   "form", "status"]
     digits = dict({c: 2 for c in columns if c.startswith("psnr")}, fhd_per_s=2, median_ms=2, mj_per_frame=1)
-    if emulated and not args.json:
-        print(f"EMULATED ({emulated}): FHD/s, median ms and mJ/frame below are not the device's")
+    if run.emulated and not args.json:
+        print(f"EMULATED ({run.emulated}): FHD/s, median ms and mJ/frame below are not the device's")
     emit(rows, columns, args.json, digits=digits,
-         headers=dict({f"psnr:{s.name}": f"PSNR {s.name}" for s in sets}, fhd_per_s="FHD/s", median_ms="median ms",
+         headers=dict({f"psnr:{s}": f"PSNR {s}" for s in sets}, fhd_per_s="FHD/s", median_ms="median ms",
                       mj_per_frame="mJ/frame"))
-    report_problems(store.rows("run_id = ?", (run_id,)))
-    from .results.plots import draw_all
-
-    from .results.visual import draw_visuals
-
-    figures = draw_all(store, args.plots, run_id=run_id)
-    figures += draw_visuals(store, sets[0], args.plots, run_id=run_id, weights=cfg.weights, onnx_dir=cfg.onnx_dir)
-    from .results.report import write_report
-
-    html, md = write_report(store, out_dir, run_id=run_id, plots_dir=args.plots)
-    print(f"{len(figures)} figure files in {args.plots}; report {html} (and {md.name})", file=sys.stderr)
-    print(f"results in {out_dir / 'harness.db'} (run {run_id}), {out_dir / f'results_{cfg.device}.csv'}; "
-          f"{time.time() - started:.0f} s", file=sys.stderr)
-    if emulated:
-        print(f"EMULATED ({emulated}): the FHD/s, latency and power above are not the device's", file=sys.stderr)
+    report_problems(ResultStore(run.db).rows("run_id = ?", (run.run_id,)))
+    print(f"{len(run.figures)} figure files in {args.plots}; report {run.report} (and report.md)", file=sys.stderr)
+    print(f"results in {run.db} (run {run.run_id}), {run.csv}; {run.seconds:.0f} s", file=sys.stderr)
+    if run.emulated:
+        print(f"EMULATED ({run.emulated}): the FHD/s, latency and power above are not the device's", file=sys.stderr)
     return 0
-
-
-def quality_backend(model) -> str:
-    """What computes a model's quality rows: its exported fp32 graph on ONNX Runtime (an export
-    folder), else PyTorch (the historical label, also for classical code, kept so stores join)."""
-    return "onnxruntime" if getattr(model, "export_dir", None) else "torch"
-
-
-def sweep_pairs(args, weights: str, onnx_dir=None):
-    """``(scales, pairs, weights_of)`` of a sweep (run-all, export): the bicubic baselines, ``--models``
-    and ``--pool`` at ``--scale``. Without --pool: default,methods (default alone with weights other
-    than shipped); with an export folder, every model in it (pool ``exported``)."""
-    scales = _scales(args.scale) or _export_scales(onnx_dir) or [2, 3, 4]
-    # the bicubic baselines are always measured: every figure is read against them
-    model_ids = list(BASELINES) + [m for m in _csv_list(args.models) if m not in BASELINES]
-    pairs, weights_of = models_at_scales(model_ids, scales, explicit=bool(_scales(args.scale)))
-    pool = args.pool or ("exported" if onnx_dir else "default,methods" if weights == "shipped" else "default")
-    if pool == "exported":
-        if not onnx_dir:
-            raise HarnessError("--pool exported means every model of an export folder: give --onnx-dir DIR")
-        from .exported import open_folder
-
-        pairs.extend(p for p in open_folder(onnx_dir).pairs() if p[1] in scales and p not in pairs)
-    elif pool != "none":
-        from .models.pools import pool_ids
-
-        pairs.extend(p for p in model_scale_pairs(pool_ids(pool), []) if p[1] in scales and p not in pairs)
-    return scales, pairs, weights_of
-
-
-def summary_rows(store, run_id: str) -> List[dict]:
-    """One row per (model, scale) of a run: PSNR per set beside speed and energy."""
-    by_model: dict = {}
-    for r in store.rows("run_id = ?", (run_id,)):
-        row = by_model.setdefault((r["model"], r["scale"]), {"model": r["model"], "scale": r["scale"],
-                                                             "status": "ok", "reason": ""})
-        if r["measurement"].startswith("quality:"):
-            row["psnr:" + r["measurement"].split(":", 1)[1]] = r["psnr"]
-        else:
-            row.update(fhd_per_s=r["fhd_per_s"], median_ms=r["median_ms"], mj_per_frame=r["mj_per_frame"],
-                       form=r["form"])
-        if r["status"] != "ok":
-            row["status"], row["reason"] = r["status"], r["reason"]
-    return sorted(by_model.values(), key=lambda x: (x["scale"], x["model"]))
 
 
 # --------------------------------------------------------------------------- parser

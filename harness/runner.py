@@ -20,10 +20,9 @@ import multiprocessing as mp
 import os
 import resource
 import signal
-import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -50,13 +49,47 @@ class BenchConfig:
     warmup: int = 1                # warm-up passes over the frames
     repeats: int = 5               # at most this many timed passes
     min_repeats: int = 1
-    max_time_s: float = 20.0       # stop adding passes after this long
+    max_time_s: float = 8.0        # stop adding passes after this long (the cpu profile's value)
     weights: str = "shipped"
     form: str = "auto"
     power_meter: object = "none"
     timeout_s: float = 600.0
     build_timeout_s: float = 3600.0  # TensorRT: the untimed engine build before each model's measurement
     trtexec: bool = True            # TensorRT: also time the same engine with trtexec where it exists
+
+    @classmethod
+    def from_profile(cls, profile: Dict, **overrides) -> "BenchConfig":
+        """The one place a device profile (``devices/<name>.toml``) becomes a configuration; ``overrides``
+        (``backend``, ``precision``, ``repeats``, ``timeout_s``, ``weights``, ``form``, ``frames_dir``,
+        ``calib_data``, ``onnx_dir``, ...) win where given and not None. TensorRT always runs on CUDA."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        backend = given.pop("backend", None) or profile["backend"]
+        precision = given.pop("precision", None) or profile["precision"]
+        target = "cuda" if backend == "tensorrt" else profile.get("target", "cpu")
+        base = cls()  # a profile that leaves a key out gets the dataclass default, one value everywhere
+        values = dict(device=profile["name"], backend=backend, precision=precision, target=target,
+                      peak_gflops=profile.get(f"peak_gflops_{precision}"), peak_gbps=profile.get("peak_gbps"),
+                      power_meter=profile.get("power_meter", base.power_meter))
+        for name in ("threads", "warmup", "repeats", "min_repeats", "max_time_s", "timeout_s", "build_timeout_s"):
+            values[name] = profile.get(name, getattr(base, name))
+        unknown = sorted(set(given) - {f.name for f in fields(cls)})
+        if unknown:
+            raise HarnessError(f"BenchConfig.from_profile: unknown option(s) {', '.join(unknown)}")
+        values.update(given)
+        where = profile.get("path") or f"the {profile['name']} profile"
+        for name, kind in (("repeats", int), ("min_repeats", int), ("warmup", int), ("threads", int),
+                           ("timeout_s", float), ("build_timeout_s", float), ("max_time_s", float)):
+            value = values[name]
+            try:
+                if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+                    raise ValueError(value)
+                values[name] = kind(value)
+            except (TypeError, ValueError):
+                raise HarnessError(f"{where}: {name} = {value!r} is not {'an integer' if kind is int else 'a number'}; "
+                                   f"fix the value") from None
+            if values[name] < 0 or (name.endswith("_s") and name != "max_time_s" and values[name] == 0):
+                raise HarnessError(f"{where}: {name} = {value!r} must be positive; fix the value")
+        return cls(**values)
     frames_dir: Optional[str] = None
     workdir: Optional[str] = None  # export/engine cache (default: $HARNESS_CACHE or .cache/)
     reference_check: bool = True

@@ -77,7 +77,15 @@ def test_run_all_stores_quality_and_speed_and_resumes(tiny_data, tmp_path, capsy
     kinds = sorted(r["measurement"] for r in db.rows())
     assert kinds == ["quality:Set5"] * 4 + ["speed"] * 4
     assert {r["weights"] for r in db.rows() if r["model"] == "eSR-MAX_s4_K3_C1"} == {"shipped"}  # the default
-    assert (out / "results_cpu.csv").read_text().count("\n") == 9
+    import csv
+
+    with open(out / "results_cpu.csv", newline="") as fh:  # the joined table: one row per model, what one joins on
+        table = {r["model"]: r for r in csv.DictReader(fh)}
+    assert set(table) == set(rows)
+    m = table["eSR-MAX_s4_K3_C1"]  # Conv2d(1, 16, 3x3, no bias): 144 weights, 144 MACs per 480x270 LR pixel
+    assert float(m["params"]) == 144 and float(m["macs_per_fhd"]) == 144 * 480 * 270
+    assert m["colour_space"] == "y" and m["input_shape"] == "1x1x270x480" and table["bicubic-matlab"]["colour_space"] == "rgb"
+    assert float(m["psnr:Set5"]) == pytest.approx(rows["eSR-MAX_s4_K3_C1"]["psnr:Set5"]) and m["backend"] == "onnxruntime"
     assert (tmp_path / "plots" / "tradeoff_cpu_onnxruntime_fp32_x4_Set5.png").stat().st_size > 10000
     assert (tmp_path / "plots" / "visual_cpu_onnxruntime_fp32_x4.png").stat().st_size > 5000
     html = (out / "report.html").read_text()
@@ -93,7 +101,7 @@ def test_run_all_stores_quality_and_speed_and_resumes(tiny_data, tmp_path, capsy
 def test_run_all_models_take_their_own_weights_and_their_own_scale(tiny_data, tmp_path, capsys, monkeypatch):
     import torch
 
-    from harness.cli import models_at_scales
+    from harness.api import models_at_scales
     from harness.errors import HarnessError
     from harness.models import resolve
 

@@ -109,8 +109,11 @@ def test_device_runs_an_export_folder_without_torch(export_dir, tiny_data, tmp_p
     assert main(["quality", "--model", MAX, "--data", str(tiny_data), "--json"]) == 0
     want = json.loads(capsys.readouterr().out)[0]["psnr"]
     assert abs(rows[(MAX, "quality:Set5")]["psnr"] - want) < 1e-3
-    csv_lines = (out / "results_rpi.csv").read_text().splitlines()
-    assert csv_lines[0].endswith(",emulated") and all("qemu-user" in line for line in csv_lines[1:])
+    import csv
+
+    with open(out / "results_rpi.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == 4 and all(r["emulated"].startswith("qemu-user") for r in table)
     assert "EMULATED (rpi: qemu-user" in (out / "report.html").read_text()
     assert (plots / "tradeoff_rpi_onnxruntime_fp32_x2_Set5.png").stat().st_size > 10000
 

@@ -8,7 +8,6 @@ shows energy per frame against PSNR. Figures are PNG and SVG in ``plots/``.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -33,33 +32,20 @@ def _finite(v) -> bool:
 
 
 def collect(store, run_id: Optional[str] = None) -> List[Dict]:
-    """One point per (device, backend, precision, model, scale): speed, energy and PSNR per set."""
-    where, params = ("run_id = ?", (run_id,)) if run_id else ("", ())
-    emulated = store.emulated_runs()
-    points: Dict[tuple, Dict] = {}
-    quality: Dict[tuple, Dict[str, float]] = defaultdict(dict)
-    family: Dict[str, str] = {}
-    for r in store.rows(where, params):
-        if r["family"]:
-            family[r["model"]] = r["family"]
-        if r["measurement"].startswith("quality:") and r["status"] == "ok":
-            quality[(r["device"], r["model"], r["scale"], r["weights"])][r["measurement"].split(":", 1)[1]] = r["psnr"]
-        elif r["measurement"] == "speed" and r["status"] == "ok":
-            points[(r["device"], r["backend"], r["precision"], r["model"], r["scale"], r["weights"])] = {
-                "device": r["device"], "backend": r["backend"], "precision": r["precision"], "model": r["model"],
-                "scale": r["scale"], "weights": r["weights"], "fhd_per_s": r["fhd_per_s"],
-                "mj_per_frame": r["mj_per_frame"], "family": r["family"] or family.get(r["model"], ""),
-                "emulated": emulated.get(r["run_id"], "")}
+    """One point per timed (device, backend, precision, model, scale, weights) of the joined table
+    (:mod:`harness.results.table`): speed, energy, PSNR per set and the table's ``psnr_mean``."""
+    from .table import build_records, latest_rows
+
     out = []
-    for key, p in points.items():
-        psnr = quality.get((p["device"], p["model"], p["scale"], p["weights"]), {})
-        if not psnr:  # quality is device-independent: take it from any device of the store
-            psnr = next((v for (d, m, s, w), v in quality.items()
-                         if m == p["model"] and s == p["scale"] and w == p["weights"]), {})
-        p["psnr"] = dict(psnr)
-        vals = [v for v in psnr.values() if _finite(v)]
-        p["psnr_mean"] = sum(vals) / len(vals) if vals else float("nan")
-        out.append(p)
+    for rec in build_records(latest_rows(store, run_id), store.emulated_runs()):
+        if not rec["speed_ok"]:
+            continue
+        point = {k: rec.get(k) for k in ("device", "backend", "precision", "model", "scale", "weights", "fhd_per_s",
+                                          "mj_per_frame", "family", "emulated")}
+        point["family"] = point["family"] or ""
+        point["psnr"] = {k.split(":", 1)[1]: v for k, v in rec.items() if k.startswith("psnr:") and v is not None}
+        point["psnr_mean"] = rec["psnr_mean"] if rec["psnr_mean"] is not None else float("nan")
+        out.append(point)
     return out
 
 

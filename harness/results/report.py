@@ -18,11 +18,12 @@ import tempfile
 import time
 from collections import OrderedDict, defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..datasets import EMBEDDED, STANDARD_SETS
 from ..errors import HarnessError
 from .pareto import pareto_front
+from .table import build_records, latest_rows, sets_order
 
 EMBEDDED_NOTE = "embedded: images bundled with scikit-image, not a standard test set (not comparable with papers)"
 MISSING = "–"
@@ -83,14 +84,6 @@ def _sort_value(value, kind: str) -> Optional[str]:
 def set_label(name: str) -> str:
     """A set's name as shown: the embedded set always carries its label."""
     return f"{name} (not a standard set)" if name == EMBEDDED else name
-
-
-def _sets_order(names: Iterable[str]) -> List[str]:
-    """Standard sets in their usual order, then others, the embedded set last."""
-    names = set(names)
-    std = [s for s in STANDARD_SETS if s in names]
-    rest = sorted(n for n in names if n not in STANDARD_SETS and n != EMBEDDED)
-    return std + rest + ([EMBEDDED] if EMBEDDED in names else [])
 
 
 class Table(NamedTuple):
@@ -155,17 +148,6 @@ def _data(row) -> Dict:
         return {}
 
 
-def latest_rows(store, run_id: Optional[str] = None) -> List:
-    """The store's rows (one run, or all), the newest kept where runs measured the same thing."""
-    where, params = ("run_id = ?", (run_id,)) if run_id else ("", ())
-    kept: "OrderedDict[tuple, object]" = OrderedDict()
-    for r in store.rows(where, params):  # ordered by id: later rows replace earlier ones
-        key = (r["device"], r["backend"], r["precision"], r["model"], r["scale"], r["measurement"], r["weights"])
-        kept.pop(key, None)
-        kept[key] = r
-    return list(kept.values())
-
-
 def runs_of(store, run_id: Optional[str], rows) -> List[Dict]:
     ids = {run_id} if run_id else {r["run_id"] for r in rows}
     runs = [dict(r) for r in store.db.execute("SELECT * FROM runs ORDER BY started")]
@@ -173,78 +155,30 @@ def runs_of(store, run_id: Optional[str], rows) -> List[Dict]:
 
 
 _SPEED_FIELDS = ("median_ms", "p90_ms", "p99_ms", "fhd_per_s", "cov", "mean_w", "mj_per_frame", "cpu_util_pct")
-_SEVERITY = {"ok": 0, "flagged": 1}
 
 
-def collect_entries(rows) -> List[Dict]:
-    """One entry per speed measurement (device/backend/precision/model/scale/weights) with the
-    model's quality per set joined in; models measured for quality only get an entry too."""
-    family = {r["model"]: r["family"] for r in rows if r["family"]}
-    quality: Dict[tuple, Dict[str, object]] = defaultdict(dict)
-    speed = []
-    for r in rows:
-        if r["measurement"].startswith("quality:"):
-            quality[(r["device"], r["model"], r["scale"], r["weights"])][r["measurement"].split(":", 1)[1]] = r
-        elif r["measurement"] == "speed":
-            speed.append(r)
-    entries, used = [], set()
-    for r in speed:
-        qkey = (r["device"], r["model"], r["scale"], r["weights"])
-        if qkey not in quality:  # quality is device-independent: take it from any device (as the plots do)
-            qkey = next((k for k in quality if k[1:] == qkey[1:]), qkey)
-        used.add(qkey)
-        data = _data(r)
-        e = {"device": r["device"], "backend": r["backend"], "precision": r["precision"], "model": r["model"],
-             "scale": r["scale"], "weights": r["weights"], "family": r["family"] or family.get(r["model"]),
-             "form": r["form"], "params": data.get("params"), "macs_per_fhd": data.get("macs_per_fhd"),
-             "power_reason": data.get("power_reason", ""), "routing": data.get("routing"), "speed_row": r}
-        e.update({f: r[f] for f in _SPEED_FIELDS})
-        entries.append(_with_quality(e, quality.get(qkey, {})))
-    for qkey, sets in quality.items():
-        if qkey not in used:
-            device, model, scale, weights = qkey
-            e = {"device": device, "backend": "", "precision": "", "model": model, "scale": scale, "weights": weights,
-                 "family": family.get(model), "speed_row": None}
-            entries.append(_with_quality(e, sets))
-    return sorted(entries, key=lambda e: (e["device"], e["backend"], e["precision"], e["scale"], e["model"].lower()))
-
-
-def _with_quality(entry: Dict, sets: Dict[str, object]) -> Dict:
-    """PSNR/SSIM per set, and the entry's overall status: the worst of its rows, with reasons."""
-    entry["psnr"] = {s: r["psnr"] for s, r in sets.items() if r["status"] == "ok"}
-    entry["ssim"] = {s: r["ssim"] for s, r in sets.items() if r["status"] == "ok"}
-    problems = [(r["status"], f"{r['measurement']}: {r['reason']}") for r in
-                ([entry["speed_row"]] if entry["speed_row"] is not None else []) + list(sets.values())
-                if r["status"] != "ok"]
-    if entry["speed_row"] is None:
-        problems.append(("no speed", "speed not measured"))
-    worst = max(problems, key=lambda p: _SEVERITY.get(p[0], 2))[0] if problems else "ok"
-    entry["status"] = worst
-    entry["reason"] = "; ".join(p[1] for p in problems)
-    return entry
-
-
-def _speed_ok(e: Dict) -> bool:
-    return e["speed_row"] is not None and e["speed_row"]["status"] == "ok" and _number(e["fhd_per_s"]) is not None
+def collect_entries(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]:
+    """The joined table's records (:mod:`harness.results.table`), with ``psnr``/``ssim`` as per-set dicts."""
+    out = []
+    for rec in build_records(rows, emulated):
+        e = dict(rec)
+        e["psnr"] = {k.split(":", 1)[1]: v for k, v in rec.items() if k.startswith("psnr:") and v is not None}
+        e["ssim"] = {k.split(":", 1)[1]: v for k, v in rec.items() if k.startswith("ssim:") and v is not None}
+        out.append(e)
+    return out
 
 
 def pareto_groups(entries: List[Dict]) -> List[Dict]:
-    """Per device/backend/precision/scale: the front of quality vs FHD/s, each member against bicubic.
-
-    Quality is the mean PSNR over the standard sets of the group (the embedded set only where
-    it is the sole set: never averaged with standard sets); a model lacking any of those sets
-    cannot be compared and stays off the front. Bicubic is the ``Bicubic_s<scale>`` row of
-    the same group (same backend: the baseline any network must beat on that device).
-    """
+    """Per device/backend/precision/scale: the front of quality (the table's ``psnr_mean``) vs FHD/s, each
+    member against the group's ``Bicubic_s<scale>`` (same backend: the baseline any network must beat there)."""
     groups: Dict[tuple, List[Dict]] = defaultdict(list)
     for e in entries:
-        if _speed_ok(e):
+        if e["speed_ok"]:
             groups[(e["device"], e["backend"], e["precision"], e["scale"])].append(e)
     out = []
     for (device, backend, precision, scale), members in sorted(groups.items()):
-        sets = {s for e in members for s, v in e["psnr"].items() if _number(v) is not None}
-        basis = [s for s in _sets_order(sets) if s != EMBEDDED] or ([EMBEDDED] if EMBEDDED in sets else [])
-        quality = [_mean_psnr(e, basis) for e in members]
+        basis = [b for b in (members[0].get("quality_basis") or "").split(",") if b]
+        quality = [_number(e.get("psnr_mean")) for e in members]
         front = pareto_front([q if q is not None else float("nan") for q in quality],
                              [float(e["fhd_per_s"]) for e in members])
         base_i = next((i for i, e in enumerate(members) if e["model"] == f"Bicubic_s{scale}"), None)
@@ -266,13 +200,6 @@ def pareto_groups(entries: List[Dict]) -> List[Dict]:
     return out
 
 
-def _mean_psnr(entry: Dict, basis: Sequence[str]) -> Optional[float]:
-    vals = [_number(entry["psnr"].get(s)) for s in basis]
-    if not basis or any(v is None for v in vals):
-        return None
-    return sum(vals) / len(vals)
-
-
 # --------------------------------------------------------------------------- sections
 
 def headline(runs: List[Dict], entries: List[Dict], rows) -> List[Tuple[str, str]]:
@@ -283,7 +210,7 @@ def headline(runs: List[Dict], entries: List[Dict], rows) -> List[Tuple[str, str
         text = run["device"] + (f" ({profile['description']})" if profile.get("description") else "")
         if text not in devices:
             devices.append(text)
-    sets = _sets_order(s for e in entries for s in e["psnr"])
+    sets = sets_order(s for e in entries for s in e["psnr"])
     statuses = defaultdict(int)
     for r in rows:
         statuses[r["status"]] += 1
@@ -327,7 +254,7 @@ def _json(text) -> Dict:
 
 def models_table(entries: List[Dict]) -> Table:
     """Every model with its complexity, quality per set, speed, energy and status."""
-    sets = _sets_order(s for e in entries for s in list(e["psnr"]) + list(e["ssim"]))
+    sets = sets_order(s for e in entries for s in list(e["psnr"]) + list(e["ssim"]))
     cols = [Col("model", "model"), Col("family", "family"), Col("device", "device"), Col("backend", "backend"),
             Col("scale", "scale", "int"), Col("params", "params", "int"),
             Col("macs_per_fhd", "GMACs / FHD frame", "gmacs")]
@@ -409,7 +336,7 @@ def power_table(entries: List[Dict]) -> Table:
     """Why power is absent: each distinct reason once, with where it applies."""
     groups: Dict[tuple, List[str]] = defaultdict(list)
     for e in entries:
-        if e["speed_row"] is None or e["speed_row"]["status"] == "failed":
+        if e.get("speed_status") in (None, "failed"):
             continue
         reason = e.get("power_reason") or ""
         absent = _number(e["mean_w"]) is None
@@ -456,7 +383,7 @@ def _figure_order(path: Path):
     if stem.startswith("energy_"):
         return (stem[len("energy_"):], 2, "", path.suffix)
     base, _, key = stem[len("tradeoff_"):].rpartition("_")
-    return (base, 1 if key == "mean" else 0, _sets_order([key] + list(STANDARD_SETS)).index(key), path.suffix)
+    return (base, 1 if key == "mean" else 0, sets_order([key] + list(STANDARD_SETS)).index(key), path.suffix)
 
 
 def figures_html(files: Sequence[Path]) -> str:
@@ -578,7 +505,7 @@ def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None) -
     if not rows:
         raise HarnessError(f"{store.path}: no measurements" + (f" for run {run_id}" if run_id else ""))
     runs = runs_of(store, run_id, rows)
-    entries = collect_entries(rows)
+    entries = collect_entries(rows, store.emulated_runs())
     title = f"SR benchmark report: {', '.join(sorted({e['device'] for e in entries}))}"
     head = headline(runs, entries, rows)
     models, pareto = models_table(entries), pareto_table(pareto_groups(entries))

@@ -1,0 +1,454 @@
+"""The Python API: what the command line does, callable from a notebook.
+
+::
+
+    import harness
+    q = harness.quality("eSR-TM_s2_K7_C4", scale=2, data="DATA", sets=["Set5"])   # DataFrame, one row per set
+    r = harness.bench("eSR-TM_s2_K7_C4", device="cpu")                             # BenchResult
+    run = harness.run_all(device="cpu", pool="none", models=["eSR-MAX_s{scale}_K3_C1"], scales=[2], out="results")
+    run.table, run.front                                                           # DataFrames
+    df = harness.load_results("results/harness.db")
+
+Nothing here imports PyTorch or ONNX Runtime until a model needs it. Progress goes to stderr
+(``progress=True``); the command line (:mod:`harness.cli`) only parses, calls these and prints.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from .errors import HarnessError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BASELINES = ("bicubic-matlab", "bicubic-opencv", "Bicubic_s{scale}")
+Pairs = List[Tuple[str, int]]
+
+
+def _as_list(value) -> List:
+    if value is None:
+        return []
+    if isinstance(value, (str, int)):
+        return [value]
+    return list(value)
+
+
+def _log(progress: bool) -> Callable[[str], None]:
+    return (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+
+
+# --------------------------------------------------------------------------- models x scales
+
+def model_scale_pairs(model_ids: Sequence[str], scales: Sequence[int]) -> Pairs:
+    """(model id, scale) pairs: a fixed-scale id keeps its own scale (and must agree with
+    ``scales`` if given); a scale-free id runs at each scale (default 2, 3, 4)."""
+    from .models import SCALES, id_scale
+
+    pairs: Pairs = []
+    for mid in model_ids:
+        fixed = id_scale(mid)
+        if fixed is not None:
+            if scales and fixed not in scales:
+                raise HarnessError(f"model {mid} is a x{fixed} model but --scale {','.join(map(str, scales))} was given")
+            pairs.append((mid, fixed))
+        else:
+            pairs.extend((mid, s) for s in (scales or SCALES))
+    return pairs
+
+
+def models_at_scales(specs: Sequence[str], scales: Sequence[int], explicit: bool = False):
+    """``(pairs, weights_of)`` for run-all's models: each spec ``ID[=WEIGHTS]`` with ``{scale}``
+    filled in at every scale (``BSRN_s{scale}=DIR/net_g_BSRN_x{scale}.pth``). A scale-free id runs
+    at every scale, a fixed-scale id at its own; it is an error only when ``explicit`` scales leave
+    it out. ``weights_of`` maps (id, scale) to the spec's own weights (absent: the global weights).
+    Only the first ``=`` splits: a weights path may hold more."""
+    from .models import id_scale
+
+    pairs: Pairs = []
+    weights_of: Dict[Tuple[str, int], str] = {}
+    matched = set()
+    for s in scales:
+        for spec in specs:
+            mid, _, weights = spec.format(scale=s).partition("=")
+            mid, weights = mid.strip(), weights.strip()
+            fixed = id_scale(mid)
+            if fixed is not None and fixed != s:
+                continue
+            matched.add(spec)
+            if (mid, s) not in pairs:
+                pairs.append((mid, s))
+            if weights:
+                weights_of[(mid, s)] = weights
+    for spec in specs:
+        if spec not in matched and explicit:
+            mid = spec.partition("=")[0].strip()
+            raise HarnessError(f"model {mid} is a x{id_scale(mid)} model but --scale {','.join(map(str, scales))} "
+                               f"was given; add {id_scale(mid)} to --scale or drop the model")
+    return pairs, weights_of
+
+
+def export_scales(onnx_dir) -> List[int]:
+    """The scales an export folder holds ([] without one: the usual default)."""
+    if not onnx_dir:
+        return []
+    from .exported import open_folder
+
+    return open_folder(onnx_dir).scales()
+
+
+def sweep_pairs(models: Sequence[str] = (), pool: Optional[str] = None, scales: Sequence[int] = (),
+                weights: str = "shipped", onnx_dir=None):
+    """``(scales, pairs, weights_of)`` of a sweep (run-all, export): the bicubic baselines, ``models``
+    and ``pool`` at ``scales``. Without a pool: default,methods (default alone with weights other
+    than shipped); with an export folder, every model in it (pool ``exported``)."""
+    explicit = bool(scales)
+    scales = list(scales) or export_scales(onnx_dir) or [2, 3, 4]
+    # the bicubic baselines are always measured: every figure is read against them
+    model_ids = list(BASELINES) + [m for m in models if m not in BASELINES]
+    pairs, weights_of = models_at_scales(model_ids, scales, explicit=explicit)
+    pool = pool or ("exported" if onnx_dir else "default,methods" if weights == "shipped" else "default")
+    if pool == "exported":
+        if not onnx_dir:
+            raise HarnessError("--pool exported means every model of an export folder: give --onnx-dir DIR")
+        from .exported import open_folder
+
+        pairs.extend(p for p in open_folder(onnx_dir).pairs() if p[1] in scales and p not in pairs)
+    elif pool != "none":
+        from .models.pools import pool_ids
+
+        pairs.extend(p for p in model_scale_pairs(pool_ids(pool), []) if p[1] in scales and p not in pairs)
+    return scales, pairs, weights_of
+
+
+def quality_backend(model) -> str:
+    """What computes a model's quality rows: its exported fp32 graph on ONNX Runtime (an export
+    folder), else PyTorch (the historical label, also for classical code, kept so stores join)."""
+    return "onnxruntime" if getattr(model, "export_dir", None) else "torch"
+
+
+# --------------------------------------------------------------------------- configuration keys
+
+def calib_key(cfg) -> list:
+    """The calibration folders in a run's configuration key, only for INT8 runs that name them
+    (so every other run keeps the key it had)."""
+    return [{"calib_data": cfg.calib_data}] if cfg.precision == "int8" and cfg.calib_data else []
+
+
+def export_key(onnx_dir) -> list:
+    """An export folder's manifest digest in a run's configuration key (a re-export is a new run);
+    nothing without one, so every other run keeps the key it had."""
+    if not onnx_dir:
+        return []
+    from .exported import open_folder
+
+    return [{"onnx_manifest": open_folder(onnx_dir).digest}]
+
+
+def config_key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def calib_folders(folders) -> Optional[List[str]]:
+    """INT8 calibration folders (each must exist), or None for the embedded images."""
+    out = []
+    for f in _as_list(folders):
+        if not Path(f).is_dir():
+            raise HarnessError(f"--calib-data {f}: no such folder; give folders of training images "
+                               f"(e.g. DIV2K/DIV2K_train_HR), comma-separated")
+        out.append(str(Path(f).resolve()))
+    return out or None
+
+
+def bench_config(device: str = "cpu", **overrides):
+    """A device profile (name or path) as a :class:`harness.runner.BenchConfig`, with ``overrides``."""
+    from .devices import load_profile
+    from .runner import BenchConfig
+
+    profile = load_profile(device)
+    if "calib_data" in overrides:
+        overrides["calib_data"] = calib_folders(overrides["calib_data"])
+    return profile, BenchConfig.from_profile(profile, **overrides)
+
+
+# --------------------------------------------------------------------------- quality
+
+def quality_results(model_ids: Sequence[str], scales: Sequence[int] = (), data=None, sets: Sequence[str] = (),
+                    weights: str = "shipped", progress: bool = False, onnx_dir=None):
+    """:class:`harness.quality.QualityResult` of every model at every scale on every set."""
+    from .datasets import data_root, resolve_sets
+    from .exported import resolve_model
+    from .quality import QualityEvaluator
+
+    pairs = model_scale_pairs(model_ids, scales)
+    models = [resolve_model(mid, s, weights, onnx_dir=onnx_dir) for mid, s in pairs]  # bad ids fail first
+    image_sets = resolve_sets(data_root(data), list(sets))
+    evaluator = QualityEvaluator(show_progress=progress)
+    return [evaluator.evaluate(model, image_set) for image_set in image_sets for model in models]
+
+
+def quality(models: Union[str, Sequence[str]], scale=None, data=None, sets: Optional[Sequence[str]] = None,
+            weights: str = "shipped", onnx_dir=None, per_image: bool = False, progress: bool = False):
+    """PSNR/SSIM by the standard protocol: a DataFrame with one row per model x scale x set
+    (``model, scale, set, psnr, ssim, images, weights``; with ``per_image`` the per-image scores)."""
+    import pandas as pd
+
+    results = quality_results(_as_list(models), [int(s) for s in _as_list(scale)], data, _as_list(sets), weights,
+                              progress, onnx_dir)
+    if per_image:
+        return pd.DataFrame([dict(model=r.model, scale=r.scale, set=r.set, weights=r.weights, **img)
+                             for r in results for img in r.per_image])
+    return pd.DataFrame([r.record() for r in results], columns=["model", "scale", "set", "psnr", "ssim", "images",
+                                                               "weights"])
+
+
+# --------------------------------------------------------------------------- speed
+
+@dataclass
+class Latency:
+    """Per-frame latency of a timed loop (ms), typed: median with p90/p99, mean, min, CoV and count."""
+    median_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    min_ms: float
+    cov: float
+    n: int
+
+    @classmethod
+    def from_values(cls, seconds: Sequence[float]) -> "Latency":
+        from .runner import latency_stats
+
+        stats = latency_stats(list(seconds))
+        return cls(**{k: stats[k] for k in ("median_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "cov", "n")})
+
+    @classmethod
+    def from_record(cls, record: Dict) -> "Latency":
+        nan = float("nan")
+        return cls(**{k: record.get(k, 0 if k == "n" else nan) for k in
+                      ("median_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "cov", "n")})
+
+
+@dataclass
+class BenchResult:
+    """One model's speed (and power) on one device: ``fhd_per_s``, ``latency``, ``record`` (all of it)."""
+    model: str
+    scale: int
+    device: str
+    backend: str
+    precision: str
+    status: str
+    reason: str
+    fhd_per_s: float
+    latency: Latency
+    mean_w: float
+    mj_per_frame: float
+    record: Dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_record(cls, rec: Dict) -> "BenchResult":
+        nan = float("nan")
+        return cls(model=rec["model"], scale=int(rec["scale"]), device=rec.get("device", ""),
+                   backend=rec.get("backend", ""), precision=rec.get("precision", ""), status=rec.get("status", "ok"),
+                   reason=rec.get("reason", ""), fhd_per_s=rec.get("fhd_per_s", nan),
+                   latency=Latency.from_record(rec), mean_w=rec.get("mean_w", nan),
+                   mj_per_frame=rec.get("mj_per_frame", nan), record=rec)
+
+    def to_dict(self) -> Dict:
+        out = asdict(self)
+        out.pop("record")
+        return out
+
+
+def run_bench(pairs: Pairs, cfg, store=None, run_id: Optional[str] = None, isolate: bool = True,
+              progress: bool = False, weights_of=None, log: Optional[Callable[[str], None]] = None) -> List[Dict]:
+    """Measure each (model, scale) not yet in the run; every record is stored as soon as it exists
+    (``store`` given). ``weights_of``: (model, scale) -> weights for pairs that do not use ``cfg.weights``."""
+    from .exported import resolve_model
+    from .progress import progress as bar_of
+    from .runner import failure_record, measure, measure_isolated
+
+    done = store.done_keys(run_id) if store is not None else set()
+    records: List[Dict] = []
+    bar = bar_of(pairs, total=len(pairs), desc=f"bench {cfg.device}", disable=not progress)
+    for mid, s in bar:
+        own = (weights_of or {}).get((mid, s))
+        one = replace(cfg, weights=own) if own else cfg
+        weights = resolve_model(mid, s, one.weights, onnx_dir=one.onnx_dir).weights
+        if (one.device, one.backend, one.precision, mid, s, "speed", weights) in done:
+            continue
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{mid} x{s}")
+        if isolate:
+            rec = measure_isolated(mid, s, one)
+        else:
+            try:
+                rec = measure(mid, s, one)
+                rec.update(status="ok" if rec.get("reference_ok", True) else "flagged",
+                           reason=rec.get("reference_note", ""))
+            except HarnessError as exc:
+                rec = failure_record(mid, s, one, str(exc))
+        rec["weights"] = weights
+        if store is not None:
+            store.add(run_id, "speed", rec)
+        records.append(rec)
+        if log is not None:  # a log file gets one line per model instead of a bar
+            figure = f"{rec['fhd_per_s']:.2f} FHD/s" if rec.get("status") != "failed" else rec.get("reason", "")
+            log(f"[{len(records)}/{len(pairs)}] {mid} x{s}: {rec.get('status')} {figure}")
+    return records
+
+
+def bench(models: Union[str, Sequence[str]], device: str = "cpu", scale=None, frames=None, *, backend=None,
+          precision=None, weights: str = "shipped", form: str = "auto", repeats=None, timeout=None, onnx_dir=None,
+          calib_data=None, isolate: bool = True, progress: bool = False):
+    """Time models on the 14 Full-HD frames with a device profile: a :class:`BenchResult` (a list for
+    several models or scales). Each model runs in its own process unless ``isolate=False``."""
+    _, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, form=form,
+                          repeats=repeats, timeout_s=timeout, frames_dir=frames, onnx_dir=onnx_dir,
+                          calib_data=calib_data)
+    ids = _as_list(models)
+    pairs = model_scale_pairs(ids, [int(s) for s in _as_list(scale)] or export_scales(onnx_dir))
+    from .exported import resolve_model
+
+    for mid, s in pairs:  # a bad id or missing weights fails before any measurement
+        resolve_model(mid, s, cfg.weights, onnx_dir=onnx_dir)
+    results = [BenchResult.from_record(r) for r in run_bench(pairs, cfg, isolate=isolate, progress=progress)]
+    return results[0] if len(results) == 1 and isinstance(models, str) and len(pairs) == 1 else results
+
+
+# --------------------------------------------------------------------------- the main job
+
+@dataclass
+class RunResult:
+    """What :func:`run_all` made: the run id, the joined table and the front(s), and its files."""
+    run_id: str
+    resumed: bool
+    table: object            # pandas.DataFrame: harness.results.table
+    front: object            # pandas.DataFrame
+    db: Path
+    csv: Path
+    summary: Path
+    report: Path
+    figures: List[Path]
+    emulated: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> int:
+        return int((self.table["status"] != "ok").sum()) if len(self.table) else 0
+
+
+SUMMARY_COLUMNS = ("model", "scale", "fhd_per_s", "median_ms", "mj_per_frame", "form", "status", "reason")
+
+
+def summary_rows(table) -> List[Dict]:
+    """One row per (model, scale) of a run's table: PSNR per set beside speed and energy."""
+    import math
+
+    rows = []
+    for rec in table.sort_values(["scale", "model"]).to_dict("records"):
+        row = {k: rec.get(k) for k in SUMMARY_COLUMNS}
+        row.update({k: v for k, v in rec.items() if k.startswith("psnr:")})
+        for k, v in list(row.items()):
+            if isinstance(v, float) and math.isnan(v):
+                row[k] = None
+        if rec.get("emulated"):
+            row["emulated"] = rec["emulated"]
+        rows.append(row)
+    return rows
+
+
+def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[str] = (), scales=(),
+            weights: str = "shipped", data=None, sets: Optional[Sequence[str]] = None, frames=None,
+            out: Union[str, Path] = PROJECT_ROOT / "results", plots: Union[str, Path] = PROJECT_ROOT / "plots",
+            resume: bool = False, repeats=None, timeout=None, backend=None, precision=None, calib_data=None,
+            onnx_dir=None, progress: bool = False, log: Optional[Callable[[str], None]] = None,
+            command: str = "") -> RunResult:
+    """The main job: quality of every model on every set found (else the embedded set), speed and
+    power on the 14 Full-HD frames with the device profile, all in one results store; then the
+    joined table, CSV, summary, figures and report. ``log`` gets one line per step (default: stderr
+    when ``progress``, else nothing)."""
+    from .datasets import data_root, resolve_sets
+    from .environment import capture
+    from .exported import resolve_model
+    from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames
+    from .quality import QualityEvaluator
+    from .results.plots import draw_all
+    from .results.report import write_report
+    from .results.store import ResultStore
+    from .results.table import front as front_of
+    from .results.table import load_table, to_csv
+    from .results.visual import draw_visuals
+
+    log = log or _log(progress)
+    profile, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, repeats=repeats,
+                                timeout_s=timeout, frames_dir=frames, onnx_dir=onnx_dir, calib_data=calib_data)
+    scale_list, pairs, weights_of = sweep_pairs(_as_list(models), pool, [int(s) for s in _as_list(scales)],
+                                                cfg.weights, onnx_dir=onnx_dir)
+    # bad ids/weights fail before any work
+    built = [resolve_model(mid, s, weights_of.get((mid, s), cfg.weights), onnx_dir=onnx_dir) for mid, s in pairs]
+    image_sets = resolve_sets(data_root(data), _as_list(sets))
+    frame_list = load_frames(frames)
+    out_dir = Path(out)
+    store = ResultStore(out_dir / "harness.db")
+    key = config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, frames,
+                     [s.name for s in image_sets], pairs, *calib_key(cfg),
+                     *([sorted(f"{m}_x{s}={w}" for (m, s), w in weights_of.items())] if weights_of else []),
+                     *export_key(onnx_dir))
+    environment = capture()
+    run_id, resumed = store.start_run(cfg.device, key, command=command or " ".join(sys.argv), profile=profile,
+                                      environment=environment, resume=resume)
+    started = time.time()
+    emulated = environment.get("emulated")
+    if emulated:
+        log(f"EMULATED ({emulated}): this run's timings are meaningless; it checks that the software works")
+    log(f"run {run_id}{' (resumed)' if resumed else ''}: device {profile['name']} ({profile.get('description', '')}); "
+        f"sets: {', '.join(f'{s.name} ({len(s)})' for s in image_sets)}; {len(built)} models at x"
+        f"{','.join(map(str, scale_list))}; {len(frame_list)} Full-HD frames ({frame_list[0].source}, "
+        f"{FHD_WIDTH}x{FHD_HEIGHT})")
+
+    # quality: device-independent (PyTorch fp32, the exported fp32 graph on ONNX Runtime's CPU, or
+    # classical code), stored once per run
+    done = store.done_keys(run_id)
+    evaluator = QualityEvaluator(show_progress=progress and sys.stderr.isatty())
+    for image_set in image_sets:
+        for model in built:
+            qbackend = quality_backend(model)
+            qkey = (cfg.device, qbackend, "fp32", model.id, model.scale, f"quality:{image_set.name}", model.weights)
+            if qkey in done:
+                continue
+            try:
+                rec = evaluator.evaluate(model, image_set).record()
+                rec.update(status="ok", reason="")
+            except HarnessError as exc:
+                rec = {"model": model.id, "scale": model.scale, "set": image_set.name, "weights": model.weights,
+                       "status": "failed", "reason": str(exc)}
+            rec.update(device=cfg.device, backend=qbackend, precision="fp32", family=model.family)
+            store.add(run_id, f"quality:{image_set.name}", rec)
+
+    # speed and power: each model in its own process
+    run_bench(pairs, cfg, store, run_id, isolate=True, progress=progress and sys.stderr.isatty(),
+              weights_of=weights_of, log=None if sys.stderr.isatty() and progress else log)
+
+    table = load_table(store, run_id)
+    csv_path = to_csv(table, out_dir / f"results_{cfg.device}.csv")
+    summary_path = out_dir / f"summary_{cfg.device}.json"
+    with open(summary_path, "w") as fh:
+        json.dump(summary_rows(table), fh, indent=2, default=str)
+    figures = draw_all(store, plots, run_id=run_id)
+    figures += draw_visuals(store, image_sets[0], plots, run_id=run_id, weights=cfg.weights, onnx_dir=onnx_dir)
+    html, _ = write_report(store, out_dir, run_id=run_id, plots_dir=plots)
+    return RunResult(run_id=run_id, resumed=resumed, table=table, front=front_of(table), db=out_dir / "harness.db",
+                     csv=csv_path, summary=summary_path, report=html, figures=figures, emulated=emulated,
+                     seconds=time.time() - started)
+
+
+def load_results(path: Union[str, Path], run_id: Optional[str] = None):
+    """The joined table (quality and speed, one row per model x scale x device x backend x precision x
+    weights) of any results store (``harness.db``)."""
+    from .results.table import load_results as load
+
+    return load(path, run_id)

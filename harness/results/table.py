@@ -1,0 +1,230 @@
+"""The one results table: quality and speed joined, once, with pandas.
+
+One row per (device, backend, precision, model, scale, weights) that has a speed measurement, plus
+one row per model measured for quality only. Quality is device-independent (the protocol runs in
+fp32 on the CPU), so a row takes the quality measured on its own device, else the same model,
+scale and weights measured anywhere in the store. Where a store holds the same measurement from
+several runs, the newest is kept. Plots, the report, the CSV files, ``run.table`` and
+:func:`harness.load_results` all read this table.
+
+``psnr_mean`` is the mean PSNR over the standard test sets that the row's group (device, backend,
+precision, scale) was measured on; the embedded images count only where they are the group's
+sole set (they are never averaged with standard sets). A row lacking any of those sets has no
+``psnr_mean`` and stays off the front.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+from ..datasets import EMBEDDED, STANDARD_SETS
+
+KEY = ["device", "backend", "precision", "model", "scale", "weights"]
+GROUP = ["device", "backend", "precision", "scale"]
+# the columns every table has, in order; psnr:<set> and ssim:<set> follow the identity columns
+IDENTITY = KEY + ["family", "colour_space", "form", "params", "macs_per_fhd", "bytes_per_fhd", "input_shape"]
+SPEED = ["fhd_per_s", "median_ms", "p90_ms", "p99_ms", "mean_ms", "cov", "n", "cpu_util_pct", "mean_w",
+         "mj_per_frame", "psnr_vs_reference", "peak_rss_mb"]
+TAIL = ["psnr_mean", "quality_basis", "status", "reason", "emulated", "run_id"]
+_SEVERITY = {"ok": 0, "flagged": 1}
+
+
+def _data(row) -> Dict:
+    try:
+        value = json.loads(row["data"] or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value) -> Optional[float]:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if not math.isnan(v) else None
+
+
+def latest_rows(store, run_id: Optional[str] = None) -> List:
+    """The store's rows (one run, or all), the newest kept where runs measured the same thing."""
+    where, params = ("run_id = ?", (run_id,)) if run_id else ("", ())
+    kept: Dict[tuple, object] = {}
+    for r in store.rows(where, params):  # ordered by id: later rows replace earlier ones
+        key = (r["device"], r["backend"], r["precision"], r["model"], r["scale"], r["measurement"], r["weights"])
+        kept.pop(key, None)
+        kept[key] = r
+    return list(kept.values())
+
+
+def sets_order(names: Iterable[str]) -> List[str]:
+    """Standard sets in their usual order, then any others, the embedded set last."""
+    names = list(dict.fromkeys(names))
+    standard = [s for s in STANDARD_SETS if s in names]
+    return standard + sorted(n for n in names if n not in STANDARD_SETS and n != EMBEDDED) + \
+        ([EMBEDDED] if EMBEDDED in names else [])
+
+
+def quality_basis(sets: Iterable[str]) -> List[str]:
+    """The sets a group's mean PSNR is taken over: its standard sets, else the embedded set alone."""
+    ordered = sets_order(sets)
+    return [s for s in ordered if s != EMBEDDED] or ([EMBEDDED] if EMBEDDED in ordered else [])
+
+
+def build_records(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]:
+    """The joined rows as dicts (the table without pandas): see the module docstring."""
+    emulated = emulated or {}
+    family = {r["model"]: r["family"] for r in rows if r["family"]}
+    quality: Dict[tuple, Dict[str, object]] = {}
+    speed = []
+    for r in rows:
+        if r["measurement"].startswith("quality:"):
+            quality.setdefault((r["device"], r["model"], r["scale"], r["weights"]), {})[
+                r["measurement"].split(":", 1)[1]] = r
+        elif r["measurement"] == "speed":
+            speed.append(r)
+    records, used = [], set()
+    for r in speed:
+        qkey = (r["device"], r["model"], r["scale"], r["weights"])
+        if qkey not in quality:  # quality is device-independent: take it from any device
+            qkey = next((k for k in quality if k[1:] == qkey[1:]), qkey)
+        used.add(qkey)
+        d = _data(r)
+        shape = d.get("input_shape")
+        rec: Dict[str, object] = {k: r[k] for k in KEY}
+        rec.update(family=r["family"] or family.get(r["model"]), form=r["form"], params=d.get("params"),
+                   macs_per_fhd=d.get("macs_per_fhd"), bytes_per_fhd=d.get("bytes_per_fhd"),
+                   input_shape="x".join(str(int(v)) for v in shape) if shape else None,
+                   colour_space={1: "y", 3: "rgb"}.get(int(shape[1])) if shape and len(shape) == 4 else None,
+                   n=d.get("n"), mean_ms=_number(d.get("mean_ms")), run_id=r["run_id"],
+                   emulated=emulated.get(r["run_id"], ""), power_reason=d.get("power_reason", ""),
+                   routing=d.get("routing"), _speed_status=r["status"], _speed_reason=r["reason"] or "")
+        for c in SPEED:
+            if c not in ("n", "mean_ms"):
+                rec[c] = _number(r[c]) if c in r.keys() else _number(d.get(c))
+        records.append(_with_quality(rec, quality.get(qkey, {})))
+    for qkey, sets in quality.items():
+        if qkey in used:
+            continue
+        device, model, scale, weights = qkey
+        any_row = next(iter(sets.values()))
+        rec = {"device": device, "backend": "", "precision": "", "model": model, "scale": scale,
+               "weights": weights, "family": family.get(model), "run_id": any_row["run_id"],
+               "emulated": emulated.get(any_row["run_id"], ""), "_speed_status": None, "_speed_reason": ""}
+        records.append(_with_quality(rec, sets))
+    _add_means(records)
+    return sorted(records, key=lambda e: (e["device"], e["backend"], e["precision"], e["scale"],
+                                          str(e["model"]).lower()))
+
+
+def _with_quality(rec: Dict[str, object], sets: Dict[str, object]) -> Dict[str, object]:
+    """PSNR/SSIM per set, and the row's status: the worst of its measurements, with the reasons."""
+    for name, q in sets.items():
+        if q["status"] == "ok":
+            rec[f"psnr:{name}"] = _number(q["psnr"])
+            rec[f"ssim:{name}"] = _number(q["ssim"])
+    problems = []
+    if rec["_speed_status"] is None:
+        problems.append(("no speed", "speed not measured"))
+    elif rec["_speed_status"] != "ok":
+        problems.append((rec["_speed_status"], f"speed: {rec['_speed_reason']}"))
+    problems += [(q["status"], f"{q['measurement']}: {q['reason']}") for q in sets.values() if q["status"] != "ok"]
+    rec["status"] = max(problems, key=lambda p: _SEVERITY.get(p[0], 2))[0] if problems else "ok"
+    rec["reason"] = "; ".join(p[1] for p in problems)
+    rec["speed_status"] = rec.pop("_speed_status")
+    rec["speed_ok"] = rec["speed_status"] == "ok" and _number(rec.get("fhd_per_s")) is not None
+    rec.pop("_speed_reason")
+    return rec
+
+
+def _add_means(records: List[Dict[str, object]]) -> None:
+    groups: Dict[tuple, List[Dict[str, object]]] = {}
+    for rec in records:
+        groups.setdefault(tuple(rec[k] for k in GROUP), []).append(rec)
+    for members in groups.values():
+        timed = [rec for rec in members if rec["speed_ok"]] or members  # the front's members decide the basis
+        sets = {k.split(":", 1)[1] for rec in timed for k, v in rec.items() if k.startswith("psnr:") and v is not None}
+        basis = quality_basis(sets)
+        for rec in members:
+            vals = [rec.get(f"psnr:{s}") for s in basis]
+            rec["quality_basis"] = ",".join(basis)
+            rec["psnr_mean"] = sum(vals) / len(vals) if basis and all(v is not None for v in vals) else None
+
+
+def to_frame(records: Sequence[Dict[str, object]]):
+    """The records as a pandas DataFrame with the table's column order."""
+    import pandas as pd
+
+    sets = sets_order(k.split(":", 1)[1] for rec in records for k in rec if k.startswith("psnr:"))
+    columns = IDENTITY + [f"{m}:{s}" for s in sets for m in ("psnr", "ssim")] + SPEED + TAIL
+    extra = ["speed_ok", "speed_status", "power_reason", "routing"]
+    frame = pd.DataFrame(list(records), columns=columns + extra)
+    return frame
+
+
+def load_table(store, run_id: Optional[str] = None):
+    """The joined table (a pandas DataFrame) of a store (or one run of it)."""
+    return to_frame(build_records(latest_rows(store, run_id), store.emulated_runs()))
+
+
+def load_results(path: Union[str, Path], run_id: Optional[str] = None):
+    """``harness.load_results``: the joined table of the results store at ``path`` (``harness.db``)."""
+    from ..errors import HarnessError
+    from .store import ResultStore
+
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError(f"{path}: no results database; run ./run_all.sh or python -m harness bench first")
+    store = ResultStore(path)
+    try:
+        return load_table(store, run_id)
+    finally:
+        store.close()
+
+
+def front(table, tie_db: float = 0.0):
+    """The Pareto front of quality (``psnr_mean``) against FHD/s per device/backend/precision/scale,
+    with each member's gain over that group's ``Bicubic_s<scale>`` (the same backend's bicubic)."""
+    import pandas as pd
+
+    from .pareto import pareto_front
+
+    out = []
+    ok = table[table["speed_ok"].fillna(False).astype(bool)]
+    for key, members in ok.groupby(GROUP, sort=True):
+        members = members.reset_index(drop=True)
+        q = [float(v) if v is not None and not pd.isna(v) else float("nan") for v in members["psnr_mean"]]
+        idx = pareto_front(q, [float(v) for v in members["fhd_per_s"]])
+        device, backend, precision, scale = key
+        base = members[members["model"] == f"Bicubic_s{scale}"]
+        base_q = None if base.empty or pd.isna(base["psnr_mean"].iloc[0]) else float(base["psnr_mean"].iloc[0])
+        base_s = None if base.empty else float(base["fhd_per_s"].iloc[0])
+        for i in idx:
+            row = members.iloc[i]
+            s = float(row["fhd_per_s"])
+            is_base = row["model"] == f"Bicubic_s{scale}"
+            out.append({"device": device, "backend": backend, "precision": precision, "scale": scale,
+                        "model": row["model"], "family": row["family"], "weights": row["weights"],
+                        "psnr": q[i], "quality_basis": row["quality_basis"], "fhd_per_s": s,
+                        "mj_per_frame": row["mj_per_frame"],
+                        "d_psnr": None if base_q is None else q[i] - base_q,
+                        "speedup": None if not base_s else s / base_s,
+                        "beats_q": "baseline" if is_base else (None if base_q is None else q[i] > base_q),
+                        "beats_s": "baseline" if is_base else (None if base_s is None else s > base_s),
+                        "left_out": int(sum(math.isnan(v) for v in q))})
+    return pd.DataFrame(out, columns=["device", "backend", "precision", "scale", "model", "family", "weights", "psnr",
+                                      "quality_basis", "fhd_per_s", "mj_per_frame", "d_psnr", "speedup", "beats_q",
+                                      "beats_s", "left_out"])
+
+
+def to_csv(table, path: Union[str, Path]) -> Path:
+    """The table as CSV (without the nested routing record), written to a temp name then renamed."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table.drop(columns=["routing", "speed_ok"], errors="ignore").to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
