@@ -114,7 +114,8 @@ def _export_network(model, folder: Path, forms: Sequence[str], precisions: Seque
 
 def _export_pipeline(model, folder: Path) -> Dict[str, object]:
     """A routed model (ClassSR): its classifier and branch graphs."""
-    from .models.classsr import export_parts, macs_table
+    from .models.classsr.onnx_export import export_parts
+    from .models.classsr.routing import macs_table
 
     paths = export_parts(model.module, folder)
     return {"kind": "pipeline", "files": {part: Path(p).name for part, p in paths.items()},
@@ -258,13 +259,13 @@ class ExportedPipeline(Upscaler):
 
     @staticmethod
     def merge_routing(records):
-        from .models.classsr import merge_routing
+        from .models.classsr.routing import merge_routing
 
         return merge_routing(records)
 
     def upscale(self, lr: np.ndarray) -> np.ndarray:
         if self._pipeline is None:
-            from .models.classsr import ClassSROnnx
+            from .backends.classsr_onnx import ClassSROnnx
 
             self._pipeline = ClassSROnnx(dict(self.onnx_parts), macs=self.routing_macs)
         return self._pipeline(lr)

@@ -22,6 +22,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.backends.trt_onnx_check import DATA, check_graph, supported_versions
+from harness.models.classsr.onnx_export import export_parts
 
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
 
@@ -117,7 +118,7 @@ def test_classsr_parts_are_supported(trt, workdir):
 
     folder = workdir / "classsr"
     paths = ({p: folder / f"{classsr.MODEL_ID}.{p}.onnx" for p in classsr.ONNX_PARTS} if folder.is_dir()
-             else classsr.export_parts(resolve(classsr.MODEL_ID, weights="init"), folder))
+             else export_parts(resolve(classsr.MODEL_ID, weights="init"), folder))
     assert set(paths) == {"classifier", "branch0", "branch1", "branch2"}
     for part, path in paths.items():
         problems = check_graph(path, trt)

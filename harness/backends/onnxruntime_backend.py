@@ -168,7 +168,7 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailable(why)
         provider = self._provider()
         if getattr(model, "onnx_parts", None):  # an exported routed model (ClassSR): its graphs, no PyTorch
-            from ..models.classsr import ClassSROnnx
+            from .classsr_onnx import ClassSROnnx
 
             self._fp32_only(model)
             return ClassSROnnx(dict(model.onnx_parts), threads=self.threads or None, providers=[provider],
@@ -186,8 +186,11 @@ class OnnxRuntimeBackend(Backend):
             return NativeSession(model)
         workdir = Path(self.workdir or ".") / "onnx"
         if hasattr(model, "onnx_pipeline"):  # a routed model (ClassSR): several graphs, routing and stitching on the host
+            from .classsr_onnx import ClassSROnnx
+
             self._fp32_only(model)
-            return model.onnx_pipeline(workdir, threads=self.threads or None, providers=[provider])
+            folder = workdir / f"{model.id}.{module_digest(model.module)}"  # cached by weights, as exported_onnx
+            return ClassSROnnx.of_module(model.module, folder, threads=self.threads or None, providers=[provider])
         forms = ["fast", "naive"] if self.form == "auto" else [self.form]
         candidates = {}
         for form in forms:

@@ -78,7 +78,7 @@ register(Family(
     load_weights=ghost.load_weights,
     base_of=ghost.base_id,
 ))
-# ClassSR (CVPR 2021): patches classified and routed to three FSRCNN branches (classsr.py), x4 only.
+# ClassSR (CVPR 2021): patches classified and routed to three FSRCNN branches (classsr/), x4 only.
 from . import classsr  # noqa: E402 - kept beside its registration
 
 register(Family(

@@ -1,7 +1,14 @@
-"""ClassSR over FSRCNN branches: the patch grid and overlap averaging, one batch per branch,
-routing statistics and MACs, the training forward and loss, ONNX Runtime parity of the routed
-pipeline, weights, and the registry entry."""
+"""ClassSR over FSRCNN branches (harness/models/classsr/, harness/backends/classsr_onnx.py): the patch
+grid and overlap averaging, one batch per branch, routing statistics and MACs, the training forward and
+loss, ONNX Runtime parity of the routed pipeline, weights, the registry entry, and the package's layout
+(a light zoo import, module-level networks that pickle, imports flowing models -> backends only)."""
 from __future__ import annotations
+
+import ast
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +21,9 @@ except ImportError:  # no PyTorch here (a device venv): the tests marked `torch`
 from harness.errors import HarnessError
 from harness.models import all_ids, classsr, esr, id_scale, resolve
 from harness.models.complexity import complexity
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "harness" / "models" / "classsr"
 
 P, S, SCALE = classsr.PATCH, classsr.STRIDE, classsr.SCALE
 
@@ -253,13 +263,16 @@ def test_loss_terms_and_weights():
 def test_onnx_pipeline_matches_pytorch(tmp_path):
     import onnx
 
+    from harness.backends.classsr_onnx import ClassSROnnx
+    from harness.models.classsr.onnx_export import export_parts
+
     lr = test_image()
     module = mixed_classifier(module_with(), lr)
-    paths = classsr.export_parts(module, tmp_path)
+    paths = export_parts(module, tmp_path)
     assert set(paths) == set(classsr.ONNX_PARTS)
     for path in paths.values():
         onnx.checker.check_model(str(path))
-    pipe = classsr.ClassSROnnx(tmp_path, threads=1)  # a folder finds the four files by name
+    pipe = ClassSROnnx(tmp_path, threads=1)  # a folder finds the four files by name
 
     sr, probs, labels = route(module, lr)
     assert len(set(labels.tolist())) >= 2  # the routing is not trivial
@@ -366,3 +379,118 @@ def test_tensorrt_refuses_the_routed_model_with_a_way_out():
     backend.probe = lambda: (True, "")  # as if TensorRT were installed: the refusal comes before any engine
     with pytest.raises(HarnessError, match="--backend onnxruntime"):
         backend.prepare(classsr.build(), [(1, 1, 32, 32)])
+
+
+# --- the package's layout ---------------------------------------------------------------------------
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=300)
+
+
+def test_the_zoo_and_export_folders_import_without_torch():
+    """Registering and listing ClassSR, resolving a classical model and reading export folders need no PyTorch:
+    the network modules are imported when a network is built."""
+    res = _run("import sys, harness, harness.models, harness.exported\n"
+               "from harness.exported import ExportedPipeline, open_folder, resolve_model\n"
+               "from harness.models import all_ids, classsr, resolve\n"
+               "resolve('bicubic-matlab', 2)\n"
+               "assert classsr.MODEL_ID in all_ids((4,)) and classsr.merge_routing([]) is None\n"
+               "heavy = [m for m in ('torch', 'harness.models.classsr.networks', 'harness.models.classsr.classifier',\n"
+               "                     'harness.models.classsr.onnx_export', 'harness.backends.classsr_onnx')\n"
+               "         if m in sys.modules]\n"
+               "print(heavy)\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_building_without_torch_raises_the_torch_import_error():
+    """Where PyTorch is absent the network modules still import (tests/test_py38.py imports them all), and
+    building a network raises ImportError name 'torch', which the harness turns into its 'needs PyTorch' advice."""
+    res = _run("import sys\n"
+               "sys.modules['torch'] = None\n"
+               "from harness.models import classsr\n"
+               "from harness.models.classsr import networks\n"
+               "assert classsr.ClassSR is networks.ClassSR\n"
+               "try:\n"
+               "    classsr.build()\n"
+               "except ImportError as exc:\n"
+               "    print(exc.name)\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "torch"
+
+
+def _harness_imports(path: Path) -> set:
+    """The harness modules ``path`` imports, function-level imports included (relative ones resolved)."""
+    rel = path.relative_to(ROOT).with_suffix("")
+    package = list(rel.parts[:-1])  # a module's package; an __init__'s is its own folder too
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            found |= {f"{target}.{a.name}" for a in node.names} | {target}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {m for m in found if m.startswith("harness")}
+
+
+def test_imports_flow_from_models_to_backends_only():
+    """models.classsr never imports a backend (the backend builds the pipeline), and the modules that
+    harness.models loads never reach the exporter (onnx_export sits above them)."""
+    for path in sorted(PACKAGE.glob("*.py")):
+        assert not any(m.startswith("harness.backends") for m in _harness_imports(path)), path.name
+    for name in ("spec", "routing", "classifier", "networks", "zoo", "loss", "torchless"):
+        imports = _harness_imports(PACKAGE / f"{name}.py")
+        assert not any(m.startswith("harness.export") or m.endswith(".onnx_export") for m in imports), name
+    backend = _harness_imports(ROOT / "harness" / "backends" / "classsr_onnx.py")
+    assert "harness.models.classsr.routing" in backend and "harness.backends.onnxruntime_backend" not in backend
+
+
+def test_package_modules_stay_small():
+    for path in [*PACKAGE.glob("*.py"), ROOT / "harness" / "backends" / "classsr_onnx.py"]:
+        assert len(path.read_text(encoding="utf-8").splitlines()) <= 500, path.name
+
+
+@pytest.mark.torch
+def test_networks_are_module_level_and_pickle_by_name():
+    """The classes live at module level (no closure): modules pickle and deep-copy, and names pickled before
+    the split (harness.models.classsr.ClassSR, ...) still resolve through the package."""
+    from harness.models.classsr import classifier, networks
+
+    module = classsr.build_module()
+    assert type(module) is networks.ClassSR and type(module).__module__ == "harness.models.classsr.networks"
+    assert type(module.classifier) is classifier.Classifier
+    assert (classsr.ClassSR, classsr.Classifier, classsr.ClassifierProbs) == \
+        (networks.ClassSR, classifier.Classifier, classifier.ClassifierProbs)
+    clone = pickle.loads(pickle.dumps(module))
+    assert all(torch.equal(a, b) for a, b in zip(module.state_dict().values(), clone.state_dict().values()))
+    # a pickle from before the split names harness.models.classsr.ClassSR / .Classifier (protocol 0: plain text)
+    old = pickle.dumps(module, protocol=0)
+    for name in (b"networks", b"classifier"):
+        assert old.count(b"charness.models.classsr." + name + b"\n") == 1
+        old = old.replace(b"charness.models.classsr." + name + b"\n", b"charness.models.classsr\n")
+    legacy = pickle.loads(old)
+    assert type(legacy) is networks.ClassSR and type(legacy.classifier) is classifier.Classifier
+    lr = torch.from_numpy(test_image(33, 40))[None, None]
+    with torch.inference_mode():
+        assert torch.equal(module(lr), clone(lr)) and torch.equal(module(lr), legacy(lr))
+
+
+@pytest.mark.torch
+def test_onnx_runtime_backend_builds_the_pipeline_and_caches_it_by_weights(tmp_path):
+    """The backend (not the model) builds ClassSR's pipeline: graphs under <workdir>/onnx/<id>.<digest>,
+    exported once and reused; other weights get another folder."""
+    from harness.backends.classsr_onnx import ClassSROnnx
+    from harness.backends.onnxruntime_backend import OnnxRuntimeBackend, module_digest
+
+    model = resolve(classsr.MODEL_ID, weights="init")
+    backend = OnnxRuntimeBackend(precision="fp32", threads=1, device="cpu", workdir=str(tmp_path))
+    session = backend.prepare(model, [(1, 1, 40, 60)])
+    folder = tmp_path / "onnx" / f"{classsr.MODEL_ID}.{module_digest(model.module)}"
+    assert isinstance(session, ClassSROnnx) and session.paths == classsr.part_files(folder)
+    stamps = {p: path.stat().st_mtime_ns for p, path in session.paths.items()}
+    again = backend.prepare(model, [(1, 1, 40, 60)])
+    assert {p: path.stat().st_mtime_ns for p, path in again.paths.items()} == stamps  # reused, not re-exported
+    lr = test_image(40, 60)
+    with torch.inference_mode():
+        want = model.module(torch.from_numpy(lr)[None, None]).numpy()
+    assert np.abs(again.infer(lr[None, None]) - want).max() <= 1e-4
