@@ -178,10 +178,10 @@ def bench_config(device: str = "cpu", **overrides):
 
 def quality_results(model_ids: Sequence[str], scales: Sequence[int] = (), data=None, sets: Sequence[str] = (),
                     weights: str = "shipped", progress: bool = False, onnx_dir=None):
-    """:class:`harness.quality.QualityResult` of every model at every scale on every set."""
+    """:class:`harness.protocol.QualityResult` of every model at every scale on every set."""
     from .datasets import data_root, resolve_sets
     from .exported import resolve_model
-    from .quality import QualityEvaluator
+    from .protocol import QualityEvaluator
 
     pairs = model_scale_pairs(model_ids, scales)
     models = [resolve_model(mid, s, weights, onnx_dir=onnx_dir) for mid, s in pairs]  # bad ids fail first
@@ -375,7 +375,7 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     from .environment import capture
     from .exported import resolve_model
     from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames
-    from .quality import QualityEvaluator
+    from .protocol import QualityEvaluator
     from .results.plots import draw_all
     from .results.report import write_report
     from .results.store import ResultStore

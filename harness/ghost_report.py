@@ -5,7 +5,7 @@ Full-HD output frame (:func:`harness.models.ghost.compare_ghost`), ONNX Runtime 
 one LR input whose output is a Full-HD frame (median of a few runs after a warm-up, the
 helpers :mod:`harness.int8_report` times with; the ghost graph is the exported one, its
 directions frozen to pad + slice), and PSNR/SSIM on Y per test set with the harness's
-:class:`~harness.quality.QualityEvaluator`; then the relative changes. The GhostSR paper's
+:class:`~harness.protocol.QualityEvaluator`; then the relative changes. The GhostSR paper's
 abstract reports -46% parameters, -46% FLOPs and -42% GPU latency for x2 EDSR at almost equal
 PSNR; this report measures a CPU, so its latency change need not match a GPU's.
 """
@@ -31,7 +31,7 @@ def ghost_report(model_id: str, weights: str, base_weights: str = "shipped", dat
     from .datasets import data_root, resolve_sets
     from .int8_report import _session, interleaved_median_ms
     from .models import ghost, resolve
-    from .quality import QualityEvaluator
+    from .protocol import QualityEvaluator
     from .weights import cache_dir
 
     ghost_id = model_id if model_id.startswith("Ghost-") else "Ghost-" + model_id

@@ -98,11 +98,12 @@ def test_int8_bench_uses_and_records_the_calibration_folders(calib_folder):
 
 
 def test_calib_data_option_reaches_the_runner_config(calib_folder, capsys):
-    from harness.cli import _config, build_parser, main
+    from harness.cli import build_parser, main
+    from harness.cli.options import device_config
 
     args = build_parser().parse_args(["bench", "--model", "ABPN_s3", "--precision", "int8",
                                       "--calib-data", f"{calib_folder},{calib_folder}"])
-    _, cfg = _config(args)
+    _, cfg = device_config(args)
     assert cfg.calib_data == [str(calib_folder.resolve())] * 2 and cfg.precision == "int8"
     assert main(["bench", "--model", "ABPN_s3", "--precision", "int8", "--calib-data", str(calib_folder / "no")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -63,3 +63,17 @@ def test_the_documented_example_runs(tmp_path, monkeypatch, rng, capsys):
     assert Path("results/harness.db").is_file() and run.db == Path("results") / "harness.db"
     same = df.set_index("model").loc[table["model"], ["psnr:Set5", "fhd_per_s"]].to_numpy()
     assert np.allclose(same, table[["psnr:Set5", "fhd_per_s"]].to_numpy())
+
+
+def test_api_names_are_not_shadowed_by_submodules():
+    """``harness.<name>`` must stay the API function even after a submodule of that name was imported."""
+    import importlib
+    import pkgutil
+
+    import harness
+
+    modules = {m.name for m in pkgutil.iter_modules(harness.__path__)}
+    assert not modules & set(harness.__all__)
+    for name in ("protocol", "results.table", "api"):
+        importlib.import_module(f"harness.{name}")
+    assert callable(harness.quality) and callable(harness.bench) and callable(harness.run_all)

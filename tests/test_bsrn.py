@@ -245,7 +245,7 @@ def test_official_x4_reproduces_the_published_set5_figures(tmp_path, monkeypatch
     harness's quality protocol and the imported weights land on it."""
     from harness.datasets import resolve_sets
     from harness.models import resolve
-    from harness.quality import QualityEvaluator
+    from harness.protocol import QualityEvaluator
     from harness.weights import import_bsrn
 
     need_official()

@@ -7,7 +7,7 @@ from harness.datasets import embedded_set, find_set
 from harness.errors import HarnessError
 from harness.models import resolve
 from harness.models.base import Upscaler
-from harness.quality import QualityEvaluator
+from harness.protocol import QualityEvaluator
 
 # Bicubic Y PSNR with the standard protocol on the ../shared copies (its README).
 ACCEPTED = {("Set5", 2): 33.67, ("Set5", 3): 30.40, ("Set5", 4): 28.43,

@@ -201,7 +201,7 @@ def test_every_shipped_file_loads_strictly():
 @pytest.mark.skipif(not (SHARED / "datasets" / "Set14").is_dir(), reason="needs ../shared/datasets/Set14")
 def test_shipped_quality_figures_are_measurements():
     from harness.datasets import find_set
-    from harness.quality import QualityEvaluator
+    from harness.protocol import QualityEvaluator
 
     manifest = weights.shipped_manifest()["models"]
     image_set = find_set(SHARED / "datasets", "Set14")

@@ -154,7 +154,7 @@ def ship(train_dir, model_ids: Optional[Sequence[str]] = None, data: Optional[st
     from ..datasets import data_root, resolve_sets
     from ..models import resolve
     from ..progress import progress
-    from ..quality import QualityEvaluator
+    from ..protocol import QualityEvaluator
     from ..weights import SHIPPED_DIR, SHIPPED_MANIFEST, shipped_manifest
 
     log = log or (lambda msg: print(msg, file=sys.stderr))

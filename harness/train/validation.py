@@ -21,7 +21,7 @@ class Validator:
 
     def __init__(self, val_data: Optional[str], set_name: str = "Set5"):
         from ..datasets import EMBEDDED, ENV_DATA, _set_dir, data_root, embedded_set, find_set
-        from ..quality import QualityEvaluator
+        from ..protocol import QualityEvaluator
 
         if val_data:
             self.image_set = find_set(data_root(val_data), set_name)

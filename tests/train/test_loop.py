@@ -72,7 +72,7 @@ def test_provenance_and_weights_load_through_the_registry(data, val_root, tmp_pa
     assert not same_state(model.module.state_dict(), resolve(ESPCN).module.state_dict())
     # the validation PSNR is the harness's own protocol on those weights
     from harness.datasets import find_set
-    from harness.quality import QualityEvaluator
+    from harness.protocol import QualityEvaluator
 
     psnr = QualityEvaluator(show_progress=False).evaluate(model, find_set(val_root, "Set5")).psnr
     assert psnr == pytest.approx(rec["final_psnr"], abs=1e-9)
@@ -147,7 +147,7 @@ def test_abpn_trains_on_rgb_patches_and_the_loss_decreases(data, monkeypatch):
 @pytest.mark.torch
 def test_abpn_provenance_validation_and_weights_through_the_registry(data, val_root, tmp_path):
     from harness.datasets import find_set
-    from harness.quality import QualityEvaluator
+    from harness.protocol import QualityEvaluator
 
     out = tmp_path / "o"
     assert cli([ABPN, "--data", str(data), "--steps", "6", "--batch", "4", "--patch", "16", "--threads", "1",

@@ -1,0 +1,97 @@
+"""Options shared by the commands, and the command line's reading of them."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import List, Optional
+
+from ..errors import HarnessError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def csv_list(text: Optional[str]) -> List[str]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else []
+
+
+def scales_of(text: Optional[str]) -> List[int]:
+    try:
+        return [int(s) for s in csv_list(text)]
+    except ValueError:
+        raise HarnessError(f"--scale {text}: give integers such as 2 or 2,3,4") from None
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    """The options that choose where and how models run (bench, selfcheck, run-all)."""
+    p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml; default cpu)")
+    p.add_argument("--backend", help="override the profile's backend: onnxruntime, tensorrt, torch")
+    p.add_argument("--precision", help="override the profile's precision: fp32, fp16, int8")
+    p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
+    add_calib(p)
+
+
+def add_calib(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calib-data", metavar="DIR[,DIR]",
+                   help="INT8 calibration images (training images, e.g. DIV2K_train_HR), for --precision int8 on "
+                        "ONNX Runtime (QDQ) and TensorRT (entropy calibrator); default: the embedded images")
+
+
+def calib_folders_of(args) -> Optional[List[str]]:
+    """The --calib-data folders (each must exist), or None for the embedded images."""
+    from ..api import calib_folders
+
+    return calib_folders(csv_list(getattr(args, "calib_data", None)))
+
+
+def device_config(args):
+    """(profile, BenchConfig) of the device options on the command line."""
+    from ..api import bench_config
+
+    timeout = getattr(args, "timeout", None)
+    if timeout is not None and timeout <= 0:
+        raise HarnessError(f"--timeout {timeout:g}: give a positive number of seconds")
+    repeats = getattr(args, "repeats", None)
+    if repeats is not None and repeats < 1:
+        raise HarnessError(f"--repeats {repeats}: give at least 1")
+    return bench_config(args.device, backend=getattr(args, "backend", None),
+                        precision=getattr(args, "precision", None), weights=getattr(args, "weights", None),
+                        form=getattr(args, "form", None), repeats=repeats, timeout_s=timeout,
+                        frames_dir=getattr(args, "frames", None), calib_data=csv_list(getattr(args, "calib_data", None)),
+                        onnx_dir=getattr(args, "onnx_dir", None))
+
+
+def add_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default="shipped",
+                   help="weights of the learned models: shipped (trained by the project, in the package; the "
+                        "default, for the default pool), official (imported with zoo import-esr or zoo "
+                        "import-bsrn), init "
+                        "(untrained), or a weights file; bicubic baselines ignore it")
+
+
+def add_onnx_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onnx-dir", metavar="DIR",
+                   help="run the models of an export folder (python -m harness export --out DIR, on a machine with "
+                        "PyTorch): the device needs no PyTorch")
+
+
+def add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR",
+                   help="folder holding test sets as DIR/<Set>/HR/*.png (default: $HARNESS_DATA; "
+                        "without either, the embedded scikit-image set)")
+
+
+def model_ids_of(args) -> List[str]:
+    """Ids from --model and/or --pool (a pool is filtered to --scale when given)."""
+    from ..models import id_scale
+    from ..models.pools import pool_ids
+
+    ids = csv_list(getattr(args, "model", None))
+    pool = getattr(args, "pool", None)
+    if pool:
+        scales = scales_of(getattr(args, "scale", None))
+        ids += [i for i in pool_ids(pool) if not scales or id_scale(i) in scales]
+    return ids

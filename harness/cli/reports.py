@@ -1,0 +1,142 @@
+"""From measurements to figures and reports: plot, report, results merge, int8-report, ghost-report."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import HarnessError
+from .options import (PROJECT_ROOT, add_calib, add_data, add_json, add_weights,
+                      calib_folders_of, csv_list)
+
+
+def cmd_plot(args) -> int:
+    from ..results.plots import draw_all
+    from ..results.store import ResultStore
+
+    if not Path(args.db).is_file():
+        raise HarnessError(f"{args.db}: no results database; run ./run_all.sh or python -m harness bench first")
+    files = draw_all(ResultStore(args.db), args.out, run_id=args.run)
+    if not files:
+        raise HarnessError(f"{args.db} holds no model with both speed and quality measured; run ./run_all.sh")
+    for f in files:
+        print(f)
+    return 0
+
+
+def cmd_results_merge(args) -> int:
+    from ..results.store import ResultStore
+
+    store = ResultStore(args.db)
+    for path in args.files:
+        if not Path(path).is_file():
+            raise HarnessError(f"{path}: no such results database")
+        added, present = store.merge(path)
+        print(f"{path}: {added} rows added, {present} already present")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from ..results.report import write_report
+    from ..results.store import ResultStore
+
+    if not Path(args.db).is_file():
+        raise HarnessError(f"{args.db}: no results database; run ./run_all.sh first")
+    html, md = write_report(ResultStore(args.db), args.out, run_id=args.run, plots_dir=args.plots)
+    print(html)
+    print(md)
+    return 0
+
+
+def cmd_int8_report(args) -> int:
+    from ..int8_report import columns, describe, int8_report, parse_frame_size
+    from ..output import emit
+
+    quiet = args.json or not sys.stderr.isatty()
+    rows = int8_report(args.model, weights=args.weights, data=args.data, sets=csv_list(args.sets),
+                       calib_data=calib_folders_of(args), qat_steps=args.qat_steps, qat_lr=args.qat_lr,
+                       qat_batch=args.qat_batch, runs=args.runs, frame=parse_frame_size(args.frame_size),
+                       threads=args.threads, log=None if quiet else (lambda m: print(m, file=sys.stderr)))
+    cols, headers = columns(args.qat_steps > 0)
+    emit(rows, cols, args.json, digits={c: 2 for c in cols if c != "images"}, headers=headers)
+    if not args.json:
+        for line in describe(rows):
+            print(line)
+    return 0
+
+
+def cmd_ghost_report(args) -> int:
+    from ..ghost_report import describe, ghost_report, rows
+    from ..int8_report import parse_frame_size
+    from ..output import _finite, emit
+
+    quiet = args.json or not sys.stderr.isatty()
+    report = ghost_report(args.model, weights=args.weights, base_weights=args.base_weights, data=args.data,
+                          sets=csv_list(args.sets), runs=args.runs, frame=parse_frame_size(args.frame_size),
+                          threads=args.threads, log=None if quiet else (lambda m: print(m, file=sys.stderr)))
+    if args.json:
+        json.dump(_finite(report), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    table, cols, headers, digits = rows(report)
+    emit(table, cols, False, digits=digits, headers=headers)
+    for line in describe(report):
+        print(line)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("results", help="manage results stores")
+    rsub = p.add_subparsers(dest="results_command", metavar="ACTION")
+    rsub.required = True
+    q = rsub.add_parser("merge", help="merge stores from other devices into one (no duplicates)")
+    q.add_argument("files", nargs="+", help="harness.db files to merge in")
+    q.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="the store merged into")
+    q.set_defaults(func=cmd_results_merge)
+
+    p = sub.add_parser("plot", help="quality-speed (and energy) trade-off figures from the results store")
+    p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
+    p.add_argument("--run", help="only this run id (default: everything in the store)")
+    p.add_argument("--out", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("report", help="the self-contained HTML report (and a Markdown summary) from a store")
+    p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
+    p.add_argument("--run", help="only this run id (default: everything in the store)")
+    p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="folder for report.html/report.md")
+    p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("int8-report", help="FP32 against INT8 (post-training and QAT) of one model: PSNR (RGB "
+                                           "and Y) per set and ONNX Runtime CPU latency on a Full-HD frame")
+    p.add_argument("--model", default="ABPN_s3", help="model id (default ABPN_s3; QAT needs an ABPN)")
+    add_weights(p)
+    add_data(p)
+    p.add_argument("--sets", help="comma-separated sets, e.g. DIV2K (default: every set found, else embedded)")
+    add_calib(p)
+    p.add_argument("--qat-steps", type=int, default=0,
+                   help="quantization-aware fine-tuning steps on --calib-data patches (default 0: no QAT column)")
+    p.add_argument("--qat-lr", type=float, default=5e-5, help="QAT Adam learning rate (default 5e-5)")
+    p.add_argument("--qat-batch", type=int, default=16, help="QAT batch of 96-pixel HR patches (default 16)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per graph, the median is reported (default 5)")
+    p.add_argument("--frame-size", default="1920x1080", help="output frame timed, WxH (default 1920x1080)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: its own choice)")
+    add_json(p)
+    p.set_defaults(func=cmd_int8_report)
+
+    p = sub.add_parser("ghost-report", help="a base network against its GhostSR version: params, MACs, ONNX "
+                                            "Runtime CPU latency on a Full-HD frame, PSNR/SSIM per set, changes")
+    p.add_argument("--model", required=True, help="the GhostSR id, e.g. Ghost-FSRCNN_s2_D56_S12_M4 or Ghost-EDSR_s2")
+    p.add_argument("--weights", required=True,
+                   help="weights of the ghost network: a file (e.g. the Ghost-<id>.pt that train --init-weights "
+                        "writes; a state dict of <id> is ghostified untuned), shipped or init")
+    p.add_argument("--base-weights", default="shipped",
+                   help="weights of the base network <id>: a file, shipped (the default) or official")
+    add_data(p)
+    p.add_argument("--sets", help="comma-separated sets, e.g. Set5,Set14 (default: every set found, else embedded); "
+                                  "none: no PSNR/SSIM, only params, MACs and latency (untrained weights, e.g. EDSR)")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per network, the median is reported (default 5)")
+    p.add_argument("--frame-size", default="1920x1080", help="output frame timed, WxH (default 1920x1080)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default 0: its own choice)")
+    add_json(p)
+    p.set_defaults(func=cmd_ghost_report)
