@@ -20,9 +20,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import HarnessError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BASELINES = ("bicubic-matlab", "bicubic-opencv", "Bicubic_s{scale}")
@@ -223,7 +226,8 @@ class Latency:
         from .runner import latency_stats
 
         stats = latency_stats(list(seconds))
-        return cls(**{k: stats[k] for k in ("median_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "cov", "n")})
+        return cls(median_ms=stats["median_ms"], p90_ms=stats["p90_ms"], p99_ms=stats["p99_ms"],
+                   mean_ms=stats["mean_ms"], min_ms=stats["min_ms"], cov=stats["cov"], n=int(stats["n"]))
 
     @classmethod
     def from_record(cls, record: Dict) -> "Latency":
@@ -326,8 +330,8 @@ class RunResult:
     """What :func:`run_all` made: the run id, the joined table and the front(s), and its files."""
     run_id: str
     resumed: bool
-    table: object            # pandas.DataFrame: harness.results.table
-    front: object            # pandas.DataFrame
+    table: "pd.DataFrame"    # harness.results.table
+    front: "pd.DataFrame"
     db: Path
     csv: Path
     summary: Path
@@ -402,7 +406,7 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     run_id, resumed = store.start_run(cfg.device, key, command=command or " ".join(sys.argv), profile=profile,
                                       environment=environment, resume=resume)
     started = time.time()
-    emulated = environment.get("emulated")
+    emulated = str(environment["emulated"]) if environment.get("emulated") else None
     if emulated:
         log(f"EMULATED ({emulated}): this run's timings are meaningless; it checks that the software works")
     log(f"run {run_id}{' (resumed)' if resumed else ''}: device {profile['name']} ({profile.get('description', '')}); "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from ..datasets import EMBEDDED, STANDARD_SETS
 
@@ -76,7 +76,7 @@ def build_records(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]
     """The joined rows as dicts (the table without pandas): see the module docstring."""
     emulated = emulated or {}
     family = {r["model"]: r["family"] for r in rows if r["family"]}
-    quality: Dict[tuple, Dict[str, object]] = {}
+    quality: Dict[tuple, Dict[str, Any]] = {}
     speed = []
     for r in rows:
         if r["measurement"].startswith("quality:"):
@@ -92,7 +92,7 @@ def build_records(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]
         used.add(qkey)
         d = _data(r)
         shape = d.get("input_shape")
-        rec: Dict[str, object] = {k: r[k] for k in KEY}
+        rec: Dict[str, Any] = {k: r[k] for k in KEY}
         rec.update(family=r["family"] or family.get(r["model"]), form=r["form"], params=d.get("params"),
                    macs_per_fhd=d.get("macs_per_fhd"), bytes_per_fhd=d.get("bytes_per_fhd"),
                    input_shape="x".join(str(int(v)) for v in shape) if shape else None,
@@ -118,7 +118,7 @@ def build_records(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]
                                           str(e["model"]).lower()))
 
 
-def _with_quality(rec: Dict[str, object], sets: Dict[str, object]) -> Dict[str, object]:
+def _with_quality(rec: Dict[str, Any], sets: Dict[str, Any]) -> Dict[str, Any]:
     """PSNR/SSIM per set, and the row's status: the worst of its measurements, with the reasons."""
     for name, q in sets.items():
         if q["status"] == "ok":
@@ -138,8 +138,8 @@ def _with_quality(rec: Dict[str, object], sets: Dict[str, object]) -> Dict[str, 
     return rec
 
 
-def _add_means(records: List[Dict[str, object]]) -> None:
-    groups: Dict[tuple, List[Dict[str, object]]] = {}
+def _add_means(records: List[Dict[str, Any]]) -> None:
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for rec in records:
         groups.setdefault(tuple(rec[k] for k in GROUP), []).append(rec)
     for members in groups.values():
@@ -148,11 +148,12 @@ def _add_means(records: List[Dict[str, object]]) -> None:
         basis = quality_basis(sets)
         for rec in members:
             vals = [rec.get(f"psnr:{s}") for s in basis]
+            known = [float(v) for v in vals if v is not None]
             rec["quality_basis"] = ",".join(basis)
-            rec["psnr_mean"] = sum(vals) / len(vals) if basis and all(v is not None for v in vals) else None
+            rec["psnr_mean"] = sum(known) / len(known) if basis and len(known) == len(vals) else None
 
 
-def to_frame(records: Sequence[Dict[str, object]]):
+def to_frame(records: Sequence[Dict[str, Any]]):
     """The records as a pandas DataFrame with the table's column order."""
     import pandas as pd
 
