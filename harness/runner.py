@@ -123,6 +123,11 @@ def _is_reference_itself(cfg: "BenchConfig") -> bool:
     return cfg.backend == "onnxruntime" and cfg.precision == "fp32" and str(cfg.target) == "cpu"
 
 
+def _is_torch_reference(cfg: "BenchConfig") -> bool:
+    """PyTorch fp32 on the CPU is the reference of every network: no check against itself."""
+    return cfg.backend == "torch" and cfg.precision == "fp32" and str(cfg.target) == "cpu"
+
+
 def output_psnr(reference: np.ndarray, test: np.ndarray) -> float:
     """PSNR (dB, 0..255 scale) between two model outputs after the protocol's clamp."""
     from .metrics import psnr
@@ -213,6 +218,8 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     if exported is not None:  # an exported model: against the PyTorch output stored with it (no PyTorch here)
         record["psnr_vs_reference"] = exported["psnr"]
         record["reference"] = dict(exported, source="PyTorch fp32 output stored at export, on its probe crop")
+    elif cfg.reference_check and getattr(model, "module", None) is not None and _is_torch_reference(cfg):
+        record["reference"] = {"source": "none: this run is the PyTorch fp32 reference (CPU)"}
     elif cfg.reference_check and getattr(model, "module", None) is not None:
         ref_session = TorchBackend(precision="fp32", device="cpu", threads=cfg.threads).prepare(model, [batch[0].shape])
         ref = ref_session.infer(batch[0])
