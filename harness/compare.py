@@ -8,9 +8,8 @@ backend in quality and in speed and which measured pool models dominate it.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-from .errors import HarnessError
 from .results.pareto import dominators
 
 

@@ -8,12 +8,11 @@ figures: it is labelled ``embedded`` everywhere).
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import shutil
 import tarfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
@@ -79,7 +78,7 @@ def data_root(arg: Optional[str] = None) -> Optional[Path]:
     return root
 
 
-def _set_dir(root: Path, name: str) -> Optional[Path]:
+def set_dir(root: Path, name: str) -> Optional[Path]:
     """The folder of set ``name`` under ``root``, matched case-insensitively (and B100 for BSD100)."""
     wanted = {name.lower()} | {alias for alias, std in _ALIASES.items() if std == name}
     if root.is_dir():
@@ -112,7 +111,7 @@ def find_set(root: Optional[Path], name: str) -> ImageSet:
         return embedded_set()
     if root is None:
         raise HarnessError(missing_set_message(None, name))
-    folder = _set_dir(root, name)
+    folder = set_dir(root, name)
     if folder is None:
         raise HarnessError(missing_set_message(root, name))
     hr = folder / "HR"
@@ -134,7 +133,7 @@ def available_sets(root: Optional[Path]) -> List[str]:
         return []
     found = []
     for name in STANDARD_SETS:
-        folder = _set_dir(root, name)
+        folder = set_dir(root, name)
         if folder is not None and ((folder / "HR").is_dir() and _image_files(folder / "HR") or _image_files(folder)):
             found.append(name)
     return found
@@ -289,11 +288,3 @@ def fetch(name: str, root: Path, url: Optional[str] = None, progress: bool = Tru
     if count == 0:
         raise HarnessError(f"{archive}: no images match {source.members} in the archive; is it the right file?")
     return dest
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

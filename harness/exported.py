@@ -92,9 +92,9 @@ def _module_output(model, x: np.ndarray) -> np.ndarray:
 def _export_network(model, folder: Path, forms: Sequence[str], precisions: Sequence[str],
                     calib_data: Optional[List[str]]) -> Dict[str, object]:
     """The files of one network: each form verified against PyTorch, INT8 QDQ where asked."""
-    from .backends.onnxruntime_backend import int8_onnx
     from .export import export_model, verify_onnx
     from .models.fast import fast_form
+    from .quantize import int8_onnx
 
     files: Dict[str, str] = {}
     verified: Dict[str, float] = {}
@@ -114,10 +114,10 @@ def _export_network(model, folder: Path, forms: Sequence[str], precisions: Seque
 
 def _export_pipeline(model, folder: Path) -> Dict[str, object]:
     """A routed model (ClassSR): its classifier and branch graphs."""
-    from .models.classsr.onnx_export import export_parts
+    from .export import export_classsr_parts
     from .models.classsr.routing import macs_table
 
-    paths = export_parts(model.module, folder)
+    paths = export_classsr_parts(model.module, folder)
     return {"kind": "pipeline", "files": {part: Path(p).name for part, p in paths.items()},
             "routing_macs": macs_table()}
 
@@ -133,9 +133,9 @@ def export_models(pairs: Sequence[Tuple[str, int]], out: Union[str, Path], weigh
     are left out. An existing folder is updated: entries of other models are kept, so several
     exports (other scales, other weights) can share one folder.
     """
-    from .models.complexity import complexity
     from .export import harness_version
     from .models import resolve
+    from .models.complexity import complexity
 
     for p in precisions:
         if p not in PRECISIONS:
@@ -384,20 +384,3 @@ def needs_torch(what: str) -> str:
     return (f"{what} needs PyTorch, which this environment does not have (a device setup); export on a machine "
             f"with PyTorch (python -m harness export --models ... --out DIR), copy DIR here and give --onnx-dir "
             f"DIR, or install the [torch] extra")
-
-
-def reference_check(model, session) -> Optional[Dict[str, object]]:
-    """The backend's output on the model's probe against the PyTorch fp32 output stored at export:
-    ``{'psnr': dB, 'max_abs': ..., 'shape': ...}``, or None when the model has no probe."""
-    probe = getattr(model, "probe", None)
-    if not probe:
-        return None
-    from .runner import output_max_abs, output_psnr
-
-    with np.load(probe) as data:
-        x, want = data["lr"], data["sr"]
-    got = session.infer(np.ascontiguousarray(x, dtype=np.float32))
-    if tuple(got.shape) != tuple(want.shape):
-        raise HarnessError(f"{model.id}: output {tuple(got.shape)} on the export probe is not the exported "
-                           f"{tuple(want.shape)}; re-export the model")
-    return {"psnr": output_psnr(want, got), "max_abs": output_max_abs(want, got), "input_shape": list(x.shape)}

@@ -27,10 +27,11 @@ def ghost_report(model_id: str, weights: str, base_weights: str = "shipped", dat
     """The report of ``model_id`` (``Ghost-<id>``, or ``<id>`` itself) as a dict: ``base`` and
     ``ghost`` (weights, params, MACs per frame, ms, per-set PSNR/SSIM), ``change`` (relative
     params/MACs/latency, PSNR/SSIM differences per set) and the timing settings."""
-    from .backends.onnxruntime_backend import exported_onnx
     from .datasets import data_root, resolve_sets
-    from .int8_report import _session, interleaved_median_ms
+    from .export import exported_onnx
+    from .int8_report import sessions_median_ms
     from .models import ghost, resolve
+    from .ortsession import ort_session
     from .protocol import QualityEvaluator
     from .weights import cache_dir
 
@@ -61,7 +62,7 @@ def ghost_report(model_id: str, weights: str, base_weights: str = "shipped", dat
                               "ghost_layers": counts["ghost_layers"], "ratio": counts["ratio"]}
     paths = {key: exported_onnx(model, "naive", work)[0] for key, model in models.items()}
     say(f"{base_id} and {ghost_id}: timing {lr_shape} -> {frame[1]}x{frame[0]} ({runs} interleaved runs each) ...")
-    latency = interleaved_median_ms({key: _session(path, threads) for key, path in paths.items()}, lr_shape, runs)
+    latency = sessions_median_ms({key: ort_session(path, threads) for key, path in paths.items()}, lr_shape, runs)
     for key, model in models.items():
         path, ms = paths[key], latency[key]
         quality = {}

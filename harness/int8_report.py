@@ -10,9 +10,9 @@ runs on one LR input whose output is a Full-HD frame.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .errors import HarnessError
+from .ortsession import ort_session
+from .timing import interleaved_median_ms
 
 #: ABPN x3, DIV2K valid, RGB PSNR as reported by its authors (Du et al., MAI 2021)
 PUBLISHED = {"ABPN_s3": {"fp32": 30.22, "ptq": 30.09, "qat": 30.15}}
@@ -37,53 +39,21 @@ def parse_frame_size(text: str) -> Tuple[int, int]:
     return h, w
 
 
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ORT raises several types for a bad graph
-        raise HarnessError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
-
-
 def _run(session, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def median_ms(session, shape: Sequence[int], runs: int) -> float:
-    """Median wall-clock ms of ``runs`` runs on one input of ``shape``, after one warm-up run."""
-    return interleaved_median_ms({"only": session}, shape, runs)["only"]
-
-
-def interleaved_median_ms(sessions: Dict[str, object], shape: Sequence[int], runs: int) -> Dict[str, float]:
-    """Median wall-clock ms of each session over ``runs`` rounds on one input of ``shape``.
-
-    Each round times every session once, in turn, after one warm-up run each: a drift of the
-    machine (clock, another process, heat) then falls on all of them alike instead of on
-    whichever was timed last, which matters when the report is their ratio.
-    """
+def sessions_median_ms(sessions: Dict[str, object], shape: Sequence[int], runs: int) -> Dict[str, float]:
+    """Median wall-clock ms of each ONNX Runtime session over ``runs`` interleaved rounds on one seeded
+    random input of ``shape``, after one warm-up run each (:func:`harness.timing.interleaved_median_ms`)."""
     x = np.random.default_rng(0).random(tuple(shape), dtype=np.float32)
-    for session in sessions.values():
-        _run(session, x)
-    times: Dict[str, List[float]] = {k: [] for k in sessions}
-    for _ in range(max(1, runs)):
-        for key, session in sessions.items():
-            t0 = time.perf_counter()
-            _run(session, x)
-            times[key].append((time.perf_counter() - t0) * 1e3)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return interleaved_median_ms({k: functools.partial(_run, s, x) for k, s in sessions.items()}, runs, warmup=1)
 
 
 def qat_onnx(model, folders, steps: int, lr: float, batch: int, patch: int, workdir: Path,
              seed: int = 0) -> Tuple[Path, Dict[str, object]]:
     """The QAT QDQ ONNX of ``model`` (cached by weights, calibration data and QAT settings) and its facts."""
-    from .backends.onnxruntime_backend import module_digest
+    from .export import module_digest
     from .quantize import PatchPairs, calibration_source, qat_finetune
 
     source = calibration_source(folders)
@@ -112,12 +82,13 @@ def int8_report(model_id: str, weights: str = "shipped", data: Optional[str] = N
     """One row per test set: FP32, post-training INT8 and (``qat_steps`` > 0) QAT INT8 PSNR (RGB
     and Y), the ONNX Runtime CPU latency of each graph on one Full-HD-output frame, and what
     calibrated and fine-tuned the INT8 graphs."""
-    from .backends.onnxruntime_backend import exported_onnx, int8_onnx
     from .color import rgb_to_y
     from .datasets import data_root, resolve_sets
+    from .export import exported_onnx
     from .imresize import downscale, modcrop
     from .metrics import psnr, psnr_rgb
     from .models import resolve
+    from .quantize import int8_onnx
     from .weights import cache_dir
 
     model = resolve(model_id, None, weights)
@@ -141,11 +112,11 @@ def int8_report(model_id: str, weights: str = "shipped", data: Optional[str] = N
         say(f"{model.id}: quantization-aware fine-tuning, {qat_steps} steps ...")
         paths["qat"], qat_facts = qat_onnx(model, list(calib_data) if calib_data else None, qat_steps, qat_lr,
                                            qat_batch, qat_patch, work)
-    sessions = {k: _session(p, threads) for k, p in paths.items()}
+    sessions = {k: ort_session(p, threads) for k, p in paths.items()}
 
     lr_shape = (1, model.channels, frame[0] // scale, frame[1] // scale)
     say(f"{model.id}: timing {lr_shape} -> {frame[1]}x{frame[0]} ({runs} interleaved runs each) ...")
-    latency = interleaved_median_ms(sessions, lr_shape, runs)
+    latency = sessions_median_ms(sessions, lr_shape, runs)
 
     rows = []
     for image_set in image_sets:

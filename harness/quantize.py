@@ -4,7 +4,8 @@ quantization-aware training (PyTorch ``torch.ao.quantization``, exported to QDQ 
 Calibration (and QAT fine-tuning) feeds LR patches made exactly like the model's inputs
 (MATLAB bicubic of HR crops, Y or RGB in [0, 1]) from training images when folders are given
 (``--calib-data DIR[,DIR]``), else from the embedded images; :func:`calibration_source` says
-which, for the results and the cache names. Post-training: weights per channel to int8,
+which, for the results and the cache names (:func:`int8_onnx` keeps the post-training graph beside
+the FP32 file it came from). Post-training: weights per channel to int8,
 activations to uint8, MinMax calibration. QAT: per-channel symmetric int8 weight fake-quant
 and uint8 affine activation fake-quant, fine-tuned with an L1 loss, exported with
 QuantizeLinear/DequantizeLinear pairs (opset 17). Both graphs are what ONNX Runtime runs;
@@ -19,13 +20,14 @@ import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .color import rgb_to_y
-from .errors import HarnessError
+from .errors import HarnessError, first_line
 from .imresize import downscale
+from .ortsession import ort_session
 
 MAX_CALIBRATION_IMAGES = 64  # images read from calibration folders (evenly spread over the sorted list)
 
@@ -131,11 +133,26 @@ def quantize_qdq(fp32_path, out_path, inputs: List[np.ndarray]) -> Path:
         quantize_static(str(source), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
     except Exception as exc:  # noqa: BLE001 - ORT's quantizer raises many types
-        raise HarnessError(f"{fp32_path}: INT8 quantization failed ({str(exc).splitlines()[0][:200]})") from None
+        raise HarnessError(f"{fp32_path}: INT8 quantization failed ({first_line(exc, 200)})") from None
     finally:
         if source != Path(fp32_path):  # the pre-processed intermediate is not kept
             source.unlink(missing_ok=True)
     return out_path
+
+
+def int8_onnx(model, fp32_path: Path, folders=None) -> Tuple[Path, Dict[str, object]]:
+    """The QDQ INT8 version of an exported file, cached beside it, and what calibrated it.
+
+    Calibrated on LR patches of the images in ``folders`` (training images: ``--calib-data``),
+    else of the embedded images; the file name carries the calibration key
+    (``<form>.int8.onnx`` for the embedded images, ``<form>.int8-<key>.onnx`` for folders).
+    """
+    source = calibration_source(folders)
+    suffix = ".int8.onnx" if source["source"] == "embedded" else f".int8-{source['key']}.onnx"
+    target = fp32_path.with_name(fp32_path.stem + suffix)
+    if not target.is_file():
+        quantize_qdq(fp32_path, target, calibration_inputs(model.scale, model.input_space, folders=folders))
+    return target, dict(source, method="ort-minmax-qdq")
 
 
 # --------------------------------------------------------------------------- QAT
@@ -205,8 +222,12 @@ def qat_qconfig():
     ``FakeQuantize`` modules (the fused variant has no ONNX export); ONNX export maps them to
     QuantizeLinear/DequantizeLinear."""
     import torch
-    from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
-                                       MovingAveragePerChannelMinMaxObserver, QConfig)
+    from torch.ao.quantization import (
+        FakeQuantize,
+        MovingAverageMinMaxObserver,
+        MovingAveragePerChannelMinMaxObserver,
+        QConfig,
+    )
 
     activation = FakeQuantize.with_args(observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255,
                                         dtype=torch.quint8, qscheme=torch.per_tensor_affine, reduce_range=False)
@@ -366,13 +387,10 @@ def export_qat_onnx(model_id: str, net, out: Union[str, Path]) -> Path:
         raise HarnessError(f"{model_id}: the QAT export lacks {', '.join(missing)} nodes (ops: "
                            f"{', '.join(sorted(ops))}); this torch's ONNX exporter is not supported for QAT")
     try:
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        session = ort_session(tmp)
         y = session.run(None, {"lr": np.full((1, net.in_channels, 8, 10), 0.5, np.float32)})[0]
     except Exception as exc:  # noqa: BLE001 - ORT raises several types
-        raise HarnessError(f"{model_id}: ONNX Runtime cannot run the QAT export ({str(exc).splitlines()[0][:200]})") \
-            from None
+        raise HarnessError(f"{model_id}: ONNX Runtime cannot run the QAT export ({first_line(exc, 200)})") from None
     if y.shape != (1, net.in_channels, 8 * net.scale, 10 * net.scale) or not np.all(np.isfinite(y)):
         raise HarnessError(f"{model_id}: the QAT export gives output {y.shape} (or NaN) for an 8x10 input")
     tmp.replace(out)

@@ -28,7 +28,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .backends.base import timed_compute
 from .errors import HarnessError
+from .timing import seconds
 
 # How far a backend's output may be from the fp32 reference (PSNR in dB on 0..255 after the clamp,
 # and for FP16 the largest pixel difference): FP16 rounding (11-bit mantissa) through a few conv
@@ -135,6 +137,22 @@ def output_psnr(reference: np.ndarray, test: np.ndarray) -> float:
     return psnr(np.clip(reference, 0, 1) * 255.0, np.clip(test, 0, 1) * 255.0)
 
 
+def probe_check(model, session) -> Optional[Dict[str, object]]:
+    """An exported model's reference check: the backend's output on the model's probe (an export
+    folder's ``probe.npz``) against the PyTorch fp32 output stored at export, ``{'psnr': dB, 'max_abs':
+    ..., 'input_shape': ...}``; None when the model has no probe."""
+    probe = getattr(model, "probe", None)
+    if not probe:
+        return None
+    with np.load(probe) as data:
+        x, want = data["lr"], data["sr"]
+    got = session.infer(np.ascontiguousarray(x, dtype=np.float32))
+    if tuple(got.shape) != tuple(want.shape):
+        raise HarnessError(f"{model.id}: output {tuple(got.shape)} on the export probe is not the exported "
+                           f"{tuple(want.shape)}; re-export the model")
+    return {"psnr": output_psnr(want, got), "max_abs": output_max_abs(want, got), "input_shape": list(x.shape)}
+
+
 def _thermal_and_clocks(target: str = "cpu") -> Dict[str, object]:
     """CPU temperatures and clock; on a CUDA target also the GPU's (NVML), before and after the timed loop."""
     import psutil
@@ -157,7 +175,7 @@ def _thermal_and_clocks(target: str = "cpu") -> Dict[str, object]:
     return out
 
 
-def _make_sampler(spec, device: str):
+def make_sampler(spec, device: str):
     """(sampler or None, reason). ``auto`` picks the device's first working meter; a meter
     that is absent or unreadable leaves power as NaN with the reason, never estimated."""
     if spec in (None, "none"):
@@ -182,9 +200,9 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
 
     from .backends import as_nchw, make_backend
     from .backends.torch_backend import TorchBackend
-    from .frames import lr_inputs, load_frames
     from .environment import emulation
-    from .exported import reference_check, resolve_model
+    from .exported import resolve_model
+    from .frames import load_frames, lr_inputs
     from .weights import cache_dir
 
     model = resolve_model(model_id, scale, cfg.weights, onnx_dir=cfg.onnx_dir)
@@ -214,7 +232,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         raise HarnessError(f"{model.id} on {cfg.backend}: output shape {tuple(out.shape)} is not {expected}")
     if not np.all(np.isfinite(out)):
         raise HarnessError(f"{model.id} on {cfg.backend}/{cfg.precision}: output holds NaN/inf")
-    exported = reference_check(model, session) if cfg.reference_check else None
+    exported = probe_check(model, session) if cfg.reference_check else None
     if exported is not None:  # an exported model: against the PyTorch output stored with it (no PyTorch here)
         record["psnr_vs_reference"] = exported["psnr"]
         record["reference"] = dict(exported, source="PyTorch fp32 output stored at export, on its probe crop")
@@ -227,7 +245,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         record["reference"] = {"source": "PyTorch fp32 on this machine, first frame", "max_abs": output_max_abs(ref, out)}
     elif cfg.reference_check and getattr(model, "onnx_path", None) and not _is_reference_itself(cfg):
         # a user's ONNX file: against its own fp32 run on ONNX Runtime's CPU provider
-        ref = model._run(np.ascontiguousarray(batch[0], dtype=np.float32))
+        ref = model.run_onnx(np.ascontiguousarray(batch[0], dtype=np.float32))
         record["psnr_vs_reference"] = output_psnr(ref, out)
         record["reference"] = {"source": "ONNX Runtime CPU fp32 of the same file, first frame",
                                "max_abs": output_max_abs(ref, out)}
@@ -251,7 +269,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
             session.compute()
 
     record["before"] = _thermal_and_clocks(cfg.target)
-    sampler, power_reason = _make_sampler(cfg.power_meter, cfg.device)
+    sampler, power_reason = make_sampler(cfg.power_meter, cfg.device)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)  # microsecond accounting (psutil's ticks are 10 ms)
     wall0 = time.perf_counter()
     compute_s, gpu_ms, passes = time_session(session, batch, cfg, sampler)
@@ -259,7 +277,8 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     record["passes"] = passes
     record["timed_wall_s"] = wall
-    record["cpu_util_pct"] = 100.0 * ((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)) / wall if wall > 0 else float("nan")
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    record["cpu_util_pct"] = 100.0 * cpu_s / wall if wall > 0 else float("nan")
     record.update(latency_stats(compute_s))
     if gpu_ms:
         record["gpu_median_ms"] = float(np.median(gpu_ms))
@@ -281,9 +300,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         e2e = []
         for _ in range(passes):
             for x in batch:
-                t = time.perf_counter()
-                session.infer(x)
-                e2e.append(time.perf_counter() - t)
+                e2e.append(seconds(session.infer, x))
         record["e2e"] = latency_stats(e2e)
     if cfg.backend == "tensorrt" and cfg.trtexec and session.details.get("engine"):
         record["trtexec"] = trtexec_parity(session.details, record, cfg)
@@ -384,12 +401,10 @@ def time_session(session, batch, cfg: BenchConfig, sampler=None):
     while passes < max(cfg.repeats, cfg.min_repeats):
         for x in batch:
             session.load(x)
-            t = time.perf_counter()
-            session.compute()
-            compute_s.append(time.perf_counter() - t)
-            last_gpu = getattr(session, "last_gpu_ms", None)
-            if last_gpu is not None:
-                gpu_ms.append(float(last_gpu))
+            wall, gpu = timed_compute(session)
+            compute_s.append(wall)
+            if gpu is not None:
+                gpu_ms.append(gpu)
         passes += 1
         if passes >= cfg.min_repeats and time.perf_counter() - start >= cfg.max_time_s:
             break

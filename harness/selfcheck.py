@@ -9,29 +9,33 @@ latency against the bare loop's; the target is within 2%. The run-to-run spread 
 """
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Dict, List
 
 import numpy as np
 
+from .timing import seconds
+
 SMALL, LARGE = "eSR-MAX_s2_K3_C1", "FSRCNN_s2_D56_S12_M4"
 TARGET_PCT = 2.0
 
 
-def _bare_pass(session, batch) -> float:
-    t = time.perf_counter()
+def _pass(session, batch) -> None:
     for x in batch:
         session.load(x)
         session.compute()
-    return (time.perf_counter() - t) / len(batch)
+
+
+def _bare_pass(session, batch) -> float:
+    """Mean seconds per frame of one pass, one clock around the whole pass."""
+    return seconds(_pass, session, batch) / len(batch)
 
 
 def check_model(model_id: str, cfg, runs: int = 3, frames_dir=None) -> Dict:
     from .backends import as_nchw, make_backend
     from .frames import load_frames, lr_inputs
     from .models import id_scale, resolve
-    from .runner import _make_sampler, time_session
+    from .runner import make_sampler, time_session
     from .weights import cache_dir
 
     scale = id_scale(model_id)
@@ -46,7 +50,7 @@ def check_model(model_id: str, cfg, runs: int = 3, frames_dir=None) -> Dict:
         session.compute()
     runner_ms: List[float] = []
     bare_ms: List[float] = []
-    sampler, power_reason = _make_sampler(cfg.power_meter, cfg.device)
+    sampler, power_reason = make_sampler(cfg.power_meter, cfg.device)
     try:
         for _ in range(runs):
             bare_ms.append(1e3 * _bare_pass(session, batch))

@@ -230,7 +230,7 @@ def test_timing_interleaves_the_graphs_it_compares():
     """Each round times every graph once, so a drift of the machine falls on all of them alike."""
     from types import SimpleNamespace
 
-    from harness.int8_report import interleaved_median_ms
+    from harness.int8_report import sessions_median_ms
 
     calls = []
 
@@ -245,7 +245,7 @@ def test_timing_interleaves_the_graphs_it_compares():
             calls.append((self.name, feeds["input"].shape))
             return [feeds["input"]]
 
-    ms = interleaved_median_ms({"fp32": FakeSession("a"), "ptq": FakeSession("b")}, (1, 3, 4, 5), runs=3)
+    ms = sessions_median_ms({"fp32": FakeSession("a"), "ptq": FakeSession("b")}, (1, 3, 4, 5), runs=3)
     assert set(ms) == {"fp32", "ptq"} and all(v >= 0 for v in ms.values())
     assert [c[0] for c in calls] == ["a", "b"] + ["a", "b"] * 3  # warm-ups, then alternating rounds
     assert all(shape == (1, 3, 4, 5) for _, shape in calls)

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
     torch = None
 
 from harness.errors import HarnessError
-from harness.export import _ort_session, export_onnx
+from harness.export import export_onnx
 from harness.models import bsrn, families
+from harness.ortsession import ort_session
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 OFFICIAL = SHARED / "bsrn-official"
@@ -129,7 +131,7 @@ def test_onnx_export_is_correct_at_other_sizes(tmp_path):
         assert not any(p in static for p in parts), "ESA resize exported with a fixed H or W"
 
     # Behaviour: ORT vs eager at two sizes other than the export size (one not a multiple of 4).
-    sess = _ort_session(path, threads=2)
+    sess = ort_session(path, threads=2)
     rng = np.random.default_rng(0)
     for h, w in ((37, 45), (16, 58)):
         x = rng.random((1, 3, h, w), dtype=np.float32)

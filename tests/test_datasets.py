@@ -8,8 +8,7 @@ import pytest
 
 from conftest import write_png
 from harness import datasets
-from harness.datasets import (Source, available_sets, canonical_set_name, embedded_set, fetch, find_set,
-                              resolve_sets)
+from harness.datasets import Source, available_sets, canonical_set_name, embedded_set, fetch, find_set, resolve_sets
 from harness.errors import HarnessError
 from harness.imageio import load_rgb
 

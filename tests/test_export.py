@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
@@ -15,9 +16,10 @@ except ImportError:  # no PyTorch here (a device venv): the tests marked `torch`
 from onnx import TensorProto, helper
 
 from harness.errors import HarnessError
-from harness.export import check_onnx_io, export_model, export_onnx, onnx_io, verify_onnx
+from harness.export import export_model, export_onnx, verify_onnx
 from harness.models import esr, resolve
 from harness.models.fast import fast_form
+from harness.models.onnx_file import check_onnx_io, onnx_io
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 OFFICIAL = SHARED / "esr-official"

@@ -8,6 +8,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run

@@ -36,11 +36,11 @@ def vermin_violations(files: List[Path], target: str = TARGET) -> List[str]:
     lines: List[str] = []
     postponed = [f for f in files if POSTPONED.search(f.read_text(encoding="utf-8"))]
     evaluated = [f for f in files if f not in postponed]
-    for group, annotations in ((postponed, "--no-eval-annotations"), (evaluated, "--eval-annotations")):
+    for group, eval_flag in ((postponed, "--no-eval-annotations"), (evaluated, "--eval-annotations")):
         if not group:
             continue
         res = subprocess.run([sys.executable, "-c", VERMIN, f"--target={target}-", "--violations", "--quiet",
-                              "--no-tips", "--pessimistic", annotations, "--no-make-paths-absolute"]
+                              "--no-tips", "--pessimistic", eval_flag, "--no-make-paths-absolute"]
                              + [_shown(f) for f in group],
                              cwd=str(ROOT), capture_output=True, text=True)
         out = (res.stdout + res.stderr).strip()

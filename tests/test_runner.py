@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.runner import BenchConfig, latency_stats, measure, measure_isolated
 from harness.results.store import ResultStore
+from harness.runner import BenchConfig, latency_stats, measure, measure_isolated
 
 
 def small_inputs(n=3, shape=(36, 64)):
@@ -142,7 +142,7 @@ def test_bench_rejects_bad_input_before_measuring(tmp_path, capsys):
 
 @pytest.mark.torch
 def test_exported_onnx_is_cached_by_weights(tmp_path):
-    from harness.backends.onnxruntime_backend import exported_onnx
+    from harness.export import exported_onnx
     from harness.models import resolve
 
     model = resolve("eSR-MAX_s2_K3_C2", weights="init")

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
@@ -20,7 +21,6 @@ from harness.errors import HarnessError
 from harness.models import pools, resolve
 from harness.models.registry import family_name
 from harness.train import ship
-
 from train.helpers import settings, smooth_images
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

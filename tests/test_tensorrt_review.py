@@ -14,7 +14,7 @@ import pytest
 
 from harness.backends import tensorrt_backend as tb
 from harness.errors import HarnessError
-from test_tensorrt_backend import FHD, backend, fake, onnx_file, espcn  # noqa: F401 - fixtures
+from test_tensorrt_backend import FHD, backend, espcn, fake, onnx_file  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.torch  # the fixtures export a real network
 

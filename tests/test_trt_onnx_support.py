@@ -22,7 +22,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from harness.backends.trt_onnx_check import DATA, check_graph, supported_versions
-from harness.models.classsr.onnx_export import export_parts
+from harness.export import export_classsr_parts
 
 pytestmark = [pytest.mark.torch, pytest.mark.usefixtures("one_thread")]
 
@@ -118,7 +118,7 @@ def test_classsr_parts_are_supported(trt, workdir):
 
     folder = workdir / "classsr"
     paths = ({p: folder / f"{classsr.MODEL_ID}.{p}.onnx" for p in classsr.ONNX_PARTS} if folder.is_dir()
-             else export_parts(resolve(classsr.MODEL_ID, weights="init"), folder))
+             else export_classsr_parts(resolve(classsr.MODEL_ID, weights="init"), folder))
     assert set(paths) == {"classifier", "branch0", "branch1", "branch2"}
     for part, path in paths.items():
         problems = check_graph(path, trt)
@@ -149,8 +149,9 @@ def test_ort_qdq_graph_is_refused_for_its_uint8_zero_points(model_id, trt, workd
 
 def test_harness_int8_path_refused_and_its_fp32_source_supported(workdir):
     """Through the backends' own functions: the fp32 graph TensorRT calibrates passes, int8_onnx's does not."""
-    from harness.backends.onnxruntime_backend import exported_onnx, int8_onnx
+    from harness.export import exported_onnx
     from harness.models import resolve
+    from harness.quantize import int8_onnx
 
     model = resolve("ESPCN_s2_D0_S3", weights="init")
     fp32, form = exported_onnx(model, "fast", workdir / "backend")

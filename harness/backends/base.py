@@ -9,12 +9,12 @@ both are reported.
 """
 from __future__ import annotations
 
-import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import HarnessError
+from ..timing import seconds
 
 Shape = Tuple[int, int, int, int]  # N, C, H, W
 
@@ -103,6 +103,14 @@ def from_nchw(y: np.ndarray) -> np.ndarray:
     return y[0] if y.shape[0] == 1 else np.transpose(y, (1, 2, 0))
 
 
+def timed_compute(session: Session) -> Tuple[float, Optional[float]]:
+    """One ``compute`` under the clock (:func:`harness.timing.seconds`): its wall-clock seconds, and the
+    session's own GPU-side ms (``last_gpu_ms``) where the backend measures one, else None."""
+    wall = seconds(session.compute)
+    gpu_ms = getattr(session, "last_gpu_ms", None)
+    return wall, None if gpu_ms is None else float(gpu_ms)
+
+
 def quick_time(session: Session, shape: Shape, runs: int = 3) -> float:
     """Median seconds of a few runs after one warm-up: enough to rank two graph forms.
     Uses the session's GPU-side time (``last_gpu_ms``) where the backend measures one."""
@@ -111,8 +119,6 @@ def quick_time(session: Session, shape: Shape, runs: int = 3) -> float:
     session.compute()
     times = []
     for _ in range(runs):
-        t0 = time.perf_counter()
-        session.compute()
-        gpu_ms = getattr(session, "last_gpu_ms", None)
-        times.append(gpu_ms / 1e3 if gpu_ms is not None else time.perf_counter() - t0)
+        wall, gpu_ms = timed_compute(session)
+        times.append(gpu_ms / 1e3 if gpu_ms is not None else wall)
     return float(np.median(times))

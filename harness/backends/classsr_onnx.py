@@ -1,6 +1,6 @@
 """ClassSR's routed pipeline on ONNX Runtime: NumPy patching, routing and stitching around four sessions.
 
-The graphs are :func:`harness.models.classsr.onnx_export.export_parts`'s (a classifier and three
+The graphs are :func:`harness.export.export_classsr_parts`'s (a classifier and three
 FSRCNN branches, each with a dynamic batch); grid, padding, argmax routing, one batch per branch
 and sum/count stitching are those of the PyTorch module (:mod:`harness.models.classsr.routing`).
 :class:`ClassSROnnx` has the ``load/compute/fetch`` interface of a backend session, so end-to-end
@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import HarnessError
 from ..models.classsr.routing import coverage, padded_hw, patch_grid, routing_stats
 from ..models.classsr.spec import MODEL_ID, ONNX_PARTS, PATCH, PROBS_NAME, SCALE, STRIDE, part_files
+from ..ortsession import ort_session
 from .base import Session
 
 
@@ -48,11 +49,11 @@ class ClassSROnnx(Session):
         missing = [p for p in ONNX_PARTS if p not in paths or not Path(paths[p]).is_file()]
         if missing:
             raise HarnessError(f"{MODEL_ID}: ONNX graphs missing for {', '.join(missing)}; "
-                               f"write them with harness.models.classsr.onnx_export.export_parts(module, DIR)")
+                               f"write them with harness.export.export_classsr_parts(module, DIR)")
         self.paths = {p: Path(paths[p]) for p in ONNX_PARTS}
         self.scale, self.patch, self.stride = scale, patch, stride
         self.providers = list(providers) if providers else ["CPUExecutionProvider"]
-        self.sessions = {p: self._session(self.paths[p], threads) for p in ONNX_PARTS}
+        self.sessions = {p: ort_session(self.paths[p], threads, self.providers) for p in ONNX_PARTS}
         self.classifier = self.sessions["classifier"]
         self.branches = [self.sessions[f"branch{i}"] for i in range(len(ONNX_PARTS) - 1)]
         self.last_routing: Optional[Dict[str, object]] = None
@@ -69,22 +70,12 @@ class ClassSROnnx(Session):
         exported there first unless all four are present. The caller names ``folder`` after the weights
         (the ONNX Runtime backend: ``<workdir>/ClassSR-FSRCNN_s4.<module_digest>``), so other weights
         get other graphs."""
-        from ..models.classsr.onnx_export import export_parts
+        from ..export import export_classsr_parts
 
         paths = part_files(folder)
         if not all(p.is_file() for p in paths.values()):
-            paths = export_parts(module, folder)
+            paths = export_classsr_parts(module, folder)
         return cls(paths, threads=threads, providers=providers)
-
-    def _session(self, path: Path, threads: Optional[int]):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        return ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """(N, 1, H, W) float32 -> (N, 1, 4H, 4W): classify, route, one batch per branch, stitch."""

@@ -7,61 +7,19 @@ per model: ``auto`` times both briefly on this backend and keeps the faster, rec
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
 from ..errors import HarnessError
+from ..export import exported_onnx, module_digest  # exported_onnx: the TensorRT backend imports it from here too
+from ..ortsession import ort_session
 from .base import Backend, BackendUnavailable, Session, Shape, quick_time
 from .native import NativeSession
 
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
-
-
-def module_digest(module) -> str:
-    """Short hash of a module's weights: the export cache key (same id, other weights -> other file)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def exported_onnx(model, form: str, workdir: Path) -> Tuple[Path, str]:
-    """The model's ONNX file in the requested form (cached by id, weights and form)."""
-    from ..export import export_model
-
-    from ..models.fast import fast_form
-
-    if form == "fast" and fast_form(model.module) is None:
-        form = "naive"  # families without a fast form export the one graph they have
-    folder = workdir / f"{model.id}.{module_digest(model.module)}"
-    cached = folder / f"{model.id}.{form}.onnx"
-    if cached.is_file():
-        return cached, form
-    path, got = export_model(model.id, model.module, folder, form=form)
-    return Path(path), got
-
-
-def int8_onnx(model, fp32_path: Path, folders=None) -> Tuple[Path, Dict[str, object]]:
-    """The QDQ INT8 version of an exported file, cached beside it, and what calibrated it.
-
-    Calibrated on LR patches of the images in ``folders`` (training images: ``--calib-data``),
-    else of the embedded images; the file name carries the calibration key
-    (``<form>.int8.onnx`` for the embedded images, ``<form>.int8-<key>.onnx`` for folders).
-    """
-    from ..quantize import calibration_inputs, calibration_source, quantize_qdq
-
-    source = calibration_source(folders)
-    suffix = ".int8.onnx" if source["source"] == "embedded" else f".int8-{source['key']}.onnx"
-    target = fp32_path.with_name(fp32_path.stem + suffix)
-    if not target.is_file():
-        quantize_qdq(fp32_path, target, calibration_inputs(model.scale, model.input_space, folders=folders))
-    return target, dict(source, method="ort-minmax-qdq")
 
 
 class OrtSession(Session):
@@ -138,14 +96,6 @@ class OnnxRuntimeBackend(Backend):
         return provider
 
     def _session(self, path: Path, provider: str):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.threads:
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         device_id = int(self.device.split(":")[1]) if ":" in self.device else 0
         if provider == "CPUExecutionProvider":
             providers = [provider]
@@ -157,10 +107,7 @@ class OnnxRuntimeBackend(Backend):
             providers = [(provider, {"device_id": device_id, "trt_fp16_enable": self.precision == "fp16",
                                      "trt_engine_cache_enable": True, "trt_engine_cache_path": cache}),
                          ("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
-        try:
-            return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - ORT raises several types for a bad graph
-            raise HarnessError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+        return ort_session(path, threads=self.threads or None, providers=providers)
 
     def prepare(self, model, input_shapes: List[Shape]) -> Session:
         ok, why = self.probe()
@@ -199,6 +146,8 @@ class OnnxRuntimeBackend(Backend):
                 candidates[got] = path
         calibration = None
         if self.precision == "int8":
+            from ..quantize import int8_onnx
+
             folders = self.options.get("calib_data") or None
             quantized = {form: int8_onnx(model, path, folders) for form, path in candidates.items()}
             candidates = {form: path for form, (path, _) in quantized.items()}

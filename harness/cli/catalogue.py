@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import HarnessError
-from .options import (PROJECT_ROOT, add_data, add_json, add_weights,
-                      csv_list, scales_of)
+from .options import PROJECT_ROOT, add_data, add_json, add_weights, csv_list, scales_of
 
 
 def cmd_data_list(args) -> int:

@@ -7,8 +7,20 @@ from pathlib import Path
 
 from ..api import BASELINES
 from ..errors import HarnessError
-from .options import (PROJECT_ROOT, add_calib, add_data, add_device, add_json, add_onnx_dir, add_weights,
-                      calib_folders_of, csv_list, device_config, model_ids_of, scales_of)
+from .options import (
+    PROJECT_ROOT,
+    add_calib,
+    add_data,
+    add_device,
+    add_json,
+    add_onnx_dir,
+    add_weights,
+    calib_folders_of,
+    csv_list,
+    device_config,
+    model_ids_of,
+    scales_of,
+)
 
 QUALITY_COLUMNS = ("model", "scale", "set", "psnr", "ssim", "images")
 
@@ -112,8 +124,8 @@ def cmd_compare(args) -> int:
     from ..datasets import data_root, resolve_sets
     from ..environment import capture
     from ..models import resolve
-    from ..results.plots import collect, draw_all
     from ..protocol import QualityEvaluator
+    from ..results.plots import collect, draw_all
     from ..results.store import ResultStore
 
     profile, cfg = device_config(args)

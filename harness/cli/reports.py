@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import HarnessError
-from .options import (PROJECT_ROOT, add_calib, add_data, add_json, add_weights,
-                      calib_folders_of, csv_list)
+from .options import PROJECT_ROOT, add_calib, add_data, add_json, add_weights, calib_folders_of, csv_list
 
 
 def cmd_plot(args) -> int:
@@ -68,14 +67,15 @@ def cmd_int8_report(args) -> int:
 def cmd_ghost_report(args) -> int:
     from ..ghost_report import describe, ghost_report, rows
     from ..int8_report import parse_frame_size
-    from ..output import _finite, emit
+    from ..numeric import json_safe
+    from ..output import emit
 
     quiet = args.json or not sys.stderr.isatty()
     report = ghost_report(args.model, weights=args.weights, base_weights=args.base_weights, data=args.data,
                           sets=csv_list(args.sets), runs=args.runs, frame=parse_frame_size(args.frame_size),
                           threads=args.threads, log=None if quiet else (lambda m: print(m, file=sys.stderr)))
     if args.json:
-        json.dump(_finite(report), sys.stdout, indent=2)
+        json.dump(json_safe(report), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     table, cols, headers, digits = rows(report)

@@ -35,8 +35,8 @@ NUM_FEAT, NUM_BLOCK = 64, 8
 
 def _torch():
     import torch
-    from torch import nn
     import torch.nn.functional as F
+    from torch import nn
 
     return torch, nn, F
 

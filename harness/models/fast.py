@@ -19,7 +19,10 @@ into either changes both.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # pragma: no cover - the type only; torch is imported where a network is built
+    import torch
 
 
 def _fast_classes():
@@ -78,7 +81,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def fast_form(module) -> "Optional[nn.Module]":
+def fast_form(module) -> "Optional[torch.nn.Module]":
     """The fast form of an eSR-MAX/TM/TR/CNN ``module`` (same function, shared weights), else None.
 
     ESPCN, FSRCNN and the bicubic networks have no C-channel reduction to move, so they

@@ -95,8 +95,8 @@ def ghostable(conv, ratio: float = RATIO) -> bool:
 @functools.lru_cache(maxsize=None)
 def _nets() -> SimpleNamespace:
     import torch
-    from torch import nn
     import torch.nn.functional as F
+    from torch import nn
 
     class GhostConv2d(nn.Module):
         """Intrinsic conv + ghost channels (shifted intrinsic ones); see the module docstring.

@@ -73,10 +73,6 @@ def _methods() -> List[str]:
 POOLS: Dict[str, object] = {"all": _all, "default": _default, "paper-front": _paper_front, "methods": _methods}
 
 
-def pool_names() -> List[str]:
-    return list(POOLS)
-
-
 def pool_ids(name: str) -> List[str]:
     """The ids of the named pool (or of ``a,b``: their union, in order); HarnessError for an unknown name."""
     ids: List[str] = []

@@ -12,22 +12,21 @@ Typical use::
 """
 from __future__ import annotations
 
-from .auto import CANDIDATES, device_kind, select_auto
+from .auto import CANDIDATES, device_kind
 from .base import Meter, MeterError, Reading
 from .external import ExternalLogMeter, load_log
-from .factory import METERS, make_meter, meter_from_profile
+from .factory import METERS, make_meter, select_auto
 from .hwmon import HwmonMeter
 from .ina3221 import Ina3221Meter
 from .jtop import JtopMeter
 from .none import NoneMeter
 from .nvml import NvmlMeter
 from .rapl import RaplMeter
-from .sampler import PowerSampler, PowerSummary, energy_per_frame_mj, integrate_energy, integrate_power
+from .sampler import PowerSampler, PowerSummary, integrate_energy, integrate_power
 from .tegrastats import TegrastatsMeter, parse_line
 
 __all__ = [
     "CANDIDATES", "METERS", "ExternalLogMeter", "HwmonMeter", "Ina3221Meter", "JtopMeter", "Meter", "MeterError",
     "NoneMeter", "NvmlMeter", "PowerSampler", "PowerSummary", "RaplMeter", "Reading", "TegrastatsMeter",
-    "device_kind", "energy_per_frame_mj", "integrate_energy", "integrate_power", "load_log", "make_meter",
-    "meter_from_profile", "parse_line", "select_auto",
+    "device_kind", "integrate_energy", "integrate_power", "load_log", "make_meter", "parse_line", "select_auto",
 ]

@@ -1,16 +1,10 @@
-"""``auto``: the first meter that works on this machine, from a device-specific list.
-
-The reasons of the meters that did not work are kept (``meter.notes["auto"]``) so the
-results say why power is NaN, e.g. "rapl: energy_uj is readable by root only ...".
+"""``auto``: which meters to try on this machine, in order (``CANDIDATES`` per device kind), and
+which kind of device this is. :func:`harness.power.factory.select_auto` probes them in that order.
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, Mapping, Optional, Sequence
-
-from ..errors import HarnessError
-from .base import Meter
-from .none import NoneMeter
+from typing import Dict, Mapping, Sequence
 
 # Direct sysfs first (cheap, fine-grained), subprocesses and libraries after. On a Jetson, jtop
 # (jetson-stats) comes last: it reads the same INA3221 rails through a service that publishes at
@@ -64,38 +58,3 @@ def device_kind(device: object = None) -> str:
     if any(w in text for w in ("cuda", "nvidia", "tensorrt")):
         return "cuda"
     return "cpu"
-
-
-def select_auto(device: object = None, candidates: Optional[Sequence[str]] = None, **options) -> Meter:
-    """Probe the candidates in order; return the first that works, else a NoneMeter with every reason.
-
-    Configuration mistakes (HarnessError, e.g. a rail that does not exist) still raise.
-    """
-    from .factory import build
-
-    kind = device_kind(device)
-    if isinstance(candidates, str):
-        candidates = (candidates,)
-    names = tuple(candidates) if candidates else tuple(CANDIDATES.get(kind, CANDIDATES["cpu"]))
-    failed: Dict[str, str] = {}
-    for name in names:
-        if name == "auto":
-            raise HarnessError("power_meter auto: 'auto' cannot be its own candidate; fix the device profile")
-        meter = build(name, options, lenient=True)
-        try:
-            ok, why = meter.probe()
-        except HarnessError:
-            raise
-        except Exception as exc:  # a broken driver must not stop the benchmark
-            ok, why = False, f"{type(exc).__name__}: {exc}"
-        if ok:
-            meter.notes["auto"] = {"device_kind": kind, "chosen": name, "why": why, "failed": dict(failed)}
-            return meter
-        meter.close()
-        failed[name] = why
-    reason = "no power meter works here: " + "; ".join(f"{n}: {w}" for n, w in failed.items())
-    if not failed:
-        reason = "no power meter candidates for this device"
-    meter = NoneMeter(reason)
-    meter.notes["auto"] = {"device_kind": kind, "chosen": None, "failed": failed}
-    return meter

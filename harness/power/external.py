@@ -14,6 +14,7 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import HarnessError
+from ..numeric import parses_as_number
 from .base import Meter, MeterError, Reading
 from .sampler import PowerSummary, integrate_power, nan_summary
 
@@ -38,7 +39,7 @@ def load_log(path: str) -> Tuple[List[float], List[float]]:
                 continue
             if first:
                 first = False
-                if not _is_number(cells[0]):
+                if not parses_as_number(cells[0]):
                     t_col, w_col = _header(cells, path, lineno)
                     continue
             if len(cells) <= max(t_col, w_col):
@@ -57,14 +58,6 @@ def load_log(path: str) -> Tuple[List[float], List[float]]:
         raise HarnessError(f"{path}: timestamps look like milliseconds; the log must use Unix epoch seconds")
     order = sorted(range(len(times)), key=times.__getitem__)
     return [times[i] for i in order], [watts[i] for i in order]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _header(cells: List[str], path: str, lineno: int) -> Tuple[int, int]:

@@ -1,4 +1,8 @@
-"""``make_meter``: a device profile's ``power_meter`` entry to a meter object.
+"""``make_meter``: a device profile's ``power_meter`` entry to a meter object; ``select_auto``: the first
+meter that works here, from the device kind's ``CANDIDATES`` (:mod:`harness.power.auto`).
+
+The reasons of the meters that did not work are kept (``meter.notes["auto"]``) so the results say why
+power is NaN, e.g. "rapl: energy_uj is readable by root only ...".
 
 Accepted specs: a name (``"tegrastats"``, ``"rapl"``, ``"auto"``, ``"none"`` ...), ``"external:/path/log.csv"``,
 a table such as ``{type = "ina3221", rails = ["VDD_IN"]}``, or a ready ``Meter``.
@@ -6,9 +10,10 @@ a table such as ``{type = "ina3221", rails = ["VDD_IN"]}``, or a ready ``Meter``
 from __future__ import annotations
 
 import inspect
-from typing import Dict, Mapping, Tuple, Type
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Type
 
 from ..errors import HarnessError
+from .auto import CANDIDATES, device_kind
 from .base import Meter
 from .external import ExternalLogMeter
 from .hwmon import HwmonMeter
@@ -99,18 +104,43 @@ def make_meter(spec=None, **options) -> Meter:
     merged: Dict[str, object] = dict(options)
     merged.update(spec_opts)
     if kind == "auto":
-        from .auto import select_auto
-
         return select_auto(**merged)
     if kind == "none" and "reason" not in merged:
         merged["reason"] = NO_METER
     return build(kind, merged, lenient=False)
 
 
-def meter_from_profile(profile: Mapping[str, object], **options) -> Meter:
-    """Convenience for the runner: the profile's ``power_meter`` (default ``auto``) with the profile as device."""
-    options.setdefault("device", dict(profile))
-    return make_meter(profile.get("power_meter", "auto"), **options)
+def select_auto(device: object = None, candidates: Optional[Sequence[str]] = None, **options) -> Meter:
+    """Probe the candidates in order; return the first that works, else a NoneMeter with every reason.
+
+    Configuration mistakes (HarnessError, e.g. a rail that does not exist) still raise.
+    """
+    kind = device_kind(device)
+    if isinstance(candidates, str):
+        candidates = (candidates,)
+    names = tuple(candidates) if candidates else tuple(CANDIDATES.get(kind, CANDIDATES["cpu"]))
+    failed: Dict[str, str] = {}
+    for name in names:
+        if name == "auto":
+            raise HarnessError("power_meter auto: 'auto' cannot be its own candidate; fix the device profile")
+        meter = build(name, options, lenient=True)
+        try:
+            ok, why = meter.probe()
+        except HarnessError:
+            raise
+        except Exception as exc:  # a broken driver must not stop the benchmark
+            ok, why = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            meter.notes["auto"] = {"device_kind": kind, "chosen": name, "why": why, "failed": dict(failed)}
+            return meter
+        meter.close()
+        failed[name] = why
+    reason = "no power meter works here: " + "; ".join(f"{n}: {w}" for n, w in failed.items())
+    if not failed:
+        reason = "no power meter candidates for this device"
+    meter = NoneMeter(reason)
+    meter.notes["auto"] = {"device_kind": kind, "chosen": None, "failed": failed}
+    return meter
 
 
-__all__ = ["METERS", "make_meter", "meter_from_profile", "parse_spec", "build", "known_types"]
+__all__ = ["METERS", "make_meter", "parse_spec", "build", "known_types", "select_auto"]

@@ -13,8 +13,18 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import HarnessError
-from .base import Meter, MeterError, Reading, as_names, now, read_number, read_text, try_read_all, unique_name, \
-    unreadable_reason
+from .base import (
+    Meter,
+    MeterError,
+    Reading,
+    as_names,
+    now,
+    read_number,
+    read_text,
+    try_read_all,
+    unique_name,
+    unreadable_reason,
+)
 
 
 @dataclass

@@ -15,8 +15,19 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from .base import Meter, MeterError, Reading, as_names, now, pick_total, read_number, read_text, try_read_all, \
-    unique_name, unreadable_reason
+from .base import (
+    Meter,
+    MeterError,
+    Reading,
+    as_names,
+    now,
+    pick_total,
+    read_number,
+    read_text,
+    try_read_all,
+    unique_name,
+    unreadable_reason,
+)
 
 
 @dataclass

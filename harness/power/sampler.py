@@ -45,13 +45,6 @@ def nan_summary(reason: str, meter: str = "", duration_s: float = NAN, samples: 
     return PowerSummary(NAN, NAN, duration_s, samples, {}, meter, reason)
 
 
-def energy_per_frame_mj(summary: PowerSummary, frames: int) -> float:
-    """Energy per processed frame in millijoules (NaN when the energy is unknown or no frames ran)."""
-    if frames <= 0 or not math.isfinite(summary.energy_j):
-        return NAN
-    return summary.energy_j / frames * 1000.0
-
-
 # --- window arithmetic (pure functions, unit-tested on their own) ------------------------------
 
 def _ms(seconds: float) -> str:
@@ -331,9 +324,6 @@ class PowerSampler:
         if out.reason and self.errors:
             out.reason += f"; read errors: {self.errors[-1]}"
         return out
-
-    def summaries(self) -> List[PowerSummary]:
-        return [self.summary(i) for i in range(len(self.windows))]
 
     def info(self) -> Dict[str, object]:
         """Meter description plus how sampling went, for the results store."""

@@ -7,12 +7,9 @@ dominate or be compared); exact ties are all kept (neither dominates the other).
 """
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Sequence
 
-
-def _finite(v) -> bool:
-    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+from ..numeric import is_finite
 
 
 def pareto_front(quality: Sequence[float], speed: Sequence[float],
@@ -26,7 +23,7 @@ def pareto_front(quality: Sequence[float], speed: Sequence[float],
     points = []
     for i in range(n):
         vals = [quality[i], speed[i]] + ([energy[i]] if use_energy else [])
-        if all(_finite(v) for v in vals):
+        if all(is_finite(v) for v in vals):
             points.append((i, (-quality[i], -speed[i]) + ((energy[i],) if use_energy else ())))
     front = []
     for i, p in points:
@@ -43,11 +40,11 @@ def dominators(index_or_point, quality: Sequence[float], speed: Sequence[float])
         q0, s0, skip = quality[index_or_point], speed[index_or_point], index_or_point
     else:
         (q0, s0), skip = index_or_point, None
-    if not (_finite(q0) and _finite(s0)):
+    if not (is_finite(q0) and is_finite(s0)):
         return []
     out = []
     for j, (q, s) in enumerate(zip(quality, speed)):
-        if j == skip or not (_finite(q) and _finite(s)):
+        if j == skip or not (is_finite(q) and is_finite(s)):
             continue
         if q >= q0 and s >= s0 and (q > q0 or s > s0):
             out.append(j)

@@ -8,11 +8,11 @@ shows energy per frame against PSNR. Figures are PNG and SVG in ``plots/``.
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..numeric import is_finite
 from .pareto import pareto_front
 
 FAMILY_COLOURS = {
@@ -25,10 +25,6 @@ FAMILY_COLOURS = {
 # The methods other than the eSR pool get a marker of their own and their name on every figure
 # (a handful of points among hundreds: they must be findable off the front too).
 METHOD_MARKERS = {"ABPN": "D", "BSRN": "P", "EDSR": "s", "GhostSR": "v", "ClassSR": "^", "custom": "X", "onnx": "X"}
-
-
-def _finite(v) -> bool:
-    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def collect(store, run_id: Optional[str] = None) -> List[Dict]:
@@ -105,7 +101,7 @@ def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem
     def q(p):
         return p["psnr_mean"] if quality_key == "mean" else p["psnr"].get(quality_key, float("nan"))
 
-    pts = [p for p in points if _finite(q(p)) and _finite(p["fhd_per_s"]) and p["fhd_per_s"] > 0]
+    pts = [p for p in points if is_finite(q(p)) and is_finite(p["fhd_per_s"]) and p["fhd_per_s"] > 0]
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
@@ -159,7 +155,7 @@ def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[L
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [p for p in points if _finite(p["mj_per_frame"]) and _finite(p["psnr_mean"])]
+    pts = [p for p in points if is_finite(p["mj_per_frame"]) and is_finite(p["psnr_mean"])]
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
@@ -199,7 +195,7 @@ def cross_device_figure(points: List[Dict], scale: int, path_stem: Path, note: s
 
     by_device = defaultdict(list)
     for p in points:
-        if _finite(p["psnr_mean"]) and _finite(p["fhd_per_s"]) and p["fhd_per_s"] > 0:
+        if is_finite(p["psnr_mean"]) and is_finite(p["fhd_per_s"]) and p["fhd_per_s"] > 0:
             by_device[f"{p['device']} ({p['backend']} {p['precision']})"].append(p)
     if len(by_device) < 2:
         return None

@@ -22,6 +22,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..datasets import EMBEDDED, STANDARD_SETS
 from ..errors import HarnessError
+from ..numeric import number_or_none
 from .pareto import pareto_front
 from .table import build_records, latest_rows, sets_order
 
@@ -42,24 +43,13 @@ DIGITS = {"psnr": 2, "ssim": 4, "fps": 2, "ms": 2, "cov": 3, "w": 2, "mj": 1, "r
 TEXT_KINDS = ("text", "long", "flag")
 
 
-def _number(value) -> Optional[float]:
-    """A finite-or-infinite float, or None for absent/NaN/non-numeric (they print as a dash)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) else v
-
-
 def fmt(value, kind: str = "text") -> str:
     """The one formatter of the report: PSNR 2 decimals, MACs in G with 3, missing as a dash."""
     if kind in ("text", "long"):
         return MISSING if value is None or value == "" else str(value)
     if kind == "flag":
         return MISSING if value is None else ("yes" if value is True else "no" if value is False else str(value))
-    v = _number(value)
+    v = number_or_none(value)
     if v is None:
         return MISSING
     if math.isinf(v):
@@ -77,7 +67,7 @@ def _sort_value(value, kind: str) -> Optional[str]:
     """What the sort script compares: the raw number ('' when missing); None for text columns."""
     if kind in TEXT_KINDS:
         return "" if value is None or value == "" else None
-    v = _number(value)
+    v = number_or_none(value)
     return "" if v is None else repr(v).replace("inf", "Infinity")
 
 
@@ -178,7 +168,7 @@ def pareto_groups(entries: List[Dict]) -> List[Dict]:
     out = []
     for (device, backend, precision, scale), members in sorted(groups.items()):
         basis = [b for b in (members[0].get("quality_basis") or "").split(",") if b]
-        quality = [_number(e.get("psnr_mean")) for e in members]
+        quality = [number_or_none(e.get("psnr_mean")) for e in members]
         front = pareto_front([q if q is not None else float("nan") for q in quality],
                              [float(e["fhd_per_s"]) for e in members])
         base_i = next((i for i, e in enumerate(members) if e["model"] == f"Bicubic_s{scale}"), None)
@@ -322,7 +312,7 @@ def routing_table(entries: List[Dict]) -> Table:
         if not r:
             continue
         shares = ", ".join(f"{b}: {100 * x:.0f}%" for b, x in zip(r.get("branches", []), r.get("shares", [])))
-        psnr = [v for v in e["psnr"].values() if _number(v) is not None]
+        psnr = [v for v in e["psnr"].values() if number_or_none(v) is not None]
         rows.append({"model": e["model"], "device": e["device"], "backend": f"{e['backend']} {e['precision']}",
                      "scale": e["scale"], "patches": r.get("patches_per_image"), "shares": shares,
                      "macs": r.get("macs_routed_per_image"), "saved": r.get("macs_saved_pct"),
@@ -339,7 +329,7 @@ def power_table(entries: List[Dict]) -> Table:
         if e.get("speed_status") in (None, "failed"):
             continue
         reason = e.get("power_reason") or ""
-        absent = _number(e["mean_w"]) is None
+        absent = number_or_none(e["mean_w"]) is None
         if absent or reason:
             key = (e["device"], f"{e['backend']} {e['precision']}", "absent" if absent else "measured, with a caveat",
                    reason or "(no reason recorded)")

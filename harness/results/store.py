@@ -9,12 +9,13 @@ Stores from several devices merge without duplicates (the same unique key).
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 import uuid
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from ..numeric import json_safe, number_or_none
 
 COLUMNS = ("median_ms", "p90_ms", "p99_ms", "fhd_per_s", "cov", "cpu_util_pct", "mean_w", "mj_per_frame",
            "psnr", "ssim", "psnr_vs_reference", "peak_rss_mb")
@@ -53,24 +54,9 @@ CREATE INDEX IF NOT EXISTS measurements_model ON measurements(model, scale);
 """
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):
-        return obj.item()
-    return obj
-
-
-def _real(value) -> Optional[float]:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if not math.isnan(v) else None
+def _json(obj) -> str:
+    """The JSON text of a record: NaN as null, infinities as "inf"/"-inf" (an exact PSNR stays readable)."""
+    return json.dumps(json_safe(obj, inf_as_text=True))
 
 
 class ResultStore:
@@ -97,7 +83,7 @@ class ResultStore:
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         self.db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (run_id, time.time(), device, config_key, command,
-                         json.dumps(_json_safe(profile or {})), json.dumps(_json_safe(environment or {}))))
+                         _json(profile or {}), _json(environment or {})))
         self.db.commit()
         return run_id, False
 
@@ -117,8 +103,8 @@ class ResultStore:
             "created": time.time(),
         }
         for c in COLUMNS:
-            values[c] = _real(record.get(c))
-        values["data"] = json.dumps(_json_safe(record))
+            values[c] = number_or_none(record.get(c))
+        values["data"] = _json(record)
         cols = ", ".join(values)
         self.db.execute(f"INSERT OR IGNORE INTO measurements ({cols}) VALUES ({', '.join('?' * len(values))})",
                         tuple(values.values()))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from ..datasets import EMBEDDED, STANDARD_SETS
+from ..numeric import number_or_none
 
 KEY = ["device", "backend", "precision", "model", "scale", "weights"]
 GROUP = ["device", "backend", "precision", "scale"]
@@ -37,14 +38,6 @@ def _data(row) -> Dict:
     except (TypeError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _number(value) -> Optional[float]:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if not math.isnan(v) else None
 
 
 def latest_rows(store, run_id: Optional[str] = None) -> List:
@@ -97,12 +90,12 @@ def build_records(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]
                    macs_per_fhd=d.get("macs_per_fhd"), bytes_per_fhd=d.get("bytes_per_fhd"),
                    input_shape="x".join(str(int(v)) for v in shape) if shape else None,
                    colour_space={1: "y", 3: "rgb"}.get(int(shape[1])) if shape and len(shape) == 4 else None,
-                   n=d.get("n"), mean_ms=_number(d.get("mean_ms")), run_id=r["run_id"],
+                   n=d.get("n"), mean_ms=number_or_none(d.get("mean_ms")), run_id=r["run_id"],
                    emulated=emulated.get(r["run_id"], ""), power_reason=d.get("power_reason", ""),
                    routing=d.get("routing"), _speed_status=r["status"], _speed_reason=r["reason"] or "")
         for c in SPEED:
             if c not in ("n", "mean_ms"):
-                rec[c] = _number(r[c]) if c in r.keys() else _number(d.get(c))
+                rec[c] = number_or_none(r[c]) if c in r.keys() else number_or_none(d.get(c))
         records.append(_with_quality(rec, quality.get(qkey, {})))
     for qkey, sets in quality.items():
         if qkey in used:
@@ -122,8 +115,8 @@ def _with_quality(rec: Dict[str, Any], sets: Dict[str, Any]) -> Dict[str, Any]:
     """PSNR/SSIM per set, and the row's status: the worst of its measurements, with the reasons."""
     for name, q in sets.items():
         if q["status"] == "ok":
-            rec[f"psnr:{name}"] = _number(q["psnr"])
-            rec[f"ssim:{name}"] = _number(q["ssim"])
+            rec[f"psnr:{name}"] = number_or_none(q["psnr"])
+            rec[f"ssim:{name}"] = number_or_none(q["ssim"])
     problems = []
     if rec["_speed_status"] is None:
         problems.append(("no speed", "speed not measured"))
@@ -133,7 +126,7 @@ def _with_quality(rec: Dict[str, Any], sets: Dict[str, Any]) -> Dict[str, Any]:
     rec["status"] = max(problems, key=lambda p: _SEVERITY.get(p[0], 2))[0] if problems else "ok"
     rec["reason"] = "; ".join(p[1] for p in problems)
     rec["speed_status"] = rec.pop("_speed_status")
-    rec["speed_ok"] = rec["speed_status"] == "ok" and _number(rec.get("fhd_per_s")) is not None
+    rec["speed_ok"] = rec["speed_status"] == "ok" and number_or_none(rec.get("fhd_per_s")) is not None
     rec.pop("_speed_reason")
     return rec
 

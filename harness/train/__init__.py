@@ -50,15 +50,42 @@ from __future__ import annotations
 
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, state_sha256
 from .cli import add_train_parser, cmd_train
-from .data import (CACHE_FORMAT, RGB_CACHE_FORMAT, SPACES, PatchSampler, TrainFolder, cache_key, image_files,
-                   load_folder, parse_folders)
+from .data import (
+                   CACHE_FORMAT,
+                   RGB_CACHE_FORMAT,
+                   SPACES,
+                   PatchSampler,
+                   TrainFolder,
+                   cache_key,
+                   image_files,
+                   load_folder,
+                   parse_folders,
+)
 from .finetune import INIT_SHORTHANDS, InitWeights, init_source, load_init, resolve_init
 from .loop import DIVERGED_LOSS, cosine_lr, provenance, train_model
 from .planning import LOCK_NAME, Plan, default_out, hold_folders, plan, run, training_cost
-from .recipes import (DEFAULT_LR, DEFAULT_PATCH, GENERIC_RECIPE, RECIPES, betas_for, default_patch, recipe_for,
-                      recipe_record)
-from .settings import (LOSSES, Settings, check_device, crop_border, for_family, loss_border, lr_for,
-                       parse_loss_border, patch_for, receptive_radius)
+from .recipes import (
+                   DEFAULT_LR,
+                   DEFAULT_PATCH,
+                   GENERIC_RECIPE,
+                   RECIPES,
+                   betas_for,
+                   default_patch,
+                   recipe_for,
+                   recipe_record,
+)
+from .settings import (
+                   LOSSES,
+                   Settings,
+                   check_device,
+                   crop_border,
+                   for_family,
+                   loss_border,
+                   lr_for,
+                   parse_loss_border,
+                   patch_for,
+                   receptive_radius,
+)
 from .targets import FIXED_FAMILIES, NotTrainable, Target, fresh_model, target, trainable
 from .validation import Validator
 

@@ -8,7 +8,7 @@ import json
 import sys
 
 from ..errors import HarnessError
-from .files import json_safe
+from ..numeric import json_safe
 from .planning import run
 from .recipes import DEFAULT_PATCH
 from .settings import LOSSES, Settings

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 from ..errors import HarnessError
+from ..numeric import json_safe
 from .data import load_folder, parse_folders
-from .files import atomic_text, json_safe
+from .files import atomic_text
 from .loop import train_model
 from .planning import hold_folders, plan
 from .settings import Settings

@@ -123,9 +123,9 @@ def load_folder(folder, scale: int, show_progress: bool = False, space: str = "y
     hr, lr = [], []
     desc = f"{folder.name} x{scale} LR" + ("" if space == "y" else f" {space.upper()}")
     for p in progress(files, desc=desc, disable=not show_progress, leave=False):
-        h, l = degrade(load_rgb(p), scale, space)
-        hr.append(h)
-        lr.append(l)
+        hr_img, lr_img = degrade(load_rgb(p), scale, space)
+        hr.append(hr_img)
+        lr.append(lr_img)
     names = [p.name for p in files]
     cache.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".part")
@@ -200,7 +200,7 @@ class PatchSampler:
             shown = ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")
             warnings.warn(f"{len(skipped)} of {total} images in {where} are smaller than the {patch}-pixel patch "
                           f"and are skipped ({shown})")
-        counts = np.array([(l.shape[0] - p + 1) * (l.shape[1] - p + 1) for l in self.lr], np.int64)
+        counts = np.array([(x.shape[0] - p + 1) * (x.shape[1] - p + 1) for x in self.lr], np.int64)
         self._ends = np.cumsum(counts)
         self.rng = np.random.default_rng(seed)
 

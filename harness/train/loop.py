@@ -17,10 +17,11 @@ import warnings
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from ..errors import HarnessError
+from ..errors import HarnessError, first_line
+from ..numeric import json_safe
 from .checkpoint import CHECKPOINT_FORMAT, all_finite, atomic_save, load_checkpoint, state_sha256
 from .data import PatchSampler, TrainFolder
-from .files import atomic_text, first_line, json_safe
+from .files import atomic_text
 from .finetune import load_init, resolve_init
 from .recipes import betas_for, recipe_record
 from .settings import Settings, crop_border, for_family, loss_border, lr_for, patch_for

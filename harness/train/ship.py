@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import HarnessError
-from .files import atomic_text, json_safe
+from ..numeric import json_safe
+from .files import atomic_text
 
 MANIFEST_FORMAT = 1
 ACCEPTANCE_SET = "Set14"
@@ -34,7 +35,8 @@ TOLERANCE_DB = {"eSR-MAX": 0.3, "eSR-TM": 0.3, "eSR-TR": 0.3, "eSR-CNN": 0.3, "E
 X3_NOTE = ("the official x3 weights are half an HR pixel off MATLAB's grid (as the authors' Bicubic_s3 is); "
            "under the standard protocol these correctly aligned weights score {delta:+.2f} dB against them on {set}")
 _PROVENANCE_KEYS = ("steps", "batch", "patch", "lr_patch", "augmentation", "degradation", "loss", "loss_border",
-                    "optimizer", "lr_schedule", "init", "seed", "threads", "device", "segments", "wall_time_s", "cpu_time_s", "validation",
+                    "optimizer", "lr_schedule", "init", "seed", "threads", "device", "segments", "wall_time_s",
+                    "cpu_time_s", "validation",
                     "best_psnr", "best_step", "final_psnr", "started", "finished", "harness_version",
                     "torch_version", "python_version", "machine")
 

@@ -5,8 +5,7 @@ import os
 from pathlib import Path
 from typing import Dict, Optional
 
-from ..errors import HarnessError
-from .files import first_line
+from ..errors import HarnessError, first_line
 from .targets import rng_kept
 
 
@@ -20,7 +19,7 @@ class Validator:
     """
 
     def __init__(self, val_data: Optional[str], set_name: str = "Set5"):
-        from ..datasets import EMBEDDED, ENV_DATA, _set_dir, data_root, embedded_set, find_set
+        from ..datasets import EMBEDDED, ENV_DATA, data_root, embedded_set, find_set, set_dir
         from ..protocol import QualityEvaluator
 
         if val_data:
@@ -28,7 +27,7 @@ class Validator:
         else:
             env = os.environ.get(ENV_DATA)
             root = Path(env).expanduser() if env else None
-            if root is not None and root.is_dir() and _set_dir(root, set_name) is not None:
+            if root is not None and root.is_dir() and set_dir(root, set_name) is not None:
                 self.image_set = find_set(root, set_name)
             else:
                 self.image_set = embedded_set()

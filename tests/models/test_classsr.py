@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 try:
     import torch
     from torch import nn
@@ -264,11 +265,11 @@ def test_onnx_pipeline_matches_pytorch(tmp_path):
     import onnx
 
     from harness.backends.classsr_onnx import ClassSROnnx
-    from harness.models.classsr.onnx_export import export_parts
+    from harness.export import export_classsr_parts
 
     lr = test_image()
     module = mixed_classifier(module_with(), lr)
-    paths = export_parts(module, tmp_path)
+    paths = export_classsr_parts(module, tmp_path)
     assert set(paths) == set(classsr.ONNX_PARTS)
     for path in paths.values():
         onnx.checker.check_model(str(path))
@@ -295,7 +296,7 @@ def test_onnx_pipeline_matches_pytorch(tmp_path):
 def test_tracing_the_routed_module_is_refused(tmp_path):
     from harness.export import export_onnx
 
-    with pytest.raises(HarnessError, match="export_parts"):
+    with pytest.raises(HarnessError, match="export_classsr_parts"):
         export_onnx(classsr.build_module(), tmp_path / "whole.onnx")
 
 
@@ -395,7 +396,7 @@ def test_the_zoo_and_export_folders_import_without_torch():
                "resolve('bicubic-matlab', 2)\n"
                "assert classsr.MODEL_ID in all_ids((4,)) and classsr.merge_routing([]) is None\n"
                "heavy = [m for m in ('torch', 'harness.models.classsr.networks', 'harness.models.classsr.classifier',\n"
-               "                     'harness.models.classsr.onnx_export', 'harness.backends.classsr_onnx')\n"
+               "                     'harness.export', 'harness.backends.classsr_onnx')\n"
                "         if m in sys.modules]\n"
                "print(heavy)\n")
     assert res.returncode == 0, res.stderr
@@ -434,13 +435,11 @@ def _harness_imports(path: Path) -> set:
 
 
 def test_imports_flow_from_models_to_backends_only():
-    """models.classsr never imports a backend (the backend builds the pipeline), and the modules that
-    harness.models loads never reach the exporter (onnx_export sits above them)."""
+    """models.classsr never imports a backend (the backend builds the pipeline) nor the exporter
+    (harness.export writes its parts from above; tests/test_layers.py checks the whole package)."""
     for path in sorted(PACKAGE.glob("*.py")):
-        assert not any(m.startswith("harness.backends") for m in _harness_imports(path)), path.name
-    for name in ("spec", "routing", "classifier", "networks", "zoo", "loss", "torchless"):
-        imports = _harness_imports(PACKAGE / f"{name}.py")
-        assert not any(m.startswith("harness.export") or m.endswith(".onnx_export") for m in imports), name
+        imports = _harness_imports(path)
+        assert not any(m.startswith(("harness.backends", "harness.export")) for m in imports), path.name
     backend = _harness_imports(ROOT / "harness" / "backends" / "classsr_onnx.py")
     assert "harness.models.classsr.routing" in backend and "harness.backends.onnxruntime_backend" not in backend
 
@@ -480,7 +479,8 @@ def test_onnx_runtime_backend_builds_the_pipeline_and_caches_it_by_weights(tmp_p
     """The backend (not the model) builds ClassSR's pipeline: graphs under <workdir>/onnx/<id>.<digest>,
     exported once and reused; other weights get another folder."""
     from harness.backends.classsr_onnx import ClassSROnnx
-    from harness.backends.onnxruntime_backend import OnnxRuntimeBackend, module_digest
+    from harness.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from harness.export import module_digest
 
     model = resolve(classsr.MODEL_ID, weights="init")
     backend = OnnxRuntimeBackend(precision="fp32", threads=1, device="cpu", workdir=str(tmp_path))

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run

@@ -3,6 +3,7 @@ divergence (NaN/inf loss or weights) that never replaces the last good checkpoin
 from __future__ import annotations
 
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run

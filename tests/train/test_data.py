@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run

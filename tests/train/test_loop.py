@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
@@ -54,7 +55,8 @@ def test_provenance_and_weights_load_through_the_registry(data, val_root, tmp_pa
     code = cli([ESPCN, "--data", str(data), "--steps", "6", "--batch", "4", "--patch", "16", "--seed", "5",
                 "--threads", "1", "--val-every", "4", "--val-data", str(val_root), "--out", str(out)])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted([train.LOCK_NAME, "last.pt", "best.pt", f"{ESPCN}.pt", f"{ESPCN}.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([train.LOCK_NAME, "last.pt", "best.pt", f"{ESPCN}.pt",
+                                                            f"{ESPCN}.json"])
     rec = json.loads((out / f"{ESPCN}.json").read_text())
     assert rec["model"] == ESPCN and rec["status"] == "finished" and rec["scale"] == 2
     assert rec["data"] == [dict(rec["data"][0], folder=str(data), images=4, used=4)]

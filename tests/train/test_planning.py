@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run

@@ -3,6 +3,7 @@ left out of the loss (receptive radius, auto/off/N)."""
 from __future__ import annotations
 
 import pytest
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run

@@ -7,7 +7,7 @@ m = 4. On ONNX Runtime the same routing runs in NumPy around four graphs, so end
 (classifier and stitching included) can be measured there.
 
 The package, one module per concern, imports flowing one way (spec <- classifier <- routing <-
-networks <- zoo, loss beside them; onnx_export above them; the backend above all):
+networks <- zoo, loss beside them; the exporter and the backend above the package):
 
 - :mod:`.spec`: the id, scale, branch ids, patch geometry and ONNX part names (plain values);
 - :mod:`.routing`: the patch grid, the MAC counts and the routing records (NumPy; the MAC
@@ -16,7 +16,8 @@ networks <- zoo, loss beside them; onnx_export above them; the backend above all
   only when a network is built; :mod:`.torchless` stands in where PyTorch is absent);
 - :mod:`.zoo`: the registry entry (id pattern, builders, weights, :class:`~.zoo.ClassSRUpscaler`);
 - :mod:`.loss`: the authors' loss and the classifier's training step;
-- :mod:`.onnx_export`: the classifier and branch graphs (:func:`~.onnx_export.export_parts`);
+- :func:`harness.export.export_classsr_parts`: the classifier and branch graphs (the exporter
+  imports from here, never the other way);
 - :mod:`harness.backends.classsr_onnx`: the ONNX Runtime pipeline ``ClassSROnnx``; it imports
   from here, never the other way.
 
@@ -28,13 +29,43 @@ access (PEP 562), which also keeps modules pickled before the split under
 """
 from __future__ import annotations
 
-from .loss import (DIVERGED_LOSS, LOSS_NAME, LOSS_WEIGHTS, average_loss, class_loss, classifier_optimizer,
-                   classsr_loss, train_step)
-from .routing import (coverage, grid_starts, macs_table, merge_routing, padded_hw, patch_grid, patch_macs,
-                      routing_stats, whole_image_macs)
+from .loss import (
+    DIVERGED_LOSS,
+    LOSS_NAME,
+    LOSS_WEIGHTS,
+    average_loss,
+    class_loss,
+    classifier_optimizer,
+    classsr_loss,
+    train_step,
+)
+from .routing import (
+    coverage,
+    grid_starts,
+    macs_table,
+    merge_routing,
+    padded_hw,
+    patch_grid,
+    patch_macs,
+    routing_stats,
+    whole_image_macs,
+)
 from .spec import BRANCH_IDS, MODEL_ID, ONNX_PARTS, PATCH, PROBS_NAME, SCALE, STRIDE, part_files
-from .zoo import (BRANCHES_PREFIX, DESCRIPTION, FAMILY, PATTERN, ClassSRUpscaler, branch_file, build, build_from_match,
-                  build_module, ids, load_branches, load_weights, parse_branches)
+from .zoo import (
+    BRANCHES_PREFIX,
+    DESCRIPTION,
+    FAMILY,
+    PATTERN,
+    ClassSRUpscaler,
+    branch_file,
+    build,
+    build_from_match,
+    build_module,
+    ids,
+    load_branches,
+    load_weights,
+    parse_branches,
+)
 
 
 def __getattr__(name: str):

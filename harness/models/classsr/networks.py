@@ -14,7 +14,7 @@ branch outputs of every patch with the probabilities (the authors' training forw
 
 Tracing the routed module (``torch.onnx.export`` of the whole ``ClassSR``) is refused: its routing
 is data-dependent and a trace would freeze one routing into the graph; its parts export with
-:func:`.onnx_export.export_parts` and run with :class:`harness.backends.classsr_onnx.ClassSROnnx`.
+:func:`harness.export.export_classsr_parts` and run with :class:`harness.backends.classsr_onnx.ClassSROnnx`.
 
 The classes are defined at module level, so modules pickle by name
 (``harness.models.classsr.networks.ClassSR``); the package keeps resolving the names pickled
@@ -80,7 +80,7 @@ class ClassSR(nn.Module):
     def _refuse_trace(self):
         if torch.jit.is_tracing():
             raise HarnessError(f"{MODEL_ID} routes patches by data and cannot be traced into one graph; "
-                               f"export it with harness.models.classsr.onnx_export.export_parts (classifier + "
+                               f"export it with harness.export.export_classsr_parts (classifier + "
                                f"branches) and run it with harness.backends.classsr_onnx.ClassSROnnx")
 
     def route(self, x):

@@ -15,6 +15,6 @@ PROBS_NAME = "probs"
 
 
 def part_files(folder: Union[str, Path]) -> Dict[str, Path]:
-    """Where :func:`~harness.models.classsr.onnx_export.export_parts` writes each part in ``folder``
+    """Where :func:`harness.export.export_classsr_parts` writes each part in ``folder``
     (``<folder>/ClassSR-FSRCNN_s4.<part>.onnx``), by part name."""
     return {part: Path(folder) / f"{MODEL_ID}.{part}.onnx" for part in ONNX_PARTS}

@@ -1,0 +1,35 @@
+"""The one way the harness opens an ONNX Runtime session.
+
+Every caller (the export check, the ONNX Runtime backend and ClassSR's routed pipeline, a user's
+ONNX file, the INT8 and GhostSR reports, the QAT export check) gets the same options: all graph
+optimisations, warnings and errors only, and with ``threads`` that many intra-op threads and one
+inter-op thread (ONNX Runtime's defaults otherwise). No imports from the rest of the package but
+the error type, and ``onnxruntime`` only when called.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from .errors import HarnessError, first_line
+
+CPU = "CPUExecutionProvider"
+
+
+def ort_session(path: Union[str, Path], threads: Optional[int] = None, providers: Optional[Sequence] = None):
+    """An ``onnxruntime.InferenceSession`` of ``path`` on ``providers`` (default: the CPU provider).
+
+    A graph ONNX Runtime cannot load is a one-line HarnessError naming the file.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers or [CPU]))
+    except Exception as exc:  # noqa: BLE001 - ORT raises several types for a bad graph
+        raise HarnessError(f"{path}: ONNX Runtime cannot load it ({first_line(exc, 200)})") from None
