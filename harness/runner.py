@@ -213,7 +213,8 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
                            workdir=cfg.workdir or str(cache_dir()), form=cfg.form, calib_data=cfg.calib_data)
     record: Dict[str, object] = {"model": model.id, "scale": scale, "family": model.family, "device": cfg.device,
                                  "backend": cfg.backend, "precision": cfg.precision, "weights": model.weights,
-                                 "frames": len(batch), "input_shape": list(batch[0].shape)}
+                                 "frames": len(batch), "input_shape": list(batch[0].shape),
+                                 "threads": cfg.threads}  # the profile's (0: the library's own choice)
     emulated = emulation()
     if emulated:  # timings under an emulator say nothing about the device: every table and figure says so
         record["emulated"] = emulated
