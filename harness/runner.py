@@ -61,9 +61,9 @@ class BenchConfig:
 
     @classmethod
     def from_profile(cls, profile: Dict, **overrides) -> "BenchConfig":
-        """The one place a device profile (``devices/<name>.toml``) becomes a configuration; ``overrides``
-        (``backend``, ``precision``, ``repeats``, ``timeout_s``, ``weights``, ``form``, ``frames_dir``,
-        ``calib_data``, ``onnx_dir``, ...) win where given and not None. TensorRT always runs on CUDA."""
+        """The one place a device profile (``harness/profiles/<name>.toml``, ``devices/<name>.toml``) becomes a
+        configuration; ``overrides`` (``backend``, ``precision``, ``repeats``, ``timeout_s``, ``weights``, ``form``,
+        ``frames_dir``, ``calib_data``, ``onnx_dir``, ...) win where given and not None. TensorRT always runs on CUDA."""
         given = {k: v for k, v in overrides.items() if v is not None}
         backend = given.pop("backend", None) or profile["backend"]
         precision = given.pop("precision", None) or profile["precision"]

@@ -38,7 +38,7 @@ def test_the_documented_example_runs(tmp_path, monkeypatch, rng, capsys):
     for i in range(2):
         write_png(data / "Set5" / "HR" / f"im{i}.png", rng.integers(0, 255, (48, 60, 3), dtype=np.uint8))
     quick = tmp_path / "quick.toml"  # the cpu profile with one timed pass, so the example runs in seconds
-    quick.write_text((ROOT / "devices" / "cpu.toml").read_text().replace("repeats = 5", "repeats = 1")
+    quick.write_text((ROOT / "harness" / "profiles" / "cpu.toml").read_text().replace("repeats = 5", "repeats = 1")
                      .replace("max_time_s = 8", "max_time_s = 1"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HARNESS_DATA", str(data))

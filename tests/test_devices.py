@@ -1,5 +1,5 @@
-"""Device profiles (devices/*.toml): every shipped one loads, a bad one is a one-line error. Torch-free
-(tomllib, or tomli before Python 3.11), so it runs in the Python 3.8 job too."""
+"""Device profiles (harness/profiles/*.toml, your devices/*.toml): every shipped one loads, a bad one is a
+one-line error. Torch-free (tomllib, or tomli before Python 3.11), so it runs in the Python 3.8 job too."""
 import pytest
 
 from harness.devices import REQUIRED, available, load_profile
@@ -35,3 +35,20 @@ def test_a_bad_profile_is_a_one_line_error(tmp_path, text, message):
 def test_an_unknown_device_names_the_available_ones():
     with pytest.raises(HarnessError, match=r"unknown device 'nosuch'.*available: .*rpi"):
         load_profile("nosuch")
+
+
+def test_built_in_profiles_are_package_data_and_a_users_own_wins(tmp_path, monkeypatch):
+    """An installed harness finds the built-in profiles inside the package; devices/<name>.toml of a
+    checkout overrides one of the same name."""
+    from pathlib import Path
+
+    from harness import devices
+
+    assert Path(load_profile("rpi")["path"]).parent.name == "profiles"
+    pyproject = (Path(devices.__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '"profiles/*.toml"' in pyproject  # shipped in the wheel
+    mine = tmp_path / "devices"
+    mine.mkdir()
+    (mine / "rpi.toml").write_text('name = "rpi"\nbackend = "onnxruntime"\nprecision = "fp32"\nthreads = 2\n')
+    monkeypatch.setattr(devices, "USER_DIR", mine)
+    assert load_profile("rpi")["threads"] == 2 and load_profile("cpu")["path"].endswith("profiles/cpu.toml")

@@ -309,7 +309,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("doctor", help="is this device ready? Python, venv, libraries, CUDA, power meters, clocks, "
                                       "throttling, disk, data: ok/absent/wrong with the fix")
-    p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml; default cpu)")
+    p.add_argument("--device", default="cpu",
+                   help="device profile name or path (harness/profiles/*.toml or your devices/*.toml; default cpu)")
     add_json(p)
     p.add_argument("--capture", metavar="DIR", help="also save what a test needs from this device (sensor files, "
                                                     "command outputs, tegrastats lines) into DIR, for a bug report")

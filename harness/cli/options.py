@@ -27,7 +27,8 @@ def add_json(p: argparse.ArgumentParser) -> None:
 
 def add_device(p: argparse.ArgumentParser) -> None:
     """The options that choose where and how models run (bench, selfcheck, run-all)."""
-    p.add_argument("--device", default="cpu", help="device profile name or path (devices/*.toml; default cpu)")
+    p.add_argument("--device", default="cpu",
+                   help="device profile name or path (harness/profiles/*.toml or your devices/*.toml; default cpu)")
     p.add_argument("--backend", help="override the profile's backend: onnxruntime, tensorrt, torch")
     p.add_argument("--precision", help="override the profile's precision: fp32, fp16, int8")
     p.add_argument("--frames", metavar="DIR", help="folder of Full-HD frames (default: embedded mosaics)")
