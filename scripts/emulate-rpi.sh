@@ -49,7 +49,7 @@ DEV_ONNX=$DEV_HOME/onnx                                 # the export folder on t
 
 MODELS='eSR-MAX_s{scale}_K3_C1,eSR-TM_s{scale}_K7_C3'
 SCALE=2
-TESTS='-m "not torch" tests/test_imresize.py tests/test_metrics.py tests/test_power.py'
+TESTS='-m "not torch" tests/test_imresize.py tests/test_metrics.py tests/power/test_power.py'
 RUN_TESTS=1
 OUT="$ROOT/results/emulated-rpi"
 REBUILD=0

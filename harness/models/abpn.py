@@ -12,33 +12,24 @@ from __future__ import annotations
 
 from .base import TorchUpscaler
 
-FEATURES = 28
-BODY = 4
+_NET_NAMES = ("ABPN", "FEATURES", "BODY")
+
+
+def __getattr__(name: str):
+    """The network class (PyTorch) and its sizes, from :mod:`harness.models.nets.abpn` on first access
+    (PEP 562), so that listing ids does not import torch."""
+    if name in _NET_NAMES:
+        from .nets import abpn as nets
+
+        return getattr(nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _build_net(scale: int):
-    import torch
-    from torch import nn
+    """The ``nn.Module`` at x``scale`` with PyTorch's default initialisation."""
+    from .nets.abpn import ABPN
 
-    class ABPN(nn.Module):
-        input_space = "rgb"
-
-        def __init__(self):
-            super().__init__()
-            self.scale = scale
-            out = 3 * scale * scale
-            layers = [nn.Conv2d(3, FEATURES, 3, padding=1), nn.ReLU(inplace=True)]
-            for _ in range(BODY):
-                layers += [nn.Conv2d(FEATURES, FEATURES, 3, padding=1), nn.ReLU(inplace=True)]
-            layers += [nn.Conv2d(FEATURES, out, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(out, out, 3, padding=1)]
-            self.body = nn.Sequential(*layers)
-            self.shuffle = nn.PixelShuffle(scale)
-
-        def forward(self, x):
-            anchor = torch.repeat_interleave(x, self.scale * self.scale, dim=1)
-            return torch.clamp(self.shuffle(self.body(x) + anchor), 0.0, 1.0)
-
-    return ABPN()
+    return ABPN(scale)
 
 
 def build(match, scale: int) -> TorchUpscaler:

@@ -32,31 +32,20 @@ def bicubic_phase_kernels(scale: int) -> np.ndarray:
     return kernels.reshape(scale * scale, 1, TAPS, TAPS)
 
 
+def __getattr__(name: str):
+    """``BicubicNet`` (PyTorch) from :mod:`harness.models.nets.bicubic` on first access (PEP 562), so that
+    listing ids does not import torch."""
+    if name == "BicubicNet":
+        from .nets.bicubic import BicubicNet
+
+        return BicubicNet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _build_bicubic_net(scale: int):
-    import torch
-    from torch import nn
+    from .nets.bicubic import BicubicNet
 
-    class BicubicNet(nn.Module):
-        """Bicubic x``scale`` on one channel: symmetric pad, 5x5 conv to s*s phases, PixelShuffle."""
-
-        def __init__(self):
-            super().__init__()
-            self.scale = scale
-            self.pad = TAPS // 2
-            self.conv = nn.Conv2d(1, scale * scale, TAPS, bias=False)
-            self.conv.weight.data.copy_(torch.from_numpy(bicubic_phase_kernels(scale)).float())
-            self.conv.weight.requires_grad_(False)
-            self.shuffle = nn.PixelShuffle(scale)
-
-        def forward(self, x):
-            p = self.pad
-            # MATLAB mirrors the border including the edge pixel ("symmetric"); torch's
-            # "reflect" excludes it, so build the padding from flipped slices.
-            x = torch.cat([x[:, :, :p].flip(2), x, x[:, :, -p:].flip(2)], dim=2)
-            x = torch.cat([x[:, :, :, :p].flip(3), x, x[:, :, :, -p:].flip(3)], dim=3)
-            return self.shuffle(self.conv(x))
-
-    return BicubicNet()
+    return BicubicNet(scale, bicubic_phase_kernels(scale))
 
 
 def bicubic_network(scale: int) -> TorchUpscaler:

@@ -14,72 +14,23 @@ PyTorch's default initialisation (the authors add none); there are no official Y
 """
 from __future__ import annotations
 
-import functools
 import re
-from types import SimpleNamespace
 
 from ..errors import HarnessError
 from .base import TorchUpscaler
 
 PATTERN = re.compile(r"EDSR_s(?P<scale>[234])")
 DESCRIPTION = "EDSR-baseline (CVPRW 2017): 16 ResBlocks, 64 features, PixelShuffle upsampler, Y channel"
-NUM_FEAT, NUM_BLOCK = 64, 16
-
-
-@functools.lru_cache(maxsize=None)
-def _nets() -> SimpleNamespace:
-    from torch import nn
-
-    def conv3(cin: int, cout: int):
-        return nn.Conv2d(cin, cout, 3, padding=1)
-
-    class ResBlock(nn.Module):
-        """conv-ReLU-conv plus the identity (res_scale 1: the baseline needs no scaling)."""
-
-        def __init__(self, feat: int):
-            super().__init__()
-            self.body = nn.Sequential(conv3(feat, feat), nn.ReLU(inplace=True), conv3(feat, feat))
-
-        def forward(self, x):
-            return self.body(x) + x
-
-    class Upsampler(nn.Sequential):
-        """conv to s*s*feat + PixelShuffle(s); x4 as two x2 stages (EDSR's ``Upsampler``)."""
-
-        def __init__(self, scale: int, feat: int):
-            stages = [2, 2] if scale == 4 else [scale]
-            layers = []
-            for s in stages:
-                layers += [conv3(feat, s * s * feat), nn.PixelShuffle(s)]
-            super().__init__(*layers)
-
-    class EDSR(nn.Module):
-        """Head conv, ResBlocks + body conv with a long skip, upsampler, tail conv; Y in, Y out."""
-
-        input_space = "y"
-
-        def __init__(self, scale: int, feat: int = NUM_FEAT, blocks: int = NUM_BLOCK, channels: int = 1):
-            super().__init__()
-            self.scale = scale
-            self.head = nn.Sequential(conv3(channels, feat))
-            self.body = nn.Sequential(*[ResBlock(feat) for _ in range(blocks)], conv3(feat, feat))
-            self.tail = nn.Sequential(Upsampler(scale, feat), conv3(feat, channels))
-
-        def forward(self, x):
-            x = self.head(x)
-            return self.tail(self.body(x) + x)
-
-    classes = dict(ResBlock=ResBlock, Upsampler=Upsampler, EDSR=EDSR)
-    for name, cls in classes.items():  # importable by name, so that modules pickle
-        cls.__qualname__ = name
-        cls.__module__ = __name__
-    return SimpleNamespace(**classes)
+_NET_NAMES = ("ResBlock", "Upsampler", "EDSR", "NUM_FEAT", "NUM_BLOCK")
 
 
 def __getattr__(name: str):
-    """Module-level access to the lazily defined network classes (PEP 562)."""
-    if name in ("ResBlock", "Upsampler", "EDSR"):
-        return getattr(_nets(), name)
+    """The network classes (PyTorch) and their sizes, from :mod:`harness.models.nets.edsr` on first access
+    (PEP 562): listing ids stays light, and modules pickled as ``harness.models.edsr.<Class>`` still load."""
+    if name in _NET_NAMES:
+        from .nets import edsr as nets
+
+        return getattr(nets, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -92,7 +43,9 @@ def scale_of(model_id: str) -> int:
 
 def build_module(model_id: str):
     """The ``nn.Module`` of ``model_id`` with PyTorch's default initialisation."""
-    return _nets().EDSR(scale_of(model_id)).eval()
+    from .nets.edsr import EDSR
+
+    return EDSR(scale_of(model_id)).eval()
 
 
 def wrap(model_id: str, module, weights: str = "init") -> TorchUpscaler:

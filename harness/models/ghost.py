@@ -33,54 +33,27 @@ On EDSR that is the 32 ResBlock convs and the body conv; on FSRCNN the M mapping
 (D > 0) the middle conv. Ids: ``Ghost-EDSR_s{s}``, ``Ghost-FSRCNN_...``, ``Ghost-ESPCN_...``
 (any id of those eSR-pool families with a layer to transform), all on the Y channel, built
 with init weights; :func:`compare_ghost` reports params and MACs before and after.
+
+The layer is :class:`harness.models.nets.ghost.GhostConv2d` (PyTorch, imported when a network is
+built; ``harness.models.ghost.GhostConv2d`` still names it) and the shift arithmetic
+:mod:`harness.models.nets.ghost_shift` (re-exported here); this module is the transform and the zoo entry.
 """
 from __future__ import annotations
 
 import copy
-import functools
 import re
-from types import SimpleNamespace
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import HarnessError
 from . import edsr, esr
 from .base import TorchUpscaler, load_state_strict, read_state_dict
+from .nets.ghost_shift import CENTER, RATIO, TAU_END, ghost_channels, offset, shift  # noqa: F401 - re-exported
 
-RATIO = 0.5
-TAU_END = 0.05  # the Gumbel-softmax temperature reached at the last fine-tune step
-CENTER = 4  # the direction index of "no shift"
 PATTERN = re.compile(r"Ghost-(?P<base>[A-Za-z][A-Za-z0-9-]*_s(?P<scale>[1-9]\d*)(?:_[A-Za-z0-9]+)*)")
 DESCRIPTION = ("GhostSR (Nie et al.): half the channels of hidden 3x3 convs are shifted copies of the "
                "other half (learned direction, zero MACs); EDSR, FSRCNN and ESPCN, Y channel")
 _BASES = {"EDSR": edsr.PATTERN, "FSRCNN": esr.PATTERNS["FSRCNN"], "ESPCN": esr.PATTERNS["ESPCN"]}
 _EXAMPLES = "Ghost-EDSR_s2, Ghost-FSRCNN_s2_D56_S12_M4, Ghost-ESPCN_s2_D34_S32"
-
-
-def offset(direction: int) -> Tuple[int, int]:
-    """``(dy, dx)`` of direction ``k`` in 0..8: ``ghost[y, x] = source[y + dy, x + dx]``."""
-    return direction // 3 - 1, direction % 3 - 1
-
-
-def shift(x, direction: int):
-    """``x`` (N, C, H, W) shifted by :func:`offset` with zeros coming in: one Pad and one Slice.
-
-    Only the side the content moves away from is padded, so the slices are static (no shape
-    arithmetic in the exported graph, which stays valid at every input size).
-    """
-    import torch.nn.functional as F
-
-    dy, dx = offset(direction)
-    if dy == 0 and dx == 0:
-        return x
-    x = F.pad(x, (max(-dx, 0), max(dx, 0), max(-dy, 0), max(dy, 0)))
-    rows = slice(1, None) if dy > 0 else slice(0, -1) if dy < 0 else slice(None)
-    cols = slice(1, None) if dx > 0 else slice(0, -1) if dx < 0 else slice(None)
-    return x[:, :, rows, cols]
-
-
-def ghost_channels(out_channels: int, ratio: float) -> int:
-    """How many of ``out_channels`` a layer with ``ratio`` makes by shifting: floor(ratio * out)."""
-    return int(out_channels * ratio + 1e-9)
 
 
 def ghostable(conv, ratio: float = RATIO) -> bool:
@@ -92,118 +65,13 @@ def ghostable(conv, ratio: float = RATIO) -> bool:
             and conv.groups == 1 and 1 <= n_ghost < conv.out_channels)
 
 
-@functools.lru_cache(maxsize=None)
-def _nets() -> SimpleNamespace:
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    class GhostConv2d(nn.Module):
-        """Intrinsic conv + ghost channels (shifted intrinsic ones); see the module docstring.
-
-        ``frozen`` (set by :meth:`freeze`) fixes the direction in training too (a fine-tune of the
-        weights after the search); eval mode fixes it as well. The eval direction is cached when
-        the module enters eval mode or loads a state dict, so a traced export sees a Python int.
-        """
-
-        def __init__(self, conv, ratio: float = RATIO, tau: float = 1.0, hard: bool = False,
-                     tau_end: float = TAU_END):
-            super().__init__()
-            if not 0.0 < ratio < 1.0:
-                raise ValueError(f"GhostSR ratio must be in (0, 1), got {ratio}")
-            n_ghost = ghost_channels(conv.out_channels, ratio)
-            if not 1 <= n_ghost < conv.out_channels:
-                raise ValueError(f"a conv with {conv.out_channels} output channels has no ghost channel at "
-                                 f"ratio {ratio}")
-            self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
-            self.n_ghost, self.n_intrinsic = n_ghost, conv.out_channels - n_ghost
-            if not (tau > 0 and tau_end > 0):
-                raise ValueError(f"Gumbel-softmax temperatures must be > 0, got tau={tau}, tau_end={tau_end}")
-            self.ratio, self.tau, self.hard = ratio, tau, hard
-            self.tau_start, self.tau_end = tau, tau_end
-            self.frozen = False
-            self._direction: Optional[int] = None
-            self.conv = nn.Conv2d(conv.in_channels, self.n_intrinsic, conv.kernel_size, stride=conv.stride,
-                                  padding=conv.padding, dilation=conv.dilation, bias=conv.bias is not None,
-                                  padding_mode=conv.padding_mode).to(conv.weight.device, conv.weight.dtype)
-            with torch.no_grad():
-                self.conv.weight.copy_(conv.weight[:self.n_intrinsic])
-                if conv.bias is not None:
-                    self.conv.bias.copy_(conv.bias[:self.n_intrinsic])
-            # Zero logits: the search starts uniform over the 9 directions.
-            self.logits = nn.Parameter(torch.zeros(9, device=conv.weight.device, dtype=conv.weight.dtype))
-            self.train(conv.training)
-
-        @property
-        def direction(self) -> int:
-            """The fixed direction: ``argmax(logits)`` (cached in eval mode / when frozen)."""
-            if self._direction is not None:
-                return self._direction
-            if self.logits.device.type == "meta":  # a shapes-only copy (complexity): any shift costs the same
-                return CENTER
-            return int(self.logits.detach().argmax())
-
-        def freeze(self):
-            """Fix the direction to ``argmax(logits)`` in every mode and stop its gradient."""
-            self.frozen = True
-            self.logits.requires_grad_(False)
-            self._direction = None
-            self._direction = self.direction
-            return self
-
-        def train(self, mode: bool = True):
-            super().train(mode)
-            if mode and not self.frozen:
-                self._direction = None
-            elif self._direction is None or self.logits.device.type != "meta":  # a meta copy keeps its cache
-                self._direction = None
-                self._direction = self.direction
-            return self
-
-        def _load_from_state_dict(self, *args, **kwargs):
-            super()._load_from_state_dict(*args, **kwargs)
-            self._direction = None
-            if self.frozen or not self.training:
-                self._direction = self.direction
-
-        def training_progress(self, step: int, steps: int) -> None:
-            """Set the temperature for training step ``step`` (0-based) of ``steps``: exponential
-            from ``tau_start`` to ``tau_end`` (a function of the step, so a resumed run matches)."""
-            t = min(max(step, 0), max(steps - 1, 1)) / max(steps - 1, 1)
-            self.tau = float(self.tau_start * (self.tau_end / self.tau_start) ** t)
-
-        def _sources(self, y):
-            """The intrinsic channel each ghost channel copies: j, or j mod n_intrinsic."""
-            if self.n_ghost <= self.n_intrinsic:
-                return y[:, :self.n_ghost]
-            reps = -(-self.n_ghost // self.n_intrinsic)
-            return y.repeat(1, reps, 1, 1)[:, :self.n_ghost]
-
-        def forward(self, x):
-            y = self.conv(x)
-            src = self._sources(y)
-            if self.training and not self.frozen:
-                w = F.gumbel_softmax(self.logits, tau=self.tau, hard=self.hard)
-                kernel = w.view(1, 1, 3, 3).expand(self.n_ghost, 1, 3, 3)  # k = 3 * (dy + 1) + (dx + 1)
-                ghost = F.conv2d(src, kernel, padding=1, groups=self.n_ghost)
-            else:
-                ghost = shift(src, self.direction)
-            return torch.cat([y, ghost], dim=1)
-
-        def extra_repr(self) -> str:
-            return (f"ratio={self.ratio}, intrinsic={self.n_intrinsic}, ghost={self.n_ghost}, "
-                    f"tau={self.tau:g} (from {self.tau_start:g} to {self.tau_end:g}), hard={self.hard}, "
-                    f"frozen={self.frozen}")
-
-    GhostConv2d.__qualname__ = "GhostConv2d"  # importable by name, so that modules pickle
-    GhostConv2d.__module__ = __name__
-    return SimpleNamespace(GhostConv2d=GhostConv2d)
-
-
 def __getattr__(name: str):
-    """Module-level access to the lazily defined ``GhostConv2d`` (PEP 562)."""
+    """``GhostConv2d`` (PyTorch) from :mod:`harness.models.nets.ghost` on first access (PEP 562):
+    listing ids stays light, and modules pickled as ``harness.models.ghost.GhostConv2d`` still load."""
     if name == "GhostConv2d":
-        return _nets().GhostConv2d
+        from .nets.ghost import GhostConv2d
+
+        return GhostConv2d
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -236,7 +104,8 @@ def ghostify(module, ratio: float = RATIO, select: Optional[Callable[[str, objec
         raise ValueError(f"GhostSR ratio must be in (0, 1), got {ratio}")
     net = module if inplace else copy.deepcopy(module)
     select = select or default_select(net)
-    Ghost = _nets().GhostConv2d
+    from .nets.ghost import GhostConv2d as Ghost
+
     inside = [name for name, m in net.named_modules() if isinstance(m, Ghost)]
     targets = [(name, m) for name, m in net.named_modules()
                if name and ghostable(m, ratio) and not any(name.startswith(g + ".") for g in inside)
@@ -250,8 +119,9 @@ def ghostify(module, ratio: float = RATIO, select: Optional[Callable[[str, objec
 
 def ghost_layers(module) -> Dict[str, object]:
     """``{name: GhostConv2d}`` of ``module``."""
-    Ghost = _nets().GhostConv2d
-    return {name: m for name, m in module.named_modules() if isinstance(m, Ghost)}
+    from .nets.ghost import GhostConv2d
+
+    return {name: m for name, m in module.named_modules() if isinstance(m, GhostConv2d)}
 
 
 def freeze(module):

@@ -13,7 +13,7 @@ networks <- zoo, loss beside them; the exporter and the backend above the packag
 - :mod:`.routing`: the patch grid, the MAC counts and the routing records (NumPy; the MAC
   counts build the networks, so they import PyTorch when called);
 - :mod:`.classifier`, :mod:`.networks`: the ``nn.Module`` classes (PyTorch at their top; imported
-  only when a network is built; :mod:`.torchless` stands in where PyTorch is absent);
+  only when a network is built; :mod:`harness.models.nets.torchless` stands in where PyTorch is absent);
 - :mod:`.zoo`: the registry entry (id pattern, builders, weights, :class:`~.zoo.ClassSRUpscaler`);
 - :mod:`.loss`: the authors' loss and the classifier's training step;
 - :func:`harness.export.export_classsr_parts`: the classifier and branch graphs (the exporter

@@ -15,7 +15,7 @@ try:
     import torch
     from torch import nn
 except ImportError:  # no PyTorch (a device venv): the module imports, building a network raises (torchless)
-    from . import torchless as nn
+    from ..nets import torchless as nn
     torch = None
 
 from .spec import BRANCH_IDS

@@ -31,7 +31,7 @@ try:
     import torch.nn.functional as F
     from torch import nn
 except ImportError:  # no PyTorch (a device venv): the module imports, building a network raises (torchless)
-    from . import torchless as nn
+    from ..nets import torchless as nn
     torch = F = None
 
 from ...errors import HarnessError

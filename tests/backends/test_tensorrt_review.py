@@ -14,7 +14,8 @@ import pytest
 
 from harness.backends import tensorrt_backend as tb
 from harness.errors import HarnessError
-from test_tensorrt_backend import FHD, backend, espcn, fake, onnx_file  # noqa: F401 - fixtures
+
+from .test_tensorrt_backend import FHD, backend, espcn, fake, onnx_file  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.torch  # the fixtures export a real network
 
@@ -251,7 +252,8 @@ def test_trtexec_times_the_same_engine_beside_the_harness(real_like, tmp_path, m
     compared with the harness's; a published trtexec 10.9 log stands in for the real run."""
     from harness import runner
     from harness.backends import trtexec as tx
-    from test_trtexec import fake_trtexec
+
+    from .test_trtexec import fake_trtexec
 
     exe = fake_trtexec(tmp_path, "trtexec_10.9.0_desktop_rtx3070.log")
     cfg = runner.BenchConfig(backend="tensorrt", precision="fp16", target="cuda", weights="shipped", repeats=1,

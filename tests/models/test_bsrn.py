@@ -18,7 +18,7 @@ from harness.export import export_onnx
 from harness.models import bsrn, families
 from harness.ortsession import ort_session
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 OFFICIAL = SHARED / "bsrn-official"
 SCALES = (2, 3, 4)
 

@@ -35,7 +35,7 @@ from harness.power import (
 )
 from harness.power.tegrastats import to_reading
 
-FIXTURES = Path(__file__).parent / "fixtures" / "power"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "power"
 XAVIER_RAILS = ("GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V")
 
 
@@ -650,7 +650,7 @@ def test_python38_syntax():
     """JetPack 5 runs Python 3.8: the package must not use newer syntax."""
     import ast
 
-    for path in (Path(__file__).resolve().parents[1] / "harness" / "power").glob("*.py"):
+    for path in (Path(__file__).resolve().parents[2] / "harness" / "power").glob("*.py"):
         ast.parse(path.read_text(), filename=str(path), feature_version=(3, 8))
     assert os.path.isdir(FIXTURES)
 

@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.imresize import upscale
 from harness.models import esr, id_scale, pools, resolve
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 OFFICIAL = SHARED / "esr-official"
 MODEL_FILES = OFFICIAL / "model-files"
 PARITY = sorted((OFFICIAL / "parity").glob("*.npz")) if (OFFICIAL / "parity").is_dir() else []

@@ -15,7 +15,7 @@ import pytest
 from harness.backends import trtexec as tx
 from harness.errors import HarnessError
 
-FIX = Path(__file__).resolve().parent / "fixtures" / "trtexec"
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "trtexec"
 TIMES_GZ = FIX / "exporttimes_trt8.4era_a100_fp32_resnet.json.gz"
 
 
