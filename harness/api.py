@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import HarnessError
 
@@ -268,9 +268,12 @@ class BenchResult:
 
 
 def run_bench(pairs: Pairs, cfg, store=None, run_id: Optional[str] = None, isolate: bool = True,
-              progress: bool = False, weights_of=None, log: Optional[Callable[[str], None]] = None) -> List[Dict]:
+              progress: bool = False, weights_of=None, log: Optional[Callable[[str], None]] = None,
+              resolved: Optional[Dict[Tuple[str, int], str]] = None) -> List[Dict]:
     """Measure each (model, scale) not yet in the run; every record is stored as soon as it exists
-    (``store`` given). ``weights_of``: (model, scale) -> weights for pairs that do not use ``cfg.weights``."""
+    (``store`` given). ``weights_of``: (model, scale) -> weights for pairs that do not use ``cfg.weights``;
+    ``resolved``: (model, scale) -> the weights label of a model the caller has already built (it is
+    not built again here: only the measuring child builds it)."""
     from .exported import resolve_model
     from .progress import progress as bar_of
     from .runner import failure_record, measure, measure_isolated
@@ -281,7 +284,7 @@ def run_bench(pairs: Pairs, cfg, store=None, run_id: Optional[str] = None, isola
     for mid, s in bar:
         own = (weights_of or {}).get((mid, s))
         one = replace(cfg, weights=own) if own else cfg
-        weights = resolve_model(mid, s, one.weights, onnx_dir=one.onnx_dir).weights
+        weights = (resolved or {}).get((mid, s)) or resolve_model(mid, s, one.weights, onnx_dir=one.onnx_dir).weights
         if (one.device, one.backend, one.precision, mid, s, "speed", weights) in done:
             continue
         if hasattr(bar, "set_postfix_str"):
@@ -435,7 +438,8 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
 
     # speed and power: each model in its own process
     run_bench(pairs, cfg, store, run_id, isolate=True, progress=progress and sys.stderr.isatty(),
-              weights_of=weights_of, log=None if sys.stderr.isatty() and progress else log)
+              weights_of=weights_of, log=None if sys.stderr.isatty() and progress else log,
+              resolved={pair: model.weights for pair, model in zip(pairs, built)})
 
     table = load_table(store, run_id)
     csv_path = to_csv(table, out_dir / f"results_{cfg.device}.csv")
@@ -444,10 +448,62 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
         json.dump(summary_rows(table), fh, indent=2, default=str)
     figures = draw_all(store, plots, run_id=run_id)
     figures += draw_visuals(store, image_sets[0], plots, run_id=run_id, weights=cfg.weights, onnx_dir=onnx_dir)
-    html, _ = write_report(store, out_dir, run_id=run_id, plots_dir=plots)
+    html, _ = write_report(store, out_dir, run_id=run_id, plots_dir=plots, figures=figures)  # drawn once
     return RunResult(run_id=run_id, resumed=resumed, table=table, front=front_of(table), db=out_dir / "harness.db",
                      csv=csv_path, summary=summary_path, report=html, figures=figures, emulated=emulated,
                      seconds=time.time() - started)
+
+
+def compare(model: str, device: str = "cpu", scale=None, weights: Optional[str] = None, data=None,
+            sets: Optional[Sequence[str]] = None, db: Union[str, Path] = PROJECT_ROOT / "results" / "harness.db",
+            plots: Union[str, Path] = PROJECT_ROOT / "plots", *, backend=None, precision=None, repeats=None,
+            timeout=None, frames=None, calib_data=None, progress: bool = False, command: str = "") -> Dict[str, Any]:
+    """Measure a new model like the pool (quality and speed into the store ``db``, with the same
+    backend's bicubic if the store lacks it), redraw the figures, and say whether it beats bicubic
+    and where it sits against the pool: :func:`harness.compare.verdict` plus ``line`` (one sentence)
+    and ``only_bicubic`` (the store held nothing else to compare with on this device and scale)."""
+    from .compare import verdict, verdict_line
+    from .datasets import data_root, resolve_sets
+    from .environment import capture
+    from .models import resolve
+    from .protocol import QualityEvaluator
+    from .results.plots import collect, draw_all
+    from .results.store import ResultStore
+
+    weights = weights or ("init" if ":" in model else "shipped")
+    profile, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, repeats=repeats,
+                                timeout_s=timeout, frames_dir=frames, calib_data=calib_data)
+    scales = [int(s) for s in _as_list(scale)]
+    built = resolve(model, scales[0] if scales else None, weights)
+    baseline = resolve(f"Bicubic_s{built.scale}")
+    image_sets = resolve_sets(data_root(data), _as_list(sets))
+    store = ResultStore(db)
+    run_id, _ = store.start_run(cfg.device, config_key("compare", model, weights, cfg.device, cfg.backend,
+                                                       *calib_key(cfg)),
+                                command=command or " ".join(sys.argv), profile=profile, environment=capture())
+    evaluator = QualityEvaluator(show_progress=progress and sys.stderr.isatty())
+    here = (cfg.device, cfg.backend, cfg.precision)
+    known = {(p["model"], p["scale"]) for p in collect(store) if (p["device"], p["backend"], p["precision"]) == here}
+    todo = [built] + ([] if (baseline.id, baseline.scale) in known else [baseline])
+    for m in todo:
+        for image_set in image_sets:
+            rec = evaluator.evaluate(m, image_set).record()
+            rec.update(device=cfg.device, backend=quality_backend(m), precision="fp32", family=m.family, status="ok")
+            store.add(run_id, f"quality:{image_set.name}", rec)
+    pairs = [(model if m is built else m.id, m.scale) for m in todo]
+    run_bench(pairs, cfg, store, run_id, progress=progress and sys.stderr.isatty(),
+              resolved={pair: m.weights for pair, m in zip(pairs, todo)})
+    points = collect(store)
+    mine = next((p for p in points if p["model"] == built.id and p["scale"] == built.scale
+                 and (p["device"], p["backend"], p["precision"]) == here), None)
+    if mine is None:
+        why = next((f"{r['measurement']}: {r['reason']}" for r in store.rows("run_id = ?", (run_id,))
+                    if r["status"] != "ok"), "no speed or quality row")
+        raise HarnessError(f"{model} could not be measured on {cfg.device}/{cfg.backend} ({why})")
+    result = verdict(mine, points)
+    draw_all(store, plots)
+    return dict(result, line=verdict_line(result), only_bicubic=result["compared_with"] <= 1, run_id=run_id,
+                device=cfg.device, scale=built.scale)
 
 
 def load_results(path: Union[str, Path], run_id: Optional[str] = None):

@@ -119,52 +119,21 @@ def cmd_selfcheck(args) -> int:
 
 def cmd_compare(args) -> int:
     """Measure MODEL like the pool (quality + speed into the store), then one verdict line."""
-    from ..api import calib_key, config_key, run_bench
-    from ..compare import verdict, verdict_line
-    from ..datasets import data_root, resolve_sets
-    from ..environment import capture
-    from ..models import resolve
-    from ..protocol import QualityEvaluator
-    from ..results.plots import collect, draw_all
-    from ..results.store import ResultStore
+    from ..api import compare
 
-    profile, cfg = device_config(args)
-    weights = args.weights or ("init" if ":" in args.model else "shipped")
-    cfg.weights = weights
-    model = resolve(args.model, scales_of(args.scale)[0] if args.scale else None, weights)
-    baseline = resolve(f"Bicubic_s{model.scale}")
-    sets = resolve_sets(data_root(args.data), csv_list(args.sets))
-    store = ResultStore(args.db)
-    run_id, _ = store.start_run(cfg.device, config_key("compare", args.model, weights, cfg.device, cfg.backend,
-                                                       *calib_key(cfg)),
-                                command=" ".join(sys.argv), profile=profile, environment=capture())
-    evaluator = QualityEvaluator(show_progress=sys.stderr.isatty())
-    known = {(p["model"], p["scale"]) for p in collect(store)
-             if (p["device"], p["backend"], p["precision"]) == (cfg.device, cfg.backend, cfg.precision)}
-    todo = [model] + ([] if (baseline.id, baseline.scale) in known else [baseline])
-    for m in todo:
-        for image_set in sets:
-            rec = evaluator.evaluate(m, image_set).record()
-            rec.update(device=cfg.device, backend="torch", precision="fp32", family=m.family, status="ok")
-            store.add(run_id, f"quality:{image_set.name}", rec)
-    run_bench([(args.model if m is model else m.id, m.scale) for m in todo], cfg, store, run_id,
-              progress=sys.stderr.isatty())
-    points = collect(store)
-    mine = next((p for p in points if p["model"] == model.id and p["scale"] == model.scale
-                 and (p["device"], p["backend"], p["precision"]) == (cfg.device, cfg.backend, cfg.precision)), None)
-    if mine is None:
-        report_problems(store.rows("run_id = ?", (run_id,)))
-        raise HarnessError(f"{args.model} could not be measured on {cfg.device}/{cfg.backend} (see above)")
-    result = verdict(mine, points)
+    device_config(args)  # option errors before any work
+    result = compare(args.model, device=args.device, scale=scales_of(args.scale) or None, weights=args.weights,
+                     data=args.data, sets=csv_list(args.sets), db=args.db, plots=args.plots, backend=args.backend,
+                     precision=args.precision, repeats=args.repeats, timeout=args.timeout, frames=args.frames,
+                     calib_data=csv_list(args.calib_data), progress=True, command=" ".join(sys.argv))
     if args.json:
-        json.dump(result, sys.stdout, indent=2, default=str)
+        json.dump({k: v for k, v in result.items() if k != "line"}, sys.stdout, indent=2, default=str)
         print()
     else:
-        print(verdict_line(result))
-    if result["compared_with"] <= 1:
-        print(f"only bicubic is in {args.db} for {cfg.device} x{model.scale}: run ./run_all.sh --device {cfg.device} "
-              f"--pool default first to compare with the pool", file=sys.stderr)
-    draw_all(store, args.plots)
+        print(result["line"])
+    if result["only_bicubic"]:
+        print(f"only bicubic is in {args.db} for {result['device']} x{result['scale']}: run ./run_all.sh --device "
+              f"{result['device']} --pool default first to compare with the pool", file=sys.stderr)
     return 0
 
 

@@ -483,11 +483,13 @@ def render_md(title: str, head: List[Tuple[str, str]], models: Table, pareto: Ta
     return "\n\n".join(parts) + "\n"
 
 
-def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None) -> Tuple[Path, Path]:
+def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None,
+                 figures: Optional[Sequence[Path]] = None) -> Tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into ``out_dir``; returns their paths.
 
-    The figures are drawn afresh by :func:`harness.plots.draw_all` (into ``plots_dir``, or a
-    temporary folder) so the report always shows exactly what the store holds.
+    ``figures``: the files a caller has just drawn from this store (run-all draws them once);
+    without them the figures are drawn afresh by :func:`harness.results.plots.draw_all` (into
+    ``plots_dir``, or a temporary folder) so the report always shows exactly what the store holds.
     """
     from .plots import draw_all
 
@@ -505,12 +507,15 @@ def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None) -
         models = models._replace(note=f"{warning} {models.note}".strip())
         pareto = pareto._replace(note=f"{warning} {pareto.note}".strip())
     problems, power = problems_table(rows), power_table(entries)
-    with tempfile.TemporaryDirectory(prefix="report-plots-") as tmp:
-        figures = figures_html(draw_all(store, Path(plots_dir) if plots_dir else Path(tmp), run_id))
+    if figures is not None:
+        figures_block = figures_html([Path(f) for f in figures])
+    else:
+        with tempfile.TemporaryDirectory(prefix="report-plots-") as tmp:
+            figures_block = figures_html(draw_all(store, Path(plots_dir) if plots_dir else Path(tmp), run_id))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    html_path.write_text(render_html(title, head, figures, models, pareto, problems, power,
+    html_path.write_text(render_html(title, head, figures_block, models, pareto, problems, power,
                                      environment_tables(runs), routing_table(entries)), encoding="utf-8")
     md_path.write_text(render_md(title, head, models, pareto, problems), encoding="utf-8")
     return html_path, md_path
