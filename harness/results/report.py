@@ -140,7 +140,7 @@ def _data(row) -> Dict:
 
 def runs_of(store, run_id: Optional[str], rows) -> List[Dict]:
     ids = {run_id} if run_id else {r["run_id"] for r in rows}
-    runs = [dict(r) for r in store.db.execute("SELECT * FROM runs ORDER BY started")]
+    runs = store.runs()
     return [r for r in runs if r["run_id"] in ids]
 
 

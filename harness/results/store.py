@@ -114,6 +114,11 @@ class ResultStore:
         sql = "SELECT * FROM measurements" + (f" WHERE {where}" if where else "") + " ORDER BY id"
         return list(self.db.execute(sql, tuple(params)))
 
+    def runs(self) -> List[Dict]:
+        """Every run of the store (id, start time, device, configuration key, command, profile and
+        environment as JSON text), oldest first."""
+        return [dict(r) for r in self.db.execute("SELECT * FROM runs ORDER BY started")]
+
     def emulated_runs(self) -> Dict[str, str]:
         """run id -> why its environment was emulated (qemu-user...), for the runs that were."""
         out = {}
