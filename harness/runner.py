@@ -417,6 +417,9 @@ def time_session(session, batch, cfg: BenchConfig, sampler=None):
 # --------------------------------------------------------------------------- isolation
 
 def _child(conn, model_id, scale, cfg, inputs_path):
+    from .children import become_child
+
+    become_child()
     try:
         inputs = None
         if inputs_path:
@@ -445,6 +448,9 @@ def failure_record(model_id: str, scale: int, cfg: BenchConfig, reason: str) -> 
 
 def _build_child(conn, model_id, scale, cfg):
     """Prepare the model's session once (TensorRT: build and cache its engines), untimed."""
+    from .children import become_child
+
+    become_child()
     try:
         from .backends import make_backend
         from .exported import resolve_model
@@ -503,17 +509,22 @@ def _isolated(target, args, timeout_s: float, what: str):
     child.close()
     deadline = time.monotonic() + timeout_s
     message = None
-    while time.monotonic() < deadline:
-        if parent.poll(0.2):
-            try:
-                message = parent.recv()
-            except EOFError:
-                message = None
-            break
-        if not proc.is_alive():
-            if parent.poll(0.1):
-                message = parent.recv()
-            break
+    try:
+        while time.monotonic() < deadline:
+            if parent.poll(0.2):
+                try:
+                    message = parent.recv()
+                except EOFError:
+                    message = None
+                break
+            if not proc.is_alive():
+                if parent.poll(0.1):
+                    message = parent.recv()
+                break
+    except BaseException:  # Ctrl-C (or any error) in the parent: the child goes with it, silently
+        proc.kill()
+        proc.join(5)
+        raise
     if message is None:
         proc.join(max(0.0, min(10.0, deadline - time.monotonic())))  # a crashing child may still be exiting
     if message is None and proc.is_alive():

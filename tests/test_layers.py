@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "harness"
 
 LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
-    ("base", ("errors", "numeric", "output", "ortsession", "timing", "color", "imresize", "imageio", "metrics",
-              "progress", "datasets", "weights", "devices", "environment")),
+    ("base", ("errors", "children", "numeric", "output", "ortsession", "timing", "color", "imresize", "imageio",
+              "metrics", "progress", "datasets", "weights", "devices", "environment")),
     ("models", ("models",)),
     ("artifacts", ("export", "quantize")),
     ("backends", ("backends", "exported")),

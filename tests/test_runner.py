@@ -2,6 +2,7 @@
 import json
 import math
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +196,40 @@ def test_torch_sessions_do_not_share_the_model_module():
         for p in session.module.parameters():
             p.mul_(0)
     assert all(torch.equal(before[k], v) for k, v in model.module.state_dict().items())
+
+
+@pytest.mark.torch
+def test_a_measuring_child_dies_with_its_parent(tmp_path, inputs_npz):
+    """SIGKILL of the sweep must not leave a hung child running (re-parented to PID 1): the child is
+    tied to its parent (PR_SET_PDEATHSIG on Linux, a watchdog elsewhere)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = tmp_path / "sweep.py"
+    script.write_text(
+        "import sys\nsys.path[:0] = [%r, %r]\n"
+        "from harness.runner import BenchConfig, measure_isolated\n"
+        "if __name__ == '__main__':\n"
+        "    measure_isolated('fixtures.fake_models:Hang', 2, BenchConfig(weights='init', repeats=1, timeout_s=300),"
+        " inputs_path=%r)\n" % (str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1]),
+                                str(inputs_npz)))
+    parent = subprocess.Popen([sys.executable, str(script)])
+    try:
+        deadline = time.monotonic() + 120
+        kids = []
+        while time.monotonic() < deadline and not kids:
+            kids = [c for c in psutil.Process(parent.pid).children() if "multiprocessing" in " ".join(c.cmdline())]
+            time.sleep(0.5)
+        assert kids, "the measuring child never started"
+        time.sleep(3)  # it is inside the hanging forward pass by now
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        gone, alive = psutil.wait_procs(kids, timeout=10)
+        assert not alive, f"children outlived their parent: {[p.pid for p in alive]}"
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -7,12 +7,11 @@ import contextlib
 import os
 import platform
 import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..children import exit_with_parent
 from ..errors import HarnessError
 from .data import TrainFolder, load_folder, parse_folders
 from .files import cache_root
@@ -187,26 +186,6 @@ def _train_planned(p: Plan, settings: Settings, data: Sequence[TrainFolder], val
 
 def _log_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-_WATCHED_PARENT: Optional[int] = None
-
-
-def exit_with_parent(parent: int, every_s: float = 1.0) -> None:
-    """In a ``--jobs`` worker: exit when the parent process is gone (killed, even by SIGKILL), so no
-    orphan keeps training (and writing its folder) after the run was stopped. The checkpoints are
-    written atomically, so ``--resume`` continues from the last one."""
-    global _WATCHED_PARENT
-    if _WATCHED_PARENT == parent:
-        return
-    _WATCHED_PARENT = parent
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(every_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _train_in_child(p: Plan, settings: Settings, folders: Sequence[Path], stop_at) -> Dict:

@@ -120,7 +120,7 @@ def test_a_jobs_worker_exits_when_its_parent_is_killed(tmp_path):
 
     import psutil
 
-    worker = ("import os, time; from harness.train.planning import exit_with_parent; "
+    worker = ("import os, time; from harness.children import exit_with_parent; "
               "exit_with_parent(os.getppid(), 0.05); "
               "print('ready', flush=True); time.sleep(60)")
     parent_code = ("import subprocess, sys, time; "
