@@ -379,7 +379,7 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     joined table, CSV, summary, figures and report. ``log`` gets one line per step (default: stderr
     when ``progress``, else nothing)."""
     from .datasets import data_root, resolve_sets
-    from .environment import capture
+    from .environment import capture, not_the_device
     from .exported import resolve_model
     from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames
     from .protocol import QualityEvaluator
@@ -406,6 +406,10 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
                      *([sorted(f"{m}_x{s}={w}" for (m, s), w in weights_of.items())] if weights_of else []),
                      *export_key(onnx_dir))
     environment = capture()
+    mismatch = not_the_device(profile, environment)
+    if mismatch:  # recorded with the run, and said first
+        environment["not_the_device"] = mismatch
+        log(f"warning: {mismatch}")
     run_id, resumed = store.start_run(cfg.device, key, command=command or " ".join(sys.argv), profile=profile,
                                       environment=environment, resume=resume)
     started = time.time()

@@ -73,6 +73,28 @@ def emulation() -> Optional[str]:
     return None
 
 
+def not_the_device(profile: Dict[str, object], env: Dict[str, object]) -> Optional[str]:
+    """Why this host is not the device a profile describes (``--device rpi`` on an x86 desktop), or
+    None: a Raspberry Pi or Jetson profile needs an ARM host with that board. An emulated run is
+    labelled as emulated instead."""
+    if env.get("emulated"):
+        return None
+    name = str(profile.get("name", "")).lower()
+    kind = "rpi" if "rpi" in name or "raspberry" in name else "jetson" if "jetson" in name or "xavier" in name else None
+    if kind is None:
+        return None
+    machine = str(env.get("machine") or "").lower()
+    board = str(env.get("board") or "")
+    wanted = "a Raspberry Pi" if kind == "rpi" else "a Jetson"
+    if not machine.startswith(("aarch64", "arm")):
+        return (f"the {profile.get('name')} profile describes {wanted}, but this host is {machine or 'unknown'} "
+                f"({env.get('cpu') or 'unknown CPU'}): its figures are this host's, not the device's")
+    looks = ("raspberry pi" in board.lower()) if kind == "rpi" else bool(env.get("l4t")) or "jetson" in board.lower()
+    if board and not looks:
+        return f"the {profile.get('name')} profile describes {wanted}, but this board is {board}"
+    return None
+
+
 def capture() -> Dict[str, object]:
     import psutil
 

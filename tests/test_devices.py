@@ -52,3 +52,19 @@ def test_built_in_profiles_are_package_data_and_a_users_own_wins(tmp_path, monke
     (mine / "rpi.toml").write_text('name = "rpi"\nbackend = "onnxruntime"\nprecision = "fp32"\nthreads = 2\n')
     monkeypatch.setattr(devices, "USER_DIR", mine)
     assert load_profile("rpi")["threads"] == 2 and load_profile("cpu")["path"].endswith("profiles/cpu.toml")
+
+
+@pytest.mark.parametrize("profile,env,says", [
+    ("rpi", {"machine": "x86_64", "cpu": "AMD EPYC", "board": None}, "describes a Raspberry Pi, but this host is x86_64"),
+    ("jetson", {"machine": "x86_64", "cpu": "Intel Xeon"}, "describes a Jetson, but this host is x86_64"),
+    ("rpi", {"machine": "aarch64", "board": "Jetson-AGX"}, "but this board is Jetson-AGX"),
+    ("rpi", {"machine": "aarch64", "board": "Raspberry Pi 400 Rev 1.0"}, None),
+    ("jetson", {"machine": "aarch64", "board": "Jetson-AGX", "l4t": "# R35 (release), REVISION: 2.1"}, None),
+    ("rpi", {"machine": "x86_64", "emulated": "qemu-user ($HARNESS_EMULATED)"}, None),  # labelled as emulated
+    ("cpu", {"machine": "x86_64"}, None),
+])
+def test_a_device_profile_on_another_host_is_said(profile, env, says):
+    from harness.environment import not_the_device
+
+    got = not_the_device(load_profile(profile), env)
+    assert (got is None) if says is None else (says in got)

@@ -63,7 +63,7 @@ def report_problems(rows) -> None:
 def cmd_bench(args) -> int:
     from ..api import calib_key, config_key, export_key, export_scales, model_scale_pairs, run_bench
     from ..backends import make_backend
-    from ..environment import capture
+    from ..environment import capture, not_the_device
     from ..exported import resolve_model
     from ..output import emit
     from ..results.store import ResultStore
@@ -79,8 +79,13 @@ def cmd_bench(args) -> int:
     store = ResultStore(args.db)
     key = config_key(cfg.device, cfg.backend, cfg.precision, cfg.weights, cfg.form, cfg.frames_dir, pairs,
                      *calib_key(cfg), *export_key(cfg.onnx_dir))
+    environment = capture()
+    mismatch = not_the_device(profile, environment)
+    if mismatch:
+        environment["not_the_device"] = mismatch
+        print(f"warning: {mismatch}", file=sys.stderr)
     run_id, resumed = store.start_run(cfg.device, key, command=" ".join(sys.argv), profile=profile,
-                                      environment=capture(), resume=args.resume)
+                                      environment=environment, resume=args.resume)
     if resumed:
         print(f"resuming run {run_id}: {len(store.done_keys(run_id))} measurement(s) already stored", file=sys.stderr)
     tty = not args.json and sys.stderr.isatty()

@@ -501,6 +501,10 @@ def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None,
     title = f"SR benchmark report: {', '.join(sorted({e['device'] for e in entries}))}"
     head = headline(runs, entries, rows)
     models, pareto = models_table(entries), pareto_table(pareto_groups(entries))
+    for run in runs:  # a profile measured on another host (--device rpi on a desktop): said first
+        other = _json(run.get("environment")).get("not_the_device")
+        if other:
+            head.insert(0, ("NOT THE DEVICE", f"run {run['run_id']}: {other}"))
     warning = emulated_warning(runs)
     if warning:  # an emulator's timings must not be read as the device's: said first and on every table
         head.insert(0, ("EMULATED", warning))

@@ -338,3 +338,17 @@ def test_sorting_in_chromium(report, chromium, tmp_path):
     assert 'aria-sort="descending"' in out
     assert f'data-images-loaded="{len(dom.imgs)}"' in out  # every embedded figure decoded
     assert dom.imgs
+
+
+def test_a_run_on_another_host_is_said_first(tmp_path):
+    """--device rpi measured on a desktop: the report's headline says so before anything else."""
+    store = ResultStore(tmp_path / "h.db")
+    why = "the rpi profile describes a Raspberry Pi, but this host is x86_64 (AMD EPYC)"
+    run, _ = store.start_run("rpi", "k", environment={"machine": "x86_64", "not_the_device": why})
+    store.add(run, "quality:Set5", _quality("Bicubic_s2", "Bicubic", 33.7, "Set5"))
+    store.add(run, "speed", _speed("Bicubic_s2", "Bicubic", 80.0, None))
+    html_path, md_path = write_report(store, tmp_path / "out", plots_dir=tmp_path / "plots")
+    html = html_path.read_text()
+    assert "NOT THE DEVICE" in html and why in html
+    assert html.index("NOT THE DEVICE") < html.index("device(s)")
+    assert "NOT THE DEVICE" in md_path.read_text()
