@@ -68,16 +68,21 @@ def models_at_scales(specs: Sequence[str], scales: Sequence[int], explicit: bool
     filled in at every scale (``BSRN_s{scale}=DIR/net_g_BSRN_x{scale}.pth``). A scale-free id runs
     at every scale, a fixed-scale id at its own; it is an error only when ``explicit`` scales leave
     it out. ``weights_of`` maps (id, scale) to the spec's own weights (absent: the global weights).
-    Only the first ``=`` splits: a weights path may hold more."""
+    Only the first ``=`` splits (a weights path may hold more), and only after a known id: an ONNX
+    file whose path holds an ``=`` is one id."""
     from .models import id_scale
+    from .models.registry import family_name
 
     pairs: Pairs = []
     weights_of: Dict[Tuple[str, int], str] = {}
     matched = set()
     for s in scales:
         for spec in specs:
-            mid, _, weights = spec.format(scale=s).partition("=")
+            text = spec.format(scale=s)
+            mid, _, weights = text.partition("=")
             mid, weights = mid.strip(), weights.strip()
+            if weights and not family_name(mid) and family_name(text.strip()):  # an '=' inside an ONNX path
+                mid, weights = text.strip(), ""
             fixed = id_scale(mid)
             if fixed is not None and fixed != s:
                 continue

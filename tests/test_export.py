@@ -202,3 +202,24 @@ def test_onnx_check_rejects_two_outputs_and_bad_files(tmp_path):
     junk.write_bytes(b"\x00not an onnx file\xff" * 10)
     with pytest.raises(HarnessError, match="cannot read ONNX file .*junk.onnx"):
         check_onnx_io(junk)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("fp16_input", "input 'x' is float16; the harness feeds float32 images"),
+    ("int_output", "output 'y' is uint8; the harness reads a float image"),
+    ("fixed_size", "has a fixed height/width"),
+])
+def test_onnx_check_says_what_to_re_export(tmp_path, case, message):
+    """Inputs the runner cannot feed or outputs it cannot score are refused in one line with the fix,
+    rather than an ONNX Runtime traceback, wrong advice or a 7 dB score."""
+    in_type = TensorProto.FLOAT16 if case == "fp16_input" else TensorProto.FLOAT
+    out_type = TensorProto.UINT8 if case == "int_output" else in_type
+    dims = ["n", 1, 64, 64] if case == "fixed_size" else ["n", 1, "h", "w"]
+    x = helper.make_tensor_value_info("x", in_type, dims)
+    y = helper.make_tensor_value_info("y", out_type, dims)
+    node = helper.make_node("Cast", ["x"], ["y"], to=out_type) if case == "int_output" else \
+        helper.make_node("Identity", ["x"], ["y"])
+    path = save_graph(tmp_path / f"{case}.onnx", [x], [y], [node])
+    with pytest.raises(HarnessError, match=message) as err:
+        check_onnx_io(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value) and "re-export it" in str(err.value)

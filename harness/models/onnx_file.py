@@ -81,13 +81,22 @@ def check_onnx_io(path: Union[str, Path]) -> int:
         what = f"dynamic channel dimension '{c}'" if not isinstance(c, int) else f"{c} input channels"
         raise HarnessError(f"ONNX file {path}: input '{x.name}' {x.shape} has {what}; the harness feeds "
                            f"C = 1 (Y) or 3 (RGB): re-export it with a fixed C of 1 or 3")
-    if x.dtype not in _FLOAT_TYPES:
-        raise HarnessError(f"ONNX file {path}: input '{x.name}' is {x.dtype}; the harness feeds float "
-                           f"images in [0, 1]: re-export it with a float32 (or float16) input")
+    if x.dtype != "float":  # float16 I/O: the harness feeds float32 everywhere (TensorRT makes FP16 itself)
+        raise HarnessError(f"ONNX file {path}: input '{x.name}' is {x.dtype}; the harness feeds float32 "
+                           f"images in [0, 1]: re-export it with a float32 input and output (fp16 inside is fine)")
+    fixed = [d for d in x.shape[2:] if isinstance(d, int) and d > 0]
+    if fixed:
+        raise HarnessError(f"ONNX file {path}: input '{x.name}' {x.shape} has a fixed height/width; the harness "
+                           f"feeds every test image and Full-HD frame at its own size: re-export it with dynamic "
+                           f"height and width (torch.onnx.export dynamic_axes={{'input': {{2: 'h', 3: 'w'}}}})")
     if len(outs) != 1:
         names = ", ".join(o.name for o in outs) or "none"
         raise HarnessError(f"ONNX file {path} has {len(outs)} outputs ({names}); the harness reads exactly one "
                            f"(N, C, sH, sW) image: re-export it with a single output")
+    y = outs[0]
+    if y.dtype not in _FLOAT_TYPES:  # an integer image would be scored as if it were in [0, 1]
+        raise HarnessError(f"ONNX file {path}: output '{y.name}' is {y.dtype}; the harness reads a float "
+                           f"image in [0, 1]: re-export it with a float32 output (no rounding to integers)")
     return c
 
 
@@ -116,8 +125,8 @@ def probe_scale(path: str, channels: int, fixed_hw=None) -> int:
     try:
         out = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, channels, h, w), np.float32)})[0]
     except Exception as exc:  # noqa: BLE001 - ORT raises several types
-        raise HarnessError(f"ONNX file {path} fails on a 1x{channels}x{h}x{w} input ({first_line(exc, 160)}); "
-                           f"export it with dynamic height/width or give frames of its fixed size") from None
+        raise HarnessError(f"ONNX file {path} fails on a 1x{channels}x{h}x{w} float32 input "
+                           f"({first_line(exc, 160)}); check that it runs in ONNX Runtime on such an input") from None
     if out.ndim != 4 or out.shape[1] != channels or out.shape[2] % h or out.shape[3] % w \
             or out.shape[2] // h != out.shape[3] // w:
         raise HarnessError(f"ONNX file {path}: output shape {tuple(out.shape)} for input (1, {channels}, {h}, {w}) is "
@@ -129,10 +138,8 @@ def build(match, scale: Optional[int]) -> OnnxFileUpscaler:
     path = Path(match.group("path")).expanduser()
     if not path.is_file():
         raise HarnessError(f"ONNX file {path} does not exist")
-    channels = check_onnx_io(path)
-    shape = onnx_io(path)["inputs"][0].shape
-    fixed = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
-    found = probe_scale(str(path), channels, fixed)
+    channels = check_onnx_io(path)  # dynamic height/width, float32 input, float output
+    found = probe_scale(str(path), channels)
     if scale is not None and found != scale:
         raise HarnessError(f"ONNX file {path} upscales x{found}, not x{scale} as --scale says")
     model = OnnxFileUpscaler(id=path.stem, family="onnx", scale=found, input_space="y" if channels == 1 else "rgb",

@@ -108,6 +108,11 @@ def test_run_all_models_take_their_own_weights_and_their_own_scale(tiny_data, tm
     pairs, own = models_at_scales(["Bicubic_s{scale}", "eSR-TM_s2_K7_C4", "BSRN_s{scale}=W/x{scale}.pth"], [2, 3])
     assert pairs == [("Bicubic_s2", 2), ("eSR-TM_s2_K7_C4", 2), ("BSRN_s2", 2), ("Bicubic_s3", 3), ("BSRN_s3", 3)]
     assert own == {("BSRN_s2", 2): "W/x2.pth", ("BSRN_s3", 3): "W/x3.pth"}  # a fixed-scale id: only at x2
+    from harness.export import export_model
+
+    onnx_path, _ = export_model("Bicubic_s2", resolve("Bicubic_s2").module, tmp_path / "run=3", form="naive")
+    pairs, own = models_at_scales([str(onnx_path), "BSRN_s{scale}=/w/a=b/x{scale}.pth"], [2])
+    assert pairs == [(str(onnx_path), 2), ("BSRN_s2", 2)] and own == {("BSRN_s2", 2): "/w/a=b/x2.pth"}
     with pytest.raises(HarnessError, match="eSR-TM_s2_K7_C4 is a x2 model but --scale 3"):
         models_at_scales(["eSR-TM_s2_K7_C4"], [3], explicit=True)
 
@@ -129,3 +134,11 @@ def test_run_all_models_take_their_own_weights_and_their_own_scale(tiny_data, tm
 def test_module_entry_point_runs():
     res = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "quality" in res.stdout
+
+
+def test_a_non_positive_timeout_or_repeats_is_one_line(capsys):
+    assert main(["bench", "--model", "bicubic-matlab", "--scale", "2", "--timeout", "-5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --timeout -5: give a positive number of seconds"]
+    assert main(["run-all", "--device", "cpu", "--repeats", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --repeats 0: give at least 1"
