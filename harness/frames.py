@@ -12,6 +12,7 @@ than its photo), so the content has real image statistics rather than blurred up
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,12 +130,19 @@ def lr_inputs(frames: List[Frame], scale: int, input_space: str = "y", cache: bo
         try:
             with np.load(path) as data:
                 return [data[f"f{i:02d}"] for i in range(len(frames))]
-        except (OSError, KeyError, ValueError):
-            pass  # a damaged cache file is simply rebuilt
+        except Exception as exc:  # noqa: BLE001 - a damaged entry (truncated zip, missing key) is rebuilt
+            warnings.warn(f"{path}: damaged LR-frame cache ({type(exc).__name__}); rebuilding it")
     out = [lr_input(f, scale, input_space) for f in frames]
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **{f"f{i:02d}": x for i, x in enumerate(out)})
-        os.replace(tmp, path)
+        # a name of its own: two runs sharing the cache never write, rename or read each other's half file
+        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=str(path.parent))
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **{f"f{i:02d}": x for i, x in enumerate(out)})
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     return out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HarnessError
+from .errors import HarnessError, first_line
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
@@ -40,6 +40,9 @@ def load_rgb(path) -> np.ndarray:
             return np.array(im, dtype=np.uint8)
     except FileNotFoundError:
         raise HarnessError(f"{path}: no such image file") from None
+    except Image.DecompressionBombError as exc:  # PIL's guard against a tiny file that decodes to gigapixels
+        raise HarnessError(f"{path}: refused as a decompression bomb ({first_line(exc, 120)}); remove the file, or "
+                           f"raise PIL.Image.MAX_IMAGE_PIXELS if it is a genuine image that large") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise HarnessError(f"{path}: cannot read this image ({exc.__class__.__name__}); "
                            f"replace or remove the file") from None

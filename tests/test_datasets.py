@@ -135,3 +135,16 @@ def test_every_downloadable_source_pins_a_hash():
         if src.url:
             algo, _, hexdigest = src.known_hash.partition(":")
             assert algo in ("sha256", "md5") and len(hexdigest) == {"sha256": 64, "md5": 32}[algo], name
+
+
+def test_a_decompression_bomb_is_one_line(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from harness.imageio import load_rgb
+
+    path = tmp_path / "bomb.png"
+    Image.new("RGB", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 4096 pixels is then over PIL's bomb limit (2x)
+    with pytest.raises(HarnessError, match="refused as a decompression bomb") as err:
+        load_rgb(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value) and "MAX_IMAGE_PIXELS" in str(err.value)

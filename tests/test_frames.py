@@ -51,3 +51,20 @@ def test_folder_frames_errors(tmp_path):
     write_png(tmp_path / "small.png", np.zeros((720, 1280, 3), np.uint8))
     with pytest.raises(HarnessError, match="small.png: 1280x720 is smaller than Full-HD"):
         folder_frames(tmp_path)
+
+
+def test_a_damaged_lr_cache_is_rebuilt_with_a_warning(tmp_path, monkeypatch):
+    """A truncated cache file (a killed run, a full disk) is rebuilt with one warning, never a BadZipFile."""
+    from harness.frames import Frame, lr_inputs
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    rng = np.random.default_rng(0)
+    frame = Frame(name="f0", source="test", rgb=rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8))
+    first = lr_inputs([frame], 4)
+    (cached,) = list((tmp_path / "frames").glob("lr_x4_y_*.npz"))
+    cached.write_bytes(cached.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="damaged LR-frame cache"):
+        again = lr_inputs([frame], 4)
+    np.testing.assert_array_equal(again[0], first[0])
+    assert list((tmp_path / "frames").glob("*.tmp.npz")) == []  # no stray temp file
+    np.testing.assert_array_equal(lr_inputs([frame], 4)[0], first[0])  # and the rebuilt file reads back
