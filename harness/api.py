@@ -160,6 +160,21 @@ def config_key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def writable_folder(folder: Path, option: str) -> Path:
+    """``folder`` created if needed and proven writable (a file written and removed), else a one-line
+    error naming it and the fix: a sweep must not find out after hours that it cannot write its results."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=str(folder), prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise HarnessError(f"{option} {folder}: cannot write there ({exc.strerror or type(exc).__name__}); give a "
+                           f"writable folder with {option} DIR or fix its permissions") from None
+    return folder
+
+
 def calib_folders(folders) -> Optional[List[str]]:
     """INT8 calibration folders (each must exist), or None for the embedded images."""
     out = []
@@ -405,6 +420,8 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     image_sets = resolve_sets(data_root(data), _as_list(sets))
     frame_list = load_frames(frames)
     out_dir = Path(out)
+    for folder, option in ((out_dir, "--out"), (Path(plots), "--plots")):  # found now, not after the sweep
+        writable_folder(folder, option)
     store = ResultStore(out_dir / "harness.db")
     key = config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, frames,
                      [s.name for s in image_sets], pairs, *calib_key(cfg),

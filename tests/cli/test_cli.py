@@ -142,3 +142,13 @@ def test_a_non_positive_timeout_or_repeats_is_one_line(capsys):
     assert err == ["error: --timeout -5: give a positive number of seconds"]
     assert main(["run-all", "--device", "cpu", "--repeats", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --repeats 0: give at least 1"
+
+
+def test_an_unwritable_output_folder_is_found_before_the_sweep(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code = main(["run-all", "--device", "cpu", "--pool", "none", "--scale", "2", "--out", str(tmp_path / "r"),
+                 "--plots", str(blocker / "plots")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith(f"error: --plots {blocker / 'plots'}: cannot write there")
+    assert not (tmp_path / "r" / "harness.db").exists()  # nothing measured, nothing stored
