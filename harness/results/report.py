@@ -23,8 +23,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from ..datasets import EMBEDDED, STANDARD_SETS
 from ..errors import HarnessError
 from ..numeric import number_or_none
-from .pareto import pareto_front
 from .table import build_records, latest_rows, sets_order
+from .table import front_groups as pareto_groups
 
 EMBEDDED_NOTE = "embedded: images bundled with scikit-image, not a standard test set (not comparable with papers)"
 MISSING = "–"
@@ -158,38 +158,6 @@ def collect_entries(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dic
     return out
 
 
-def pareto_groups(entries: List[Dict]) -> List[Dict]:
-    """Per device/backend/precision/scale: the front of quality (the table's ``psnr_mean``) vs FHD/s, each
-    member against the group's ``Bicubic_s<scale>`` (same backend: the baseline any network must beat there)."""
-    groups: Dict[tuple, List[Dict]] = defaultdict(list)
-    for e in entries:
-        if e["speed_ok"]:
-            groups[(e["device"], e["backend"], e["precision"], e["scale"])].append(e)
-    out = []
-    for (device, backend, precision, scale), members in sorted(groups.items()):
-        basis = [b for b in (members[0].get("quality_basis") or "").split(",") if b]
-        quality = [number_or_none(e.get("psnr_mean")) for e in members]
-        front = pareto_front([q if q is not None else float("nan") for q in quality],
-                             [float(e["fhd_per_s"]) for e in members])
-        base_i = next((i for i, e in enumerate(members) if e["model"] == f"Bicubic_s{scale}"), None)
-        base_q = quality[base_i] if base_i is not None else None
-        base_s = float(members[base_i]["fhd_per_s"]) if base_i is not None else None
-        rows = []
-        for i in front:
-            e, q, s = members[i], quality[i], float(members[i]["fhd_per_s"])
-            is_base = i == base_i
-            rows.append({"device": device, "backend": f"{backend} {precision}", "scale": scale, "model": e["model"],
-                         "family": e["family"], "psnr": q, "fhd_per_s": s, "mj_per_frame": e["mj_per_frame"],
-                         "d_psnr": None if base_q is None else q - base_q,
-                         "speedup": None if not base_s else s / base_s,
-                         "beats_q": "baseline" if is_base else (None if base_q is None else q > base_q),
-                         "beats_s": "baseline" if is_base else (None if base_s is None else s > base_s)})
-        out.append({"device": device, "backend": backend, "precision": precision, "scale": scale, "basis": basis,
-                    "rows": rows, "left_out": sum(q is None for q in quality),
-                    "baseline": members[base_i]["model"] if base_i is not None else None})
-    return out
-
-
 # --------------------------------------------------------------------------- sections
 
 def headline(runs: List[Dict], entries: List[Dict], rows) -> List[Tuple[str, str]]:
@@ -277,7 +245,7 @@ def pareto_table(groups: List[Dict]) -> Table:
     rows, notes = [], []
     for g in groups:
         basis = " + ".join(set_label(s) for s in g["basis"]) + (" (mean)" if len(g["basis"]) > 1 else "")
-        rows += [dict(r, basis=basis) for r in g["rows"]]
+        rows += [dict(r, basis=basis, backend=f"{r['backend']} {r['precision']}") for r in g["rows"]]
         where = f"{g['device']} {g['backend']} {g['precision']} x{g['scale']}"
         if g["baseline"] is None:
             notes.append(f"{where}: no Bicubic_s{g['scale']} measurement, so no beats-bicubic verdict")

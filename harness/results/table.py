@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union, cast
 
 from ..datasets import EMBEDDED, STANDARD_SETS
 from ..numeric import number_or_none
@@ -177,39 +177,55 @@ def load_results(path: Union[str, Path], run_id: Optional[str] = None):
         store.close()
 
 
-def front(table, tie_db: float = 0.0):
-    """The Pareto front of quality (``psnr_mean``) against FHD/s per device/backend/precision/scale,
-    with each member's gain over that group's ``Bicubic_s<scale>`` (the same backend's bicubic)."""
-    import pandas as pd
-
+def front_groups(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The Pareto front of quality (``psnr_mean``) against FHD/s per device/backend/precision/scale, each
+    member against its group's ``Bicubic_s<scale>`` (the same backend's bicubic: the baseline any network
+    must beat there): per group its ``basis`` sets, front ``rows``, ``left_out`` count and ``baseline``."""
     from .pareto import pareto_front
 
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for rec in records:
+        if rec["speed_ok"]:
+            groups.setdefault(tuple(rec[k] for k in GROUP), []).append(rec)
     out = []
-    ok = table[table["speed_ok"].fillna(False).astype(bool)]
-    for key, members in ok.groupby(GROUP, sort=True):
-        members = members.reset_index(drop=True)
-        q = [float(v) if v is not None and not pd.isna(v) else float("nan") for v in members["psnr_mean"]]
-        idx = pareto_front(q, [float(v) for v in members["fhd_per_s"]])
-        device, backend, precision, scale = key
-        base = members[members["model"] == f"Bicubic_s{scale}"]
-        base_q = None if base.empty or pd.isna(base["psnr_mean"].iloc[0]) else float(base["psnr_mean"].iloc[0])
-        base_s = None if base.empty else float(base["fhd_per_s"].iloc[0])
+    for (device, backend, precision, scale), members in sorted(groups.items()):
+        quality = [number_or_none(m.get("psnr_mean")) for m in members]
+        idx = pareto_front([q if q is not None else float("nan") for q in quality],
+                           [float(m["fhd_per_s"]) for m in members])
+        base_i = next((i for i, m in enumerate(members) if m["model"] == f"Bicubic_s{scale}"), None)
+        base_q = quality[base_i] if base_i is not None else None
+        base_s = float(members[base_i]["fhd_per_s"]) if base_i is not None else None
+        rows = []
         for i in idx:
-            row = members.iloc[i]
-            s = float(row["fhd_per_s"])
-            is_base = row["model"] == f"Bicubic_s{scale}"
-            out.append({"device": device, "backend": backend, "precision": precision, "scale": scale,
-                        "model": row["model"], "family": row["family"], "weights": row["weights"],
-                        "psnr": q[i], "quality_basis": row["quality_basis"], "fhd_per_s": s,
-                        "mj_per_frame": row["mj_per_frame"],
-                        "d_psnr": None if base_q is None else q[i] - base_q,
-                        "speedup": None if not base_s else s / base_s,
-                        "beats_q": "baseline" if is_base else (None if base_q is None else q[i] > base_q),
-                        "beats_s": "baseline" if is_base else (None if base_s is None else s > base_s),
-                        "left_out": int(sum(math.isnan(v) for v in q))})
-    return pd.DataFrame(out, columns=["device", "backend", "precision", "scale", "model", "family", "weights", "psnr",
-                                      "quality_basis", "fhd_per_s", "mj_per_frame", "d_psnr", "speedup", "beats_q",
-                                      "beats_s", "left_out"])
+            # a front member has a quality (pareto_front leaves NaN out)
+            m, q, s = members[i], cast(float, quality[i]), float(members[i]["fhd_per_s"])
+            is_base = i == base_i
+            rows.append({"device": device, "backend": backend, "precision": precision, "scale": scale,
+                         "model": m["model"], "family": m["family"], "weights": m["weights"], "psnr": q,
+                         "quality_basis": m["quality_basis"], "fhd_per_s": s, "mj_per_frame": m["mj_per_frame"],
+                         "d_psnr": None if base_q is None else q - base_q,
+                         "speedup": None if not base_s else s / base_s,
+                         "beats_q": "baseline" if is_base else (None if base_q is None else q > base_q),
+                         "beats_s": "baseline" if is_base else (None if base_s is None else s > base_s)})
+        out.append({"device": device, "backend": backend, "precision": precision, "scale": scale,
+                    "basis": [b for b in (members[0].get("quality_basis") or "").split(",") if b], "rows": rows,
+                    "left_out": sum(q is None for q in quality),
+                    "baseline": members[base_i]["model"] if base_i is not None else None})
+    return out
+
+
+FRONT_COLUMNS = ["device", "backend", "precision", "scale", "model", "family", "weights", "psnr", "quality_basis",
+                 "fhd_per_s", "mj_per_frame", "d_psnr", "speedup", "beats_q", "beats_s", "left_out"]
+
+
+def front(table):
+    """:func:`front_groups` of a joined table, one row per front member (``left_out``: its group's count)."""
+    import pandas as pd
+
+    records = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in rec.items()}
+               for rec in table.to_dict("records")]
+    rows = [dict(r, left_out=g["left_out"]) for g in front_groups(records) for r in g["rows"]]
+    return pd.DataFrame(rows, columns=FRONT_COLUMNS)
 
 
 def to_csv(table, path: Union[str, Path]) -> Path:
