@@ -1,7 +1,9 @@
-"""From measurements to figures and reports: plot, report, results merge, int8-report, ghost-report."""
+"""From measurements to figures and reports: plot, report, results (merge, check, salvage), int8-report,
+ghost-report."""
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -15,7 +17,8 @@ def cmd_plot(args) -> int:
 
     if not Path(args.db).is_file():
         raise HarnessError(f"{args.db}: no results database; run ./run_all.sh or python -m harness bench first")
-    files = draw_all(ResultStore(args.db), args.out, run_id=args.run)
+    with ResultStore(args.db, readonly=True) as store:  # a store in a read-only folder draws too
+        files = draw_all(store, args.out, run_id=args.run)
     if not files:
         raise HarnessError(f"{args.db} holds no model with both speed and quality measured; run ./run_all.sh")
     for f in files:
@@ -26,12 +29,85 @@ def cmd_plot(args) -> int:
 def cmd_results_merge(args) -> int:
     from ..results.store import ResultStore
 
-    store = ResultStore(args.db)
     for path in args.files:
         if not Path(path).is_file():
-            raise HarnessError(f"{path}: no such results database")
-        added, present = store.merge(path)
-        print(f"{path}: {added} rows added, {present} already present")
+            raise HarnessError(f"{path}: no such results database or side file (.unsaved.jsonl)")
+    with ResultStore(args.db) as store:
+        for path in args.files:
+            added, present = store.merge(path)
+            print(f"{path}: {added} rows added, {present} already present")
+    return 0
+
+
+def cmd_results_check(args) -> int:
+    from ..results.repair import check_store
+
+    res = check_store(args.db)
+    if args.json:
+        json.dump(res, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0 if res["ok"] else 1
+    db = shlex.quote(str(args.db))
+    if res["error"]:
+        print(f"{args.db}: unreadable ({res['error']})")
+    else:
+        counts = ", ".join(f"{res[t] if res[t] is not None else 'unreadable'} {t}" for t in ("runs", "measurements"))
+        found = "ok" if res["integrity"] == ["ok"] else \
+            f"{len(res['integrity'])} problem(s), first: {res['integrity'][0]}"
+        print(f"{args.db}: {counts}; integrity check: {found}")
+    for side in res["side_files"]:
+        print(f"{side}: measurements the store refused and kept aside")
+    if res["unsaved"] or res["unsaved_unreadable"]:
+        missing = res["unsaved_missing"]
+        print(f"side files: {res['unsaved']} rows ({'?' if missing is None else missing} not in the store)"
+              + (f", {res['unsaved_unreadable']} unreadable lines" if res["unsaved_unreadable"] else ""))
+    if res["damaged"]:
+        print(f"verdict: damaged; salvage its readable rows (and the side files' rows) into a new store with "
+              f"`python -m harness results salvage {db} --to NEW.db`, check NEW.db, then move {db} aside and NEW.db "
+              f"in its place")
+    elif res["unsaved_missing"]:
+        sides = " ".join(shlex.quote(s) for s in res["side_files"])
+        print(f"verdict: sound, but {res['unsaved_missing']} measured rows are only in the side file; bring them in "
+              f"with `python -m harness results merge {sides} --db {db}`")
+    else:
+        print("verdict: healthy" + (" (the side file's rows are all in the store: it can be deleted)"
+                                    if res["side_files"] else ""))
+    return 0 if res["ok"] else 1
+
+
+def cmd_results_salvage(args) -> int:
+    from ..results.repair import salvage
+
+    res = salvage(args.db, args.to)
+    if args.json:
+        json.dump(res, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if res["error"]:
+        print(f"{args.db}: nothing readable ({res['error']})")
+    else:
+        print(f"{args.db}: {res['runs']} runs and {res['measurements']} measurements recovered")
+
+    def ranges(rs) -> str:
+        return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in rs)
+
+    if res["lost_measurements"] or res["lost_runs"]:
+        n = sum(b - a + 1 for a, b in res["lost_measurements"])
+        exp = res["expected_measurements"]
+        lost = f"{exp - res['measurements']} of {exp} measurements" if exp is not None and exp >= res["measurements"] \
+            else f"up to {n} measurements"
+        print(f"lost: {lost} (unreadable row ids {ranges(res['lost_measurements']) or 'none'}"
+              + (f"; run rows {ranges(res['lost_runs'])}" if res["lost_runs"] else "") + ")")
+    elif not res["error"]:
+        print("lost: nothing")
+    for side in res["side_files"]:
+        print(f"{side}: taken in")
+    if res["side_rows"] or res["side_unreadable"]:
+        print(f"side files: {res['side_rows']} rows, {res['side_added']} added"
+              + (f", {res['side_unreadable']} unreadable lines" if res["side_unreadable"] else ""))
+    to, db = shlex.quote(str(args.to)), shlex.quote(str(args.db))
+    print(f"wrote {args.to}; check it with `python -m harness results check {to}`, then move {db} aside "
+          f"and {to} in its place")
     return 0
 
 
@@ -41,7 +117,8 @@ def cmd_report(args) -> int:
 
     if not Path(args.db).is_file():
         raise HarnessError(f"{args.db}: no results database; run ./run_all.sh first")
-    html, md = write_report(ResultStore(args.db), args.out, run_id=args.run, plots_dir=args.plots)
+    with ResultStore(args.db, readonly=True) as store:  # a store in a read-only folder reports too
+        html, md = write_report(store, args.out, run_id=args.run, plots_dir=args.plots)
     print(html)
     print(md)
     return 0
@@ -89,10 +166,23 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("results", help="manage results stores")
     rsub = p.add_subparsers(dest="results_command", metavar="ACTION")
     rsub.required = True
-    q = rsub.add_parser("merge", help="merge stores from other devices into one (no duplicates)")
-    q.add_argument("files", nargs="+", help="harness.db files to merge in")
+    q = rsub.add_parser("merge", help="merge stores from other devices into one (no duplicates), or bring back "
+                                      "the rows a store kept aside (its .unsaved.jsonl side file)")
+    q.add_argument("files", nargs="+", help="harness.db files (or .unsaved.jsonl side files) to merge in")
     q.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="the store merged into")
     q.set_defaults(func=cmd_results_merge)
+    q = rsub.add_parser("check", help="integrity check of a store, its row counts and its side file's rows "
+                                      "(exit status 0: healthy, 1: damaged or rows waiting in the side file)")
+    q.add_argument("db", nargs="?", default=str(PROJECT_ROOT / "results" / "harness.db"),
+                   help="the store (default results/harness.db); it is only read")
+    add_json(q)
+    q.set_defaults(func=cmd_results_check)
+    q = rsub.add_parser("salvage", help="copy the readable rows of a damaged store (and its side file's rows) "
+                                        "into a new store")
+    q.add_argument("db", help="the damaged store; it is only read")
+    q.add_argument("--to", required=True, help="the new store to write (must not exist)")
+    add_json(q)
+    q.set_defaults(func=cmd_results_salvage)
 
     p = sub.add_parser("plot", help="quality-speed (and energy) trade-off figures from the results store")
     p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")

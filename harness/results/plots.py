@@ -45,17 +45,27 @@ def collect(store, run_id: Optional[str] = None) -> List[Dict]:
     return out
 
 
+FIGURES_ELSEWHERE = "draw the figures elsewhere (plot --out DIR, run-all or report --plots DIR)"
+
+
 def save_figure(fig, path_stem: Path) -> List[Path]:
-    """Write ``fig`` as PNG (for the report and quick looks) and SVG (for papers), then close it."""
+    """Write ``fig`` as PNG (for the report and quick looks) and SVG (for papers), then close it.
+
+    Each file goes to a temp name beside it and is renamed into place (:mod:`.files`): a full disk
+    or a read-only folder is one error line, and the previous figure stays whole."""
     import matplotlib.pyplot as plt
 
+    from .files import write_atomic
+
     path_stem = Path(path_stem)
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
     files = []
-    for ext in ("png", "svg"):
-        files.append(path_stem.with_suffix(f".{ext}"))
-        fig.savefig(files[-1])
-    plt.close(fig)
+    try:
+        for ext in ("png", "svg"):
+            target = path_stem.with_suffix(f".{ext}")
+            write_atomic(target, lambda tmp, ext=ext: fig.savefig(str(tmp), format=ext), elsewhere=FIGURES_ELSEWHERE)
+            files.append(target)
+    finally:
+        plt.close(fig)
     return files
 
 

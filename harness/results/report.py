@@ -23,6 +23,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from ..datasets import EMBEDDED, STANDARD_SETS
 from ..errors import HarnessError
 from ..numeric import number_or_none
+from .files import write_text_atomic
 from .table import build_records, latest_rows, sets_order
 from .table import front_groups as pareto_groups
 
@@ -451,6 +452,9 @@ def render_md(title: str, head: List[Tuple[str, str]], models: Table, pareto: Ta
     return "\n\n".join(parts) + "\n"
 
 
+ELSEWHERE = "write the report elsewhere (report --out DIR, run-all --out DIR)"
+
+
 def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None,
                  figures: Optional[Sequence[Path]] = None) -> Tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into ``out_dir``; returns their paths.
@@ -485,9 +489,9 @@ def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None,
         with tempfile.TemporaryDirectory(prefix="report-plots-") as tmp:
             figures_block = figures_html(draw_all(store, Path(plots_dir) if plots_dir else Path(tmp), run_id))
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
-    html_path.write_text(render_html(title, head, figures_block, models, pareto, problems, power,
-                                     environment_tables(runs), routing_table(entries)), encoding="utf-8")
-    md_path.write_text(render_md(title, head, models, pareto, problems), encoding="utf-8")
+    # each to a temp name, then renamed: a full disk leaves the previous report, not a truncated one
+    write_text_atomic(html_path, render_html(title, head, figures_block, models, pareto, problems, power,
+                                             environment_tables(runs), routing_table(entries)), elsewhere=ELSEWHERE)
+    write_text_atomic(md_path, render_md(title, head, models, pareto, problems), elsewhere=ELSEWHERE)
     return html_path, md_path

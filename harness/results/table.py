@@ -170,11 +170,8 @@ def load_results(path: Union[str, Path], run_id: Optional[str] = None):
     path = Path(path)
     if not path.is_file():
         raise HarnessError(f"{path}: no results database; run ./run_all.sh or python -m harness bench first")
-    store = ResultStore(path)
-    try:
+    with ResultStore(path, readonly=True) as store:  # only read: a store in a read-only folder works too
         return load_table(store, run_id)
-    finally:
-        store.close()
 
 
 def front_groups(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -230,11 +227,9 @@ def front(table):
 
 def to_csv(table, path: Union[str, Path]) -> Path:
     """The table as CSV (without the nested routing record), written to a temp name then renamed."""
-    import os
+    from .files import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.drop(columns=["routing", "speed_ok"], errors="ignore").to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda tmp: table.drop(columns=["routing", "speed_ok"], errors="ignore")
+                        .to_csv(tmp, index=False), elsewhere="give another --out DIR")
