@@ -7,10 +7,14 @@ figures: it is labelled ``embedded`` everywhere).
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import logging
 import os
 import shutil
+import sys
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +24,7 @@ from urllib.request import url2pathname
 
 import numpy as np
 
+from .cachefile import file_lock, sha256_of
 from .errors import HarnessError
 from .imageio import is_image_file, load_rgb
 
@@ -42,9 +47,29 @@ class ImageSet:
     name: str
     items: List[Tuple[str, Callable[[], np.ndarray]]]
     origin: str = ""
+    files: Optional[List[Path]] = None  # the image files, for a set read from a folder
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def digest(self) -> str:
+        """SHA-256 (16 hex digits) of the set's content: each image's name and file bytes (the
+        decoded pixels for the embedded set), so a run scored on other images is another run."""
+        import hashlib
+
+        h = hashlib.sha256(self.name.encode())
+        if self.files is not None:
+            for path in self.files:
+                h.update(path.name.encode())
+                with open(path, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+        else:
+            for name, rgb in self:
+                h.update(name.encode())
+                h.update(str(rgb.shape).encode())
+                h.update(np.ascontiguousarray(rgb).tobytes())
+        return h.hexdigest()[:16]
 
     def __iter__(self) -> Iterator[Tuple[str, np.ndarray]]:
         for name, load in self.items:
@@ -124,7 +149,8 @@ def find_set(root: Optional[Path], name: str) -> ImageSet:
         files = _image_files(hr)
         if not files:
             raise HarnessError(f"{hr} holds no png/bmp/jpg images; put the {name} HR images there")
-    return ImageSet(name, [(p.stem, (lambda p=p: load_rgb(p))) for p in files], origin=str(files[0].parent))
+    return ImageSet(name, [(p.stem, (lambda p=p: load_rgb(p))) for p in files], origin=str(files[0].parent),
+                    files=list(files))
 
 
 def available_sets(root: Optional[Path]) -> List[str]:
@@ -229,14 +255,25 @@ def _file_url_downloader(url: str, output_file, pooch_obj=None, check_only: bool
 
 
 def _extract_members(archive: Path, pattern: str, dest: Path) -> int:
-    """Copy the archive members matching ``pattern`` (images only) flat into ``dest``."""
+    """Copy the archive members matching ``pattern`` (images only) flat into ``dest``; ValueError
+    for an archive that is none or would lose images."""
     dest.mkdir(parents=True, exist_ok=True)
+    seen: Dict[str, str] = {}
+
+    def target(member: str) -> Path:
+        name = Path(member).name
+        if name in seen:  # flattening would silently keep only one of them
+            raise ValueError(f"it holds two images named {name} ({seen[name]} and {member}): flattened into one "
+                             f"folder, one would be lost")
+        seen[name] = member
+        return dest / name
+
     count = 0
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
                 if not info.is_dir() and fnmatch.fnmatch(info.filename, pattern) and is_image_file(info.filename):
-                    with zf.open(info) as src, open(dest / Path(info.filename).name, "wb") as out:
+                    with zf.open(info) as src, open(target(info.filename), "wb") as out:
                         shutil.copyfileobj(src, out)
                     count += 1
     elif tarfile.is_tarfile(archive):
@@ -244,19 +281,54 @@ def _extract_members(archive: Path, pattern: str, dest: Path) -> int:
             for member in tf:
                 if member.isfile() and fnmatch.fnmatch(member.name, pattern) and is_image_file(member.name):
                     src = tf.extractfile(member)
-                    with src, open(dest / Path(member.name).name, "wb") as out:
+                    with src, open(target(member.name), "wb") as out:
                         shutil.copyfileobj(src, out)
                     count += 1
     else:
-        raise HarnessError(f"{archive}: not a zip or tar archive; delete it and fetch again")
+        raise ValueError("not a zip or tar archive")
     return count
 
 
-def fetch(name: str, root: Path, url: Optional[str] = None, progress: bool = True) -> Path:
+def _install(archive: Path, pattern: str, dest: Path, where: str, fix: str) -> int:
+    """Extract into a temporary folder beside ``dest``, then move the images into ``dest``: a failed
+    extraction leaves no half set (nor a set folder it created). Its one-line errors name ``where``
+    (the archive, or its address when the archive is not kept) and end with ``fix``."""
+    made = [p for p in (dest.parent, dest) if not p.exists()]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=str(dest.parent)))
+    try:
+        try:
+            count = _extract_members(archive, pattern, tmp)
+        except ValueError as exc:
+            raise HarnessError(f"{where}: {exc}{fix or '; delete it and fetch again'}") from None
+        except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError) as exc:
+            text = str(exc).strip().splitlines()
+            raise HarnessError(f"{where}: cannot extract it ({type(exc).__name__}{': ' + text[0][:120] if text else ''})"
+                               f"{fix or '; delete it and fetch again'}") from None
+        if count == 0:
+            raise HarnessError(f"{where}: no images match {pattern} in the archive; is it the right file?{fix}")
+        dest.mkdir(exist_ok=True)  # made here, not renamed from mkdtemp's private (0700) folder
+        for item in tmp.iterdir():  # a second fetch refreshes the images, keeps any others
+            os.replace(str(item), str(dest / item.name))
+        tmp.rmdir()
+        return count
+    except BaseException:
+        shutil.rmtree(str(tmp), ignore_errors=True)
+        for folder in reversed(made):  # the set folder this call created, when it is still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def fetch(name: str, root: Path, url: Optional[str] = None, progress: bool = True,
+          log: Optional[Callable[[str], None]] = None) -> Path:
     """Download set ``name`` (hash-checked, cached in ``root/.downloads``) into ``root/<name>/HR``.
 
     ``url`` replaces the source's address (a mirror or a local ``file://`` copy); the pinned
-    hash is still checked.
+    hash is still checked. A set without a pinned hash (Manga109, given out on request: ``url``
+    is then required) is downloaded afresh each time, never kept (nothing could verify a kept
+    copy); ``log`` (default: stderr) gets its SHA-256 so the user can pin it, and every image of
+    the archive is taken. A failure leaves no stray download and no half-extracted folder.
     """
     import pooch
 
@@ -268,23 +340,44 @@ def fetch(name: str, root: Path, url: Optional[str] = None, progress: bool = Tru
     if not source.url and not url:
         raise HarnessError(f"{name} cannot be downloaded: {source.note}, into {root / name / 'HR'}/")
     address = url or source.url
+    pinned = bool(source.known_hash)
     root.mkdir(parents=True, exist_ok=True)
     cache = root / ".downloads"
+    cache.mkdir(parents=True, exist_ok=True)
     fname = Path(urlparse(address).path).name or f"{name}.archive"
     downloader = _file_url_downloader if address.startswith("file:") else pooch.HTTPDownloader(progressbar=progress)
+    # unpinned: into a folder of its own, removed at the end whatever happens
+    folder = cache if pinned else Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=str(cache)))
+    logger = pooch.get_logger()
+    level = logger.level
     try:
-        archive = Path(pooch.retrieve(address, known_hash=source.known_hash or None, fname=fname,
-                                      path=cache, downloader=downloader, progressbar=progress))
-    except ValueError as exc:  # pooch's hash mismatch
-        raise HarnessError(f"{address}: downloaded file does not match the pinned hash "
-                           f"{source.known_hash} ({str(exc).splitlines()[0][:120]}); the file was discarded") from None
-    except HarnessError:
-        raise
-    except Exception as exc:  # network errors come in many types
-        raise HarnessError(f"{address}: download failed ({exc.__class__.__name__}: {str(exc)[:160]}); "
-                           f"check the network or pass --url with a mirror of the same archive") from None
-    dest = root / name / "HR"
-    count = _extract_members(archive, source.members, dest)
-    if count == 0:
-        raise HarnessError(f"{archive}: no images match {source.members} in the archive; is it the right file?")
-    return dest
+        try:
+            if not pinned:  # its hash is printed below: not pooch's own note (which names its Python API)
+                logger.setLevel(logging.WARNING)
+            with file_lock(cache / fname) if pinned else contextlib.nullcontext():  # runs sharing DATA download once
+                archive = Path(pooch.retrieve(address, known_hash=source.known_hash or None, fname=fname,
+                                              path=folder, downloader=downloader, progressbar=progress))
+        except ValueError as exc:  # pooch's hash mismatch
+            raise HarnessError(f"{address}: downloaded file does not match the pinned hash "
+                               f"{source.known_hash} ({str(exc).splitlines()[0][:120]}); the file was discarded") from None
+        except HarnessError:
+            raise
+        except Exception as exc:  # network errors come in many types
+            raise HarnessError(f"{address}: download failed ({exc.__class__.__name__}: {str(exc)[:160]}); "
+                               f"check the network or pass --url with a mirror of the same archive") from None
+        if pinned:
+            _install(archive, source.members, root / name / "HR", str(archive), "")
+        else:
+            digest = sha256_of(archive)
+            _install(archive, source.members or "*", root / name / "HR", f"{address} ({archive.name})",
+                     f"; the download was removed: give --url an archive of the {name} HR images")
+            (log or (lambda text: print(text, file=sys.stderr)))(
+                f"{name}: {address} has no pinned hash; what was fetched has sha256:{digest} (check it against "
+                f"the publisher's; pin it in SOURCES in harness/datasets.py)")
+    finally:
+        logger.setLevel(level)
+        if not pinned:
+            shutil.rmtree(str(folder), ignore_errors=True)
+            with contextlib.suppress(OSError):
+                cache.rmdir()  # when it holds nothing else
+    return root / name / "HR"

@@ -23,6 +23,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from .cachefile import atomic_path, check_record, file_lock, load_or_build, verified, warn_damaged, write_record
 from .errors import HarnessError
 from .ortsession import ort_session
 
@@ -58,23 +59,23 @@ def _trace(net, dummy, path: Path, output_name: str, output_axes: Dict[int, str]
     import onnx
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(input_names=[INPUT_NAME], output_names=[output_name], opset_version=opset, do_constant_folding=True,
                   dynamic_axes={INPUT_NAME: {0: "batch", 2: "height", 3: "width"}, output_name: output_axes})
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:  # torch >= 2.1; absent on JetPack 5
         kwargs["dynamo"] = False
     was_training = net.training
     net.eval()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the legacy-exporter deprecation and tracer warnings
-            torch.onnx.export(net, (dummy,), str(path), **kwargs)
-    finally:
-        net.train(was_training)
-    model = onnx.load(str(path))
-    onnx.helper.set_model_props(model, props)
-    onnx.save(model, str(path))
-    onnx.checker.check_model(str(path))
+    with atomic_path(path) as tmp:  # a killed export leaves no half file under the real name
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # the legacy-exporter deprecation and tracer warnings
+                torch.onnx.export(net, (dummy,), str(tmp), **kwargs)
+        finally:
+            net.train(was_training)
+        model = onnx.load(str(tmp))
+        onnx.helper.set_model_props(model, props)
+        onnx.save(model, str(tmp))
+        onnx.checker.check_model(str(tmp))
     return path
 
 
@@ -179,14 +180,52 @@ def module_digest(module) -> str:
 
 def exported_onnx(model, form: str, workdir: Path) -> Tuple[Path, str]:
     """The model's ONNX file in the requested form, cached in ``<workdir>/<id>.<module_digest>/`` (by id,
-    weights and form); returns (path, the form written: ``naive`` for families without a fast form)."""
+    weights and form); returns (path, the form written: ``naive`` for families without a fast form).
+
+    A new file is exported under a temporary name, verified against PyTorch (:func:`verify_onnx`)
+    and renamed into place with its SHA-256 beside it (``<file>.sha256``), under a lock on the
+    entry; a cached file is used only when it matches that record, else it is rebuilt with a warning.
+    """
     from .models.fast import fast_form
 
-    if form == "fast" and fast_form(model.module) is None:
-        form = "naive"  # families without a fast form export the one graph they have
-    folder = workdir / f"{model.id}.{module_digest(model.module)}"
+    net = model.module
+    if form == "fast":
+        net = fast_form(model.module)
+        if net is None:  # families without a fast form export the one graph they have
+            net, form = model.module, "naive"
+    folder = Path(workdir) / f"{model.id}.{module_digest(model.module)}"
     cached = folder / f"{model.id}.{form}.onnx"
-    if cached.is_file():
-        return cached, form
-    path, got = export_model(model.id, model.module, folder, form=form)
-    return Path(path), got
+    channels = _infer_channels(model.module)
+
+    def build(tmp: Path) -> Path:
+        export_onnx(net, tmp, channels=channels, form_name=form, model_id=model.id)
+        verify_onnx(tmp, model.module, shape=(1, channels, 40, 52))
+        write_record(cached, built=tmp)
+        return cached
+
+    return load_or_build(cached, verified, build), form
+
+
+def cached_classsr_parts(model, folder: Union[str, Path]) -> Dict[str, Path]:
+    """ClassSR's part files in ``folder`` (named after the weights, as :func:`exported_onnx`'s folders):
+    used when every part matches its ``.sha256`` record, else (re-)exported, each branch verified
+    against PyTorch, under a lock on the folder's parts (a damaged set is rebuilt with a warning)."""
+    from .models.classsr.spec import MODEL_ID, part_files
+
+    files = part_files(folder)
+    if all(check_record(p) is None for p in files.values()):
+        return files
+    with file_lock(Path(folder) / f"{MODEL_ID}.parts"):
+        damage = {p: check_record(p) for p in files.values()}
+        if all(why is None for why in damage.values()):
+            return files  # another run exported them while this one waited for the lock
+        bad = [(p, why) for p, why in damage.items() if why is not None and p.is_file()]
+        if bad:
+            warn_damaged(bad[0][0], str(bad[0][1]))
+        paths = export_classsr_parts(model, folder)
+        module = getattr(model, "module", model)
+        for i, branch in enumerate(module.branches):
+            verify_onnx(paths[f"branch{i}"], branch)
+        for path in paths.values():
+            write_record(path)
+    return paths

@@ -11,8 +11,6 @@ than its photo), so the content has real image statistics rather than blurred up
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from .cachefile import load_or_build
 from .color import rgb_to_y
 from .datasets import embedded_set
 from .errors import HarnessError
@@ -126,23 +125,19 @@ def lr_inputs(frames: List[Frame], scale: int, input_space: str = "y", cache: bo
         digest.update(f.name.encode())
         digest.update(f.rgb.tobytes())
     path = cache_dir() / "frames" / f"lr_x{scale}_{input_space}_{digest.hexdigest()[:16]}.npz"
-    if cache and path.is_file():
-        try:
-            with np.load(path) as data:
-                return [data[f"f{i:02d}"] for i in range(len(frames))]
-        except Exception as exc:  # noqa: BLE001 - a damaged entry (truncated zip, missing key) is rebuilt
-            warnings.warn(f"{path}: damaged LR-frame cache ({type(exc).__name__}); rebuilding it")
-    out = [lr_input(f, scale, input_space) for f in frames]
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # a name of its own: two runs sharing the cache never write, rename or read each other's half file
-        fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=str(path.parent))
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **{f"f{i:02d}": x for i, x in enumerate(out)})
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    return out
+    if not cache:
+        return [lr_input(f, scale, input_space) for f in frames]
+
+    def load(p: Path) -> List[np.ndarray]:  # a damaged entry (truncated zip, missing key) raises: rebuilt
+        with np.load(p) as data:
+            return [data[f"f{i:02d}"] for i in range(len(frames))]
+
+    def build(tmp: Path) -> List[np.ndarray]:
+        out = [lr_input(f, scale, input_space) for f in frames]
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{f"f{i:02d}": x for i, x in enumerate(out)})
+        return out
+
+    # written under a name of its own and renamed, built under a lock: runs sharing the cache never
+    # read each other's half file, and build each entry once
+    return load_or_build(path, load, build, what="LR-frame cache")

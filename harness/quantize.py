@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .cachefile import atomic_path, load_or_build, verified, write_record
 from .color import rgb_to_y
 from .errors import HarnessError, first_line
 from .imresize import downscale
@@ -149,10 +150,19 @@ def int8_onnx(model, fp32_path: Path, folders=None) -> Tuple[Path, Dict[str, obj
     """
     source = calibration_source(folders)
     suffix = ".int8.onnx" if source["source"] == "embedded" else f".int8-{source['key']}.onnx"
+    fp32_path = Path(fp32_path)
     target = fp32_path.with_name(fp32_path.stem + suffix)
-    if not target.is_file():
-        quantize_qdq(fp32_path, target, calibration_inputs(model.scale, model.input_space, folders=folders))
-    return target, dict(source, method="ort-minmax-qdq")
+
+    def build(tmp: Path) -> Path:  # quantized under a temporary name, checked, recorded, then renamed
+        import onnx
+
+        quantize_qdq(fp32_path, tmp, calibration_inputs(model.scale, model.input_space, folders=folders))
+        onnx.checker.check_model(str(tmp))
+        write_record(target, built=tmp, sources=[fp32_path])  # the FP32 file's digest too: a new one invalidates it
+        return target
+
+    # used only while it and its FP32 source match its .sha256 record; built under a lock
+    return load_or_build(target, verified, build), dict(source, method="ort-minmax-qdq")
 
 
 # --------------------------------------------------------------------------- QAT
@@ -375,11 +385,16 @@ def export_qat_onnx(model_id: str, net, out: Union[str, Path]) -> Path:
     final Clip, and to run in ONNX Runtime."""
     from torch.ao.quantization import disable_observer
 
-    from .export import export_onnx
-
     out = Path(out)
     net.apply(disable_observer)
-    tmp = out.with_name(out.stem + ".tmp.onnx")
+    with atomic_path(out) as tmp:  # a name of its own, renamed onto ``out`` once checked, removed on failure
+        _export_checked_qat(model_id, net, tmp)
+    return out
+
+
+def _export_checked_qat(model_id: str, net, tmp: Path) -> None:
+    from .export import export_onnx
+
     export_onnx(net, tmp, channels=net.in_channels, opset=QAT_OPSET, form_name="qat", model_id=model_id)
     ops = qdq_ops(tmp)
     missing = [op for op in ("QuantizeLinear", "DequantizeLinear", "Add", "Clip", "DepthToSpace") if op not in ops]
@@ -393,5 +408,3 @@ def export_qat_onnx(model_id: str, net, out: Union[str, Path]) -> Path:
         raise HarnessError(f"{model_id}: ONNX Runtime cannot run the QAT export ({first_line(exc, 200)})") from None
     if y.shape != (1, net.in_channels, 8 * net.scale, 10 * net.scale) or not np.all(np.isfinite(y)):
         raise HarnessError(f"{model_id}: the QAT export gives output {y.shape} (or NaN) for an 8x10 input")
-    tmp.replace(out)
-    return out

@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
+from .cachefile import atomic_write_bytes
 from .errors import HarnessError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -64,24 +64,33 @@ def bsrn_manifest() -> Dict[str, Dict]:
         return json.load(fh)["files"]
 
 
+def _check_imported(path: Path, entry: Optional[Dict], how: str) -> Path:
+    """``path`` when it still matches its manifest's SHA-256 (the store is a cache of verified
+    imports: a file damaged since is never loaded); a one-line error saying how to re-import it."""
+    if entry is not None and hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+        raise HarnessError(f"{path} does not match its SHA-256 in the manifest (damaged since it was imported); "
+                           f"delete it and import it again: {how}")
+    return path
+
+
 def bsrn_official_file(file_stem: str) -> Path:
-    """The imported official BSRN checkpoint; a one-line error saying how to import it when absent."""
+    """The imported official BSRN checkpoint (SHA-256 checked); a one-line error saying how to import it when absent."""
     path = bsrn_official_dir() / f"{file_stem}.pth"
     if not path.is_file():
         raise HarnessError(f"official weights {file_stem}.pth are not imported (no {path}); run: python -m harness "
                            f"zoo import-bsrn PATH (a folder holding the net_g_BSRN_x*.pth files of xiaom233/BSRN, "
                            f"experiments/pretrained_models/, or the repository's zip archive), or give --weights FILE")
-    return path
+    return _check_imported(path, bsrn_manifest().get(file_stem), "python -m harness zoo import-bsrn PATH")
 
 
 def official_file(file_stem: str) -> Path:
-    """The imported official weights file; a one-line error saying how to import when absent."""
+    """The imported official weights file (SHA-256 checked); a one-line error saying how to import when absent."""
     path = official_dir() / f"{file_stem}.model"
     if not path.is_file():
         raise HarnessError(f"official weights for {file_stem} are not imported (no {path}); run: "
                            f"python -m harness zoo import-esr PATH (a folder of eSR .model files or the "
                            f"pnavarre/eSR zip archive)")
-    return path
+    return _check_imported(path, manifest().get(file_stem), "python -m harness zoo import-esr PATH")
 
 
 def shipped_manifest() -> Dict:
@@ -193,9 +202,6 @@ def _import_verified(path, known: Dict[str, Dict], dest: Path, suffix: str, what
                 hashlib.sha256(target.read_bytes()).hexdigest() == entry["sha256"]:
             report.unchanged.append(stem)
             continue
-        fd, tmp = tempfile.mkstemp(dir=dest, suffix=".part")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)  # atomic: a killed import never leaves a half file under the real name
+        atomic_write_bytes(target, data)  # a killed import never leaves a half file under the real name
         report.imported.append(stem)
     return report

@@ -67,15 +67,13 @@ class ClassSROnnx(Session):
     def of_module(cls, module, folder: Union[str, Path], threads: Optional[int] = None,
                   providers: Optional[Sequence] = None) -> "ClassSROnnx":
         """The pipeline of a PyTorch ``ClassSR`` module (or a model holding one): its graphs in ``folder``,
-        exported there first unless all four are present. The caller names ``folder`` after the weights
-        (the ONNX Runtime backend: ``<workdir>/ClassSR-FSRCNN_s4.<module_digest>``), so other weights
-        get other graphs."""
-        from ..export import export_classsr_parts
+        exported there first unless all four are present and match their checksum records (a damaged
+        part is exported again with a warning). The caller names ``folder`` after the weights (the ONNX
+        Runtime backend: ``<workdir>/ClassSR-FSRCNN_s4.<module_digest>``), so other weights get other
+        graphs."""
+        from ..export import cached_classsr_parts
 
-        paths = part_files(folder)
-        if not all(p.is_file() for p in paths.values()):
-            paths = export_classsr_parts(module, folder)
-        return cls(paths, threads=threads, providers=providers)
+        return cls(cached_classsr_parts(module, folder), threads=threads, providers=providers)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """(N, 1, H, W) float32 -> (N, 1, 4H, 4W): classify, route, one batch per branch, stitch."""

@@ -24,9 +24,9 @@ are open and popped when the last one closes.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
-import os
 import re
 import sys
 import time
@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..cachefile import atomic_write_bytes, file_lock, file_stamp
 from ..errors import HarnessError
 from .base import Backend, BackendUnavailable, Session, Shape, quick_time
 from .native import NativeSession
@@ -370,10 +371,7 @@ def entropy_calibrator_class(trt=None, cuda=None) -> type:
 
         def write_calibration_cache(self, cache, *args):
             try:
-                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.cache_path.with_name(self.cache_path.name + f".tmp{os.getpid()}")
-                tmp.write_bytes(bytes(cache))
-                os.replace(str(tmp), str(self.cache_path))
+                atomic_write_bytes(self.cache_path, bytes(cache))
                 self.cache_written = True
             except Exception as exc:  # noqa: BLE001 - a cache that cannot be written only costs time
                 print(f"[harness] {self.cache_path}: calibration cache not written ({_first_line(exc)})",
@@ -718,51 +716,58 @@ class TensorRTBackend(Backend):
         details: Dict[str, object] = {"engine": str(path), "onnx": str(onnx_path), "tensorrt": version,
                                       "precision": self.precision, "device_name": device_name,
                                       "profile": {"min": list(lo), "opt": list(opt), "max": list(hi)}}
-        engine = None
-        if path.is_file():
-            engine = self._deserialize(runtime, path.read_bytes())
-            if engine is None:
+
+        def from_cache():
+            """The cached engine; None when there is none or it does not load (then rebuilt, with a warning)."""
+            if not path.is_file():
+                return None
+            loaded = self._deserialize(runtime, path.read_bytes())
+            if loaded is None:
                 print(f"[harness] {path}: cached TensorRT engine does not load; rebuilding it", file=sys.stderr)
             else:
                 meta = _read_meta(path)  # the build's facts: no Builder is created on a cache hit
                 details.update({k: meta.get(k) for k in _BUILD_FACTS}, engine_source="cache",
                                build_s=meta.get("build_s"))
-        if engine is None:
-            t0 = time.perf_counter()
-            calibrator = None
-            if auto is not None:
-                spec, source = auto
-                cache = path.parent / (f"{hashlib.sha256(data).hexdigest()[:16]}_int8-{source['key']}_"
-                                       f"trt{version}_{slug(device_name)}.calib")
-                fixed = _declared_batch(data)  # a user ONNX with a fixed batch is calibrated at that batch
-                batches = calibration_batches(int(spec["scale"]), str(spec["input_space"]), spec.get("folders"),
-                                              batch=fixed or CALIB_BATCH)
-                calibrator = entropy_calibrator_class(trt, cuda)(batches, cache)
-            timing = path.parent / f"timing_trt{version}_{slug(device_name)}.cache"
-            try:
-                serialized, build_facts = self._build(trt, logger, onnx_path, data, shapes, calibrator,
-                                                      timing_cache=timing)
-            finally:
-                if calibrator is not None:
-                    calibrator.free()
-            if calibrator is not None:
-                build_facts["calibration"] = dict(auto[1], method="trt-entropy2", cache=str(calibrator.cache_path),
-                                                  batches=len(calibrator.batches),
-                                                  batch_shape=list(calibrator.shape),
-                                                  cache_read=calibrator.cache_read)
-            build_s = round(time.perf_counter() - t0, 3)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-            tmp.write_bytes(serialized)
-            os.replace(str(tmp), str(path))
-            meta = dict(build_facts, build_s=build_s, onnx=str(onnx_path), tensorrt=version,
-                        precision=self.precision, device_name=device_name, profile=details["profile"])
-            _meta_path(path).write_text(json.dumps(meta, indent=1, default=str))
-            engine = self._deserialize(runtime, serialized)
+            return loaded
+
+        seen = file_stamp(path)
+        engine = from_cache()
+        with file_lock(path) if engine is None else contextlib.nullcontext():  # runs sharing the workdir build it once
+            if engine is None and file_stamp(path) != seen:  # another run built it while this one waited
+                engine = from_cache()
             if engine is None:
-                raise HarnessError(f"{path}: TensorRT {version} cannot load the engine it just built "
-                                   f"({_last_error(logger)}); delete {path.parent} and retry")
-            details.update(build_facts, engine_source="built", build_s=build_s)
+                t0 = time.perf_counter()
+                calibrator = None
+                if auto is not None:
+                    spec, source = auto
+                    cache = path.parent / (f"{hashlib.sha256(data).hexdigest()[:16]}_int8-{source['key']}_"
+                                           f"trt{version}_{slug(device_name)}.calib")
+                    fixed = _declared_batch(data)  # a user ONNX with a fixed batch is calibrated at that batch
+                    batches = calibration_batches(int(spec["scale"]), str(spec["input_space"]), spec.get("folders"),
+                                                  batch=fixed or CALIB_BATCH)
+                    calibrator = entropy_calibrator_class(trt, cuda)(batches, cache)
+                timing = path.parent / f"timing_trt{version}_{slug(device_name)}.cache"
+                try:
+                    serialized, build_facts = self._build(trt, logger, onnx_path, data, shapes, calibrator,
+                                                          timing_cache=timing)
+                finally:
+                    if calibrator is not None:
+                        calibrator.free()
+                if calibrator is not None:
+                    build_facts["calibration"] = dict(auto[1], method="trt-entropy2", cache=str(calibrator.cache_path),
+                                                      batches=len(calibrator.batches),
+                                                      batch_shape=list(calibrator.shape),
+                                                      cache_read=calibrator.cache_read)
+                build_s = round(time.perf_counter() - t0, 3)
+                meta = dict(build_facts, build_s=build_s, onnx=str(onnx_path), tensorrt=version,
+                            precision=self.precision, device_name=device_name, profile=details["profile"])
+                atomic_write_bytes(_meta_path(path), json.dumps(meta, indent=1, default=str).encode())
+                atomic_write_bytes(path, serialized)  # a unique temporary name, renamed: never half an engine
+                engine = self._deserialize(runtime, serialized)
+                if engine is None:
+                    raise HarnessError(f"{path}: TensorRT {version} cannot load the engine it just built "
+                                       f"({_last_error(logger)}); delete {path.parent} and retry")
+                details.update(build_facts, engine_source="built", build_s=build_s)
         precisions = _inspect(trt, engine)
         if precisions is not None:  # FP16/INT8 are allowed, not forced: what the layers really run at
             details["layer_precisions"] = precisions
@@ -894,10 +899,7 @@ class TensorRTBackend(Backend):
         if timing is not None:
             try:
                 cache_bytes = bytes(config.get_timing_cache().serialize())
-                timing_cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = timing_cache.with_name(timing_cache.name + f".tmp{os.getpid()}")
-                tmp.write_bytes(cache_bytes)
-                os.replace(str(tmp), str(timing_cache))
+                atomic_write_bytes(timing_cache, cache_bytes)
                 facts["timing_cache"] = {"path": str(timing_cache), "bytes": len(cache_bytes)}
             except Exception as exc:  # noqa: BLE001
                 print(f"[harness] TensorRT timing cache {timing_cache} not saved ({_first_line(exc)})", file=sys.stderr)

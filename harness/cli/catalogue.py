@@ -39,7 +39,7 @@ def cmd_data_fetch(args) -> int:
     from ..datasets import ENV_DATA, fetch
 
     target = args.data or os.environ.get(ENV_DATA) or str(PROJECT_ROOT / "data")
-    dest = fetch(args.name, Path(target), url=args.url, progress=not args.quiet)
+    dest = fetch(args.name, Path(target), url=args.url, progress=not args.quiet, log=print)
     count = sum(1 for p in dest.iterdir() if p.is_file())
     print(f"{args.name}: {count} HR images in {dest}" + ("" if args.data or os.environ.get(ENV_DATA)
                                                          else f" (use --data {target})"))
@@ -176,7 +176,8 @@ def add_parsers(sub) -> None:
     q = dsub.add_parser("fetch", help="download a test set (hash-checked) into DATA/<Set>/HR")
     q.add_argument("name", help="Set5, Set14, BSD100, Urban100 or DIV2K")
     q.add_argument("--data", metavar="DIR", help="data folder (default: $HARNESS_DATA, else ./data)")
-    q.add_argument("--url", help="a mirror of the same archive (http(s):// or file://); the pinned hash is still checked")
+    q.add_argument("--url", help="a mirror of the same archive (http(s):// or file://); the pinned hash is still checked "
+                                 "(a set without one, e.g. Manga109: its SHA-256 is printed, to check and pin)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_data_fetch)
 
