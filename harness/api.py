@@ -289,16 +289,17 @@ class BenchResult:
 
 def run_bench(pairs: Pairs, cfg, store=None, run_id: Optional[str] = None, isolate: bool = True,
               progress: bool = False, weights_of=None, log: Optional[Callable[[str], None]] = None,
-              resolved: Optional[Dict[Tuple[str, int], str]] = None) -> List[Dict]:
+              resolved: Optional[Dict[Tuple[str, int], str]] = None, keep_failed: bool = False) -> List[Dict]:
     """Measure each (model, scale) not yet in the run; every record is stored as soon as it exists
     (``store`` given). ``weights_of``: (model, scale) -> weights for pairs that do not use ``cfg.weights``;
     ``resolved``: (model, scale) -> the weights label of a model the caller has already built (it is
-    not built again here: only the measuring child builds it)."""
+    not built again here: only the measuring child builds it). A failed row of the run is measured
+    again unless ``keep_failed``."""
     from .exported import resolve_model
     from .progress import progress as bar_of
     from .runner import failure_record, measure, measure_isolated
 
-    done = store.done_keys(run_id) if store is not None else set()
+    done = store.done_keys(run_id, include_failed=keep_failed) if store is not None else set()
     records: List[Dict] = []
     bar = bar_of(pairs, total=len(pairs), desc=f"bench {cfg.device}", disable=not progress)
     for mid, s in bar:
@@ -348,6 +349,74 @@ def bench(models: Union[str, Sequence[str]], device: str = "cpu", scale=None, fr
 
 # --------------------------------------------------------------------------- the main job
 
+def data_identity(image_sets, frame_list) -> Dict[str, Any]:
+    """What a run was measured on, by content: each set's digest (names and image bytes) and the
+    frames' (names and pixels). Part of a run's identity: a resume over changed data is a new run."""
+    h = hashlib.sha256()
+    for f in frame_list:
+        h.update(f.name.encode())
+        h.update(f.rgb.tobytes())
+    return {"sets": {s.name: s.digest() for s in image_sets}, "frames": h.hexdigest()[:16]}
+
+
+def resume_miss(store, setup: str, data_ids: Dict[str, Any]) -> str:
+    """Why ``--resume`` found no run to continue in ``store``: the data changed since the newest run
+    of the same configuration (naming what changed), or there is no such run."""
+    for run in reversed(store.runs()):
+        try:
+            before = (json.loads(run.get("environment") or "{}") or {}).get("run_data") or {}
+        except (TypeError, ValueError):
+            continue
+        if before.get("setup") != setup:
+            continue
+        changed = [name for name in sorted(set(before.get("sets", {})) | set(data_ids["sets"]))
+                   if before.get("sets", {}).get(name) != data_ids["sets"].get(name)]
+        if before.get("frames") != data_ids["frames"]:
+            changed.append("the Full-HD frames")
+        return f"the data changed since run {run['run_id']} ({', '.join(changed) or 'content'} differ)"
+    return f"no earlier run of this configuration in {store.path}"
+
+
+def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, keep_failed: bool = False,
+                  progress: bool = False, log: Optional[Callable[[str], None]] = None) -> List[Dict]:
+    """Score each (pair, model) of ``todo`` on each set not yet in the run, in a worker process
+    (:class:`harness.worker.Worker`): a model that raises, crashes, hangs (no image finished within
+    ``cfg.timeout_s``) or runs out of memory is one failure row with its reason, and the next model
+    runs in a fresh worker. Each row is stored as soon as it exists."""
+    from .progress import progress as bar_of
+    from .protocol import quality_task
+    from .worker import Worker
+
+    done = store.done_keys(run_id, include_failed=keep_failed)
+    tasks = []
+    for image_set in image_sets:
+        for (mid, s), model in todo:
+            qbackend = quality_backend(model)
+            if (cfg.device, qbackend, "fp32", model.id, model.scale, f"quality:{image_set.name}",
+                    model.weights) not in done:
+                tasks.append((image_set, mid, s, model, qbackend))
+    records: List[Dict] = []
+    bar = bar_of(tasks, total=len(tasks), desc="quality", disable=not progress)
+    with Worker(quality_task, what="on one image (or preparing the model)") as worker:
+        for image_set, mid, s, model, qbackend in bar:
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{model.id} x{s} {image_set.name}")
+            task = dict(model=mid, scale=s, weights=weights_of.get((mid, s), cfg.weights), onnx_dir=cfg.onnx_dir,
+                        data=str(data) if data else None, set=image_set.name)
+            status, payload = worker.call(task, cfg.timeout_s)
+            if status == "ok":
+                rec = dict(payload, status="ok", reason="")
+            else:
+                rec = {"model": model.id, "scale": model.scale, "set": image_set.name, "weights": model.weights,
+                       "status": "failed", "reason": str(payload)}
+                if log is not None:
+                    log(f"quality {model.id} x{s} {image_set.name}: failed: {payload}")
+            rec.update(device=cfg.device, backend=qbackend, precision="fp32", family=model.family)
+            store.add(run_id, f"quality:{image_set.name}", rec)
+            records.append(rec)
+    return records
+
+
 @dataclass
 class RunResult:
     """What :func:`run_all` made: the run id, the joined table and the front(s), and its files."""
@@ -393,16 +462,21 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
             out: Union[str, Path] = PROJECT_ROOT / "results", plots: Union[str, Path] = PROJECT_ROOT / "plots",
             resume: bool = False, repeats=None, timeout=None, backend=None, precision=None, calib_data=None,
             onnx_dir=None, progress: bool = False, log: Optional[Callable[[str], None]] = None,
-            command: str = "") -> RunResult:
+            command: str = "", keep_failed: bool = False) -> RunResult:
     """The main job: quality of every model on every set found (else the embedded set), speed and
     power on the 14 Full-HD frames with the device profile, all in one results store; then the
     joined table, CSV, summary, figures and report. ``log`` gets one line per step (default: stderr
-    when ``progress``, else nothing)."""
+    when ``progress``, else nothing).
+
+    Model code runs in child processes in both stages, so a model that raises, crashes, hangs
+    (``timeout``) or runs out of memory is one failure row and the sweep goes on. ``resume``
+    continues the newest run of the same configuration and data, measuring what it lacks and
+    again what failed (unless ``keep_failed``)."""
     from .datasets import data_root, resolve_sets
     from .environment import capture, not_the_device
     from .exported import resolve_model
     from .frames import FHD_HEIGHT, FHD_WIDTH, load_frames
-    from .protocol import QualityEvaluator
+    from .results.files import write_text_atomic
     from .results.plots import draw_all
     from .results.report import write_report
     from .results.store import ResultStore
@@ -423,58 +497,52 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     for folder, option in ((out_dir, "--out"), (Path(plots), "--plots")):  # found now, not after the sweep
         writable_folder(folder, option)
     store = ResultStore(out_dir / "harness.db")
-    key = config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, frames,
-                     [s.name for s in image_sets], pairs, *calib_key(cfg),
-                     *([sorted(f"{m}_x{s}={w}" for (m, s), w in weights_of.items())] if weights_of else []),
-                     *export_key(onnx_dir))
-    environment = capture()
-    mismatch = not_the_device(profile, environment)
-    if mismatch:  # recorded with the run, and said first
-        environment["not_the_device"] = mismatch
-        log(f"warning: {mismatch}")
-    run_id, resumed = store.start_run(cfg.device, key, command=command or " ".join(sys.argv), profile=profile,
-                                      environment=environment, resume=resume)
-    started = time.time()
-    emulated = str(environment["emulated"]) if environment.get("emulated") else None
-    if emulated:
-        log(f"EMULATED ({emulated}): this run's timings are meaningless; it checks that the software works")
-    log(f"run {run_id}{' (resumed)' if resumed else ''}: device {profile['name']} ({profile.get('description', '')}); "
-        f"sets: {', '.join(f'{s.name} ({len(s)})' for s in image_sets)}; {len(built)} models at x"
-        f"{','.join(map(str, scale_list))}; {len(frame_list)} Full-HD frames ({frame_list[0].source}, "
-        f"{FHD_WIDTH}x{FHD_HEIGHT})")
+    try:
+        setup = config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, frames,
+                           [s.name for s in image_sets], pairs, *calib_key(cfg),
+                           *([sorted(f"{m}_x{s}={w}" for (m, s), w in weights_of.items())] if weights_of else []),
+                           *export_key(onnx_dir))
+        data_ids = data_identity(image_sets, frame_list)  # the run is also the images it was scored on
+        key = config_key(setup, data_ids)
+        environment = capture()
+        environment["run_data"] = dict(data_ids, setup=setup)
+        mismatch = not_the_device(profile, environment)
+        if mismatch:  # recorded with the run, and said first
+            environment["not_the_device"] = mismatch
+            log(f"warning: {mismatch}")
+        run_id, resumed = store.start_run(cfg.device, key, command=command or " ".join(sys.argv), profile=profile,
+                                          environment=environment, resume=resume)
+        if resume and not resumed:
+            log(f"warning: --resume: {resume_miss(store, setup, data_ids)}; starting a new run")
+        started = time.time()
+        emulated = str(environment["emulated"]) if environment.get("emulated") else None
+        if emulated:
+            log(f"EMULATED ({emulated}): this run's timings are meaningless; it checks that the software works")
+        log(f"run {run_id}{' (resumed)' if resumed else ''}: device {profile['name']} ({profile.get('description', '')}); "
+            f"sets: {', '.join(f'{s.name} ({len(s)})' for s in image_sets)}; {len(built)} models at x"
+            f"{','.join(map(str, scale_list))}; {len(frame_list)} Full-HD frames ({frame_list[0].source}, "
+            f"{FHD_WIDTH}x{FHD_HEIGHT})")
 
-    # quality: device-independent (PyTorch fp32, the exported fp32 graph on ONNX Runtime's CPU, or
-    # classical code), stored once per run
-    done = store.done_keys(run_id)
-    evaluator = QualityEvaluator(show_progress=progress and sys.stderr.isatty())
-    for image_set in image_sets:
-        for model in built:
-            qbackend = quality_backend(model)
-            qkey = (cfg.device, qbackend, "fp32", model.id, model.scale, f"quality:{image_set.name}", model.weights)
-            if qkey in done:
-                continue
-            try:
-                rec = evaluator.evaluate(model, image_set).record()
-                rec.update(status="ok", reason="")
-            except HarnessError as exc:
-                rec = {"model": model.id, "scale": model.scale, "set": image_set.name, "weights": model.weights,
-                       "status": "failed", "reason": str(exc)}
-            rec.update(device=cfg.device, backend=qbackend, precision="fp32", family=model.family)
-            store.add(run_id, f"quality:{image_set.name}", rec)
+        # quality: device-independent (PyTorch fp32, the exported fp32 graph on ONNX Runtime's CPU, or
+        # classical code), stored once per run; model code runs in a worker process
+        quality_stage(store, run_id, cfg, list(zip(pairs, built)), image_sets, weights_of, data, keep_failed,
+                      progress=progress and sys.stderr.isatty(), log=log)
 
-    # speed and power: each model in its own process
-    run_bench(pairs, cfg, store, run_id, isolate=True, progress=progress and sys.stderr.isatty(),
-              weights_of=weights_of, log=None if sys.stderr.isatty() and progress else log,
-              resolved={pair: model.weights for pair, model in zip(pairs, built)})
+        # speed and power: each model in its own process
+        run_bench(pairs, cfg, store, run_id, isolate=True, progress=progress and sys.stderr.isatty(),
+                  weights_of=weights_of, log=None if sys.stderr.isatty() and progress else log,
+                  resolved={pair: model.weights for pair, model in zip(pairs, built)}, keep_failed=keep_failed)
 
-    table = load_table(store, run_id)
-    csv_path = to_csv(table, out_dir / f"results_{cfg.device}.csv")
-    summary_path = out_dir / f"summary_{cfg.device}.json"
-    with open(summary_path, "w") as fh:
-        json.dump(summary_rows(table), fh, indent=2, default=str)
-    figures = draw_all(store, plots, run_id=run_id)
-    figures += draw_visuals(store, image_sets[0], plots, run_id=run_id, weights=cfg.weights, onnx_dir=onnx_dir)
-    html, _ = write_report(store, out_dir, run_id=run_id, plots_dir=plots, figures=figures)  # drawn once
+        table = load_table(store, run_id)
+        csv_path = to_csv(table, out_dir / f"results_{cfg.device}.csv")
+        summary_path = write_text_atomic(out_dir / f"summary_{cfg.device}.json",
+                                         json.dumps(summary_rows(table), indent=2, default=str),
+                                         elsewhere="give another --out DIR")
+        figures = draw_all(store, plots, run_id=run_id)
+        figures += draw_visuals(store, image_sets[0], plots, run_id=run_id, weights=cfg.weights, onnx_dir=onnx_dir)
+        html, _ = write_report(store, out_dir, run_id=run_id, plots_dir=plots, figures=figures)  # drawn once
+    finally:
+        store.close()  # a WAL checkpoint: harness.db alone holds every row (it may be copied elsewhere)
     return RunResult(run_id=run_id, resumed=resumed, table=table, front=front_of(table), db=out_dir / "harness.db",
                      csv=csv_path, summary=summary_path, report=html, figures=figures, emulated=emulated,
                      seconds=time.time() - started)
@@ -504,32 +572,35 @@ def compare(model: str, device: str = "cpu", scale=None, weights: Optional[str] 
     baseline = resolve(f"Bicubic_s{built.scale}")
     image_sets = resolve_sets(data_root(data), _as_list(sets))
     store = ResultStore(db)
-    run_id, _ = store.start_run(cfg.device, config_key("compare", model, weights, cfg.device, cfg.backend,
-                                                       *calib_key(cfg)),
-                                command=command or " ".join(sys.argv), profile=profile, environment=capture())
-    evaluator = QualityEvaluator(show_progress=progress and sys.stderr.isatty())
-    here = (cfg.device, cfg.backend, cfg.precision)
-    known = {(p["model"], p["scale"]) for p in collect(store) if (p["device"], p["backend"], p["precision"]) == here}
-    todo = [built] + ([] if (baseline.id, baseline.scale) in known else [baseline])
-    for m in todo:
-        for image_set in image_sets:
-            rec = evaluator.evaluate(m, image_set).record()
-            rec.update(device=cfg.device, backend=quality_backend(m), precision="fp32", family=m.family, status="ok")
-            store.add(run_id, f"quality:{image_set.name}", rec)
-    pairs = [(model if m is built else m.id, m.scale) for m in todo]
-    run_bench(pairs, cfg, store, run_id, progress=progress and sys.stderr.isatty(),
-              resolved={pair: m.weights for pair, m in zip(pairs, todo)})
-    points = collect(store)
-    mine = next((p for p in points if p["model"] == built.id and p["scale"] == built.scale
-                 and (p["device"], p["backend"], p["precision"]) == here), None)
-    if mine is None:
-        why = next((f"{r['measurement']}: {r['reason']}" for r in store.rows("run_id = ?", (run_id,))
-                    if r["status"] != "ok"), "no speed or quality row")
-        raise HarnessError(f"{model} could not be measured on {cfg.device}/{cfg.backend} ({why})")
-    result = verdict(mine, points)
-    draw_all(store, plots)
-    return dict(result, line=verdict_line(result), only_bicubic=result["compared_with"] <= 1, run_id=run_id,
-                device=cfg.device, scale=built.scale)
+    try:
+        run_id, _ = store.start_run(cfg.device, config_key("compare", model, weights, cfg.device, cfg.backend,
+                                                           *calib_key(cfg)),
+                                    command=command or " ".join(sys.argv), profile=profile, environment=capture())
+        evaluator = QualityEvaluator(show_progress=progress and sys.stderr.isatty())
+        here = (cfg.device, cfg.backend, cfg.precision)
+        known = {(p["model"], p["scale"]) for p in collect(store) if (p["device"], p["backend"], p["precision"]) == here}
+        todo = [built] + ([] if (baseline.id, baseline.scale) in known else [baseline])
+        for m in todo:
+            for image_set in image_sets:
+                rec = evaluator.evaluate(m, image_set).record()
+                rec.update(device=cfg.device, backend=quality_backend(m), precision="fp32", family=m.family, status="ok")
+                store.add(run_id, f"quality:{image_set.name}", rec)
+        pairs = [(model if m is built else m.id, m.scale) for m in todo]
+        run_bench(pairs, cfg, store, run_id, progress=progress and sys.stderr.isatty(),
+                  resolved={pair: m.weights for pair, m in zip(pairs, todo)})
+        points = collect(store)
+        mine = next((p for p in points if p["model"] == built.id and p["scale"] == built.scale
+                     and (p["device"], p["backend"], p["precision"]) == here), None)
+        if mine is None:
+            why = next((f"{r['measurement']}: {r['reason']}" for r in store.rows("run_id = ?", (run_id,))
+                        if r["status"] != "ok"), "no speed or quality row")
+            raise HarnessError(f"{model} could not be measured on {cfg.device}/{cfg.backend} ({why})")
+        result = verdict(mine, points)
+        draw_all(store, plots)
+        return dict(result, line=verdict_line(result), only_bicubic=result["compared_with"] <= 1, run_id=run_id,
+                    device=cfg.device, scale=built.scale)
+    finally:
+        store.close()
 
 
 def load_results(path: Union[str, Path], run_id: Optional[str] = None):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -54,7 +54,7 @@ class QualityEvaluator:
         self._pairs: Dict[Tuple[str, int], List[Pair]] = {}
         self.show_progress = show_progress
 
-    def pairs(self, image_set: ImageSet, scale: int) -> List[Pair]:
+    def pairs(self, image_set: ImageSet, scale: int, on_image: Optional[Callable[[str], None]] = None) -> List[Pair]:
         key = (image_set.name, scale)
         if key not in self._pairs:
             made = []
@@ -65,12 +65,16 @@ class QualityEvaluator:
                     raise HarnessError(f"{image_set.name}/{name}: {rgb.shape[1]}x{rgb.shape[0]} is too small "
                                        f"for x{scale}; remove it from the set")
                 made.append(Pair(name, downscale(hr, scale), rgb_to_y(hr)))
+                if on_image is not None:
+                    on_image(name)
             self._pairs[key] = made
         return self._pairs[key]
 
-    def evaluate(self, model: Upscaler, image_set: ImageSet) -> QualityResult:
+    def evaluate(self, model: Upscaler, image_set: ImageSet,
+                 on_image: Optional[Callable[[str], None]] = None) -> QualityResult:
+        """The model's mean PSNR/SSIM on the set (``on_image(name)`` after each image)."""
         scores = []
-        for pair in progress(self.pairs(image_set, model.scale), desc=f"{model.id} x{model.scale} {image_set.name}",
+        for pair in progress(self.pairs(image_set, model.scale, on_image), desc=f"{model.id} x{model.scale} {image_set.name}",
                              disable=not self.show_progress, leave=False):
             sr_y = predict_y(model, pair.lr_rgb)
             if sr_y.shape != pair.hr_y.shape:
@@ -79,9 +83,34 @@ class QualityEvaluator:
             scores.append({"image": pair.name,
                            "psnr": psnr(pair.hr_y, sr_y, crop=model.scale),
                            "ssim": ssim(pair.hr_y, sr_y, crop=model.scale)})
+            if on_image is not None:
+                on_image(pair.name)
         return QualityResult(model=model.id, scale=model.scale, set=image_set.name,
                              psnr=_mean(s["psnr"] for s in scores), ssim=_mean(s["ssim"] for s in scores),
                              images=len(scores), weights=model.weights, per_image=scores)
+
+
+def quality_task(task: Dict, state: Dict, tick: Callable[..., None]) -> Dict:
+    """A quality measurement in a :class:`harness.worker.Worker` child: ``task`` names the model
+    (``model, scale, weights, onnx_dir``) and the set (``data, set``); the child keeps the
+    evaluator (its LR images), the sets and the last model in ``state`` between tasks, and ticks
+    after each image (its progress, so only a stuck model times out)."""
+    from .datasets import data_root, find_set
+    from .exported import resolve_model
+
+    key = (task["model"], task["scale"], task["weights"], task.get("onnx_dir"))
+    if state.get("model_key") != key:
+        state.pop("model", None)  # the previous model's memory goes before the next is built
+        state.pop("model_key", None)
+        state["model"] = resolve_model(task["model"], task["scale"], task["weights"], onnx_dir=task.get("onnx_dir"))
+        state["model_key"] = key
+        tick(task["model"])
+    sets = state.setdefault("sets", {})
+    set_key = (task.get("data"), task["set"])
+    if set_key not in sets:
+        sets[set_key] = find_set(data_root(task.get("data")), task["set"])
+    evaluator = state.setdefault("evaluator", QualityEvaluator(show_progress=False))
+    return evaluator.evaluate(state["model"], sets[set_key], on_image=lambda name: tick(name)).record()
 
 
 def predict_y(model: Upscaler, lr_rgb: np.ndarray) -> np.ndarray:

@@ -16,12 +16,8 @@ hang, NaN output or out-of-memory becomes a failure record and a sweep goes on.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
-import os
 import resource
-import signal
 import time
-import traceback
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -31,6 +27,7 @@ import numpy as np
 from .backends.base import timed_compute
 from .errors import HarnessError
 from .timing import seconds
+from .worker import describe_exception, run_once
 
 # How far a backend's output may be from the fp32 reference (PSNR in dB on 0..255 after the clamp,
 # and for FP16 the largest pixel difference): FP16 rounding (11-bit mantissa) through a few conv
@@ -426,14 +423,8 @@ def _child(conn, model_id, scale, cfg, inputs_path):
             data = np.load(inputs_path)
             inputs = [data[k] for k in sorted(data.files)]
         conn.send(("ok", measure(model_id, scale, cfg, inputs)))
-    except HarnessError as exc:
-        conn.send(("error", str(exc)))
-    except MemoryError:
-        conn.send(("error", "out of memory"))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
-        tb = traceback.extract_tb(exc.__traceback__)
-        where = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
-        conn.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}{where}"))
+        conn.send(("error", describe_exception(exc)))
     finally:
         conn.close()
 
@@ -467,10 +458,8 @@ def _build_child(conn, model_id, scale, cfg):
         details.update(form=session.form, prepare_s=time.perf_counter() - t0)
         session.close()
         conn.send(("ok", details))
-    except HarnessError as exc:
-        conn.send(("error", str(exc)))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a record
-        conn.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"))
+        conn.send(("error", describe_exception(exc)))
     finally:
         conn.close()
 
@@ -501,44 +490,6 @@ def measure_isolated(model_id: str, scale: int, cfg: BenchConfig, inputs_path: O
 
 def _isolated(target, args, timeout_s: float, what: str):
     """Run ``target(conn, *args)`` in a spawned child: ``("ok", payload)`` or ``("error", reason)``;
-    a timeout, crash or silent exit is an error with its reason."""
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=target, args=(child,) + tuple(args), daemon=True)
-    proc.start()
-    child.close()
-    deadline = time.monotonic() + timeout_s
-    message = None
-    try:
-        while time.monotonic() < deadline:
-            if parent.poll(0.2):
-                try:
-                    message = parent.recv()
-                except EOFError:
-                    message = None
-                break
-            if not proc.is_alive():
-                if parent.poll(0.1):
-                    message = parent.recv()
-                break
-    except BaseException:  # Ctrl-C (or any error) in the parent: the child goes with it, silently
-        proc.kill()
-        proc.join(5)
-        raise
-    if message is None:
-        proc.join(max(0.0, min(10.0, deadline - time.monotonic())))  # a crashing child may still be exiting
-    if message is None and proc.is_alive():
-        proc.kill()
-        proc.join(5)
-        option = "the profile's build_timeout_s" if target is _build_child else "--timeout"
-        return "error", f"timed out after {timeout_s:.0f} s {what} (hung?); raise {option} if the model is just slow"
-    proc.join(10)
-    if message is None:
-        code = proc.exitcode
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            why = f"crashed ({name})" + (" - killed, likely out of memory" if name == "SIGKILL" else "")
-        else:
-            why = f"child process exited with status {code} without a result"
-        return "error", why
-    return message
+    a timeout, crash or silent exit is an error with its reason (:func:`harness.worker.run_once`)."""
+    option = "the profile's build_timeout_s" if target is _build_child else "--timeout"
+    return run_once(target, args, timeout_s, what, option)

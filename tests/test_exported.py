@@ -153,6 +153,6 @@ def test_bench_int8_from_the_export_and_its_refusal_without_it(export_dir, tmp_p
                  "--out", str(fp32_only)]) == 0
     capsys.readouterr()
     assert main(["bench", "--model", MAX, "--onnx-dir", str(fp32_only), "--precision", "int8", "--repeats", "1",
-                 "--in-process", "--db", str(db), "--json"]) == 0
+                 "--in-process", "--db", str(db), "--json"]) == 1  # a failed row: exit status 1
     rec = json.loads(capsys.readouterr().out)[0]
     assert rec["status"] == "failed" and "no INT8 graph" in rec["reason"] and "--precision fp32,int8" in rec["reason"]

@@ -61,11 +61,10 @@ def report_problems(rows) -> None:
 
 
 def cmd_bench(args) -> int:
-    from ..api import calib_key, config_key, export_key, export_scales, model_scale_pairs, run_bench
+    from ..api import calib_key, config_key, export_key, export_scales, model_scale_pairs
     from ..backends import make_backend
     from ..environment import capture, not_the_device
     from ..exported import resolve_model
-    from ..output import emit
     from ..results.store import ResultStore
 
     profile, cfg = device_config(args)
@@ -89,8 +88,19 @@ def cmd_bench(args) -> int:
     if resumed:
         print(f"resuming run {run_id}: {len(store.done_keys(run_id))} measurement(s) already stored", file=sys.stderr)
     tty = not args.json and sys.stderr.isatty()
+    try:
+        return _bench_run(args, cfg, pairs, store, run_id, tty)
+    finally:
+        store.close()
+
+
+def _bench_run(args, cfg, pairs, store, run_id, tty) -> int:
+    from ..api import run_bench
+    from ..output import emit
+
     records = run_bench(pairs, cfg, store, run_id, isolate=not args.in_process, progress=tty,
-                        log=None if tty else (lambda m: print(m, file=sys.stderr, flush=True)))
+                        log=None if tty else (lambda m: print(m, file=sys.stderr, flush=True)),
+                        keep_failed=args.keep_failed)
     rows = [dict(r) for r in store.rows("run_id = ? AND measurement = 'speed'", (run_id,))]
     csv_path = store.export_csv(Path(args.db).parent / f"speed_{cfg.device}.csv", "run_id = ?", (run_id,))
     if args.json:
@@ -101,7 +111,7 @@ def cmd_bench(args) -> int:
                                                 "psnr_vs_reference": 1}, headers=SPEED_HEADERS)
         report_problems(rows)
         print(f"run {run_id}: {len(records)} measured now, stored in {args.db}; CSV {csv_path}", file=sys.stderr)
-    return 0
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
 
 
 def cmd_selfcheck(args) -> int:
@@ -153,7 +163,7 @@ def cmd_run_all(args) -> int:
                   weights=args.weights, data=args.data, sets=csv_list(args.sets), frames=args.frames, out=args.out,
                   plots=args.plots, resume=args.resume, repeats=args.repeats, timeout=args.timeout,
                   backend=args.backend, precision=args.precision, calib_data=csv_list(args.calib_data),
-                  onnx_dir=args.onnx_dir, progress=True, command=" ".join(sys.argv))
+                  onnx_dir=args.onnx_dir, progress=True, command=" ".join(sys.argv), keep_failed=args.keep_failed)
     rows = summary_rows(run.table)
     sets = [c.split(":", 1)[1] for c in run.table.columns if c.startswith("psnr:")]
     columns = ["model", "scale"] + [f"psnr:{s}" for s in sets] + ["fhd_per_s", "median_ms", "mj_per_frame",
@@ -164,12 +174,17 @@ def cmd_run_all(args) -> int:
     emit(rows, columns, args.json, digits=digits,
          headers=dict({f"psnr:{s}": f"PSNR {s}" for s in sets}, fhd_per_s="FHD/s", median_ms="median ms",
                       mj_per_frame="mJ/frame"))
-    report_problems(ResultStore(run.db).rows("run_id = ?", (run.run_id,)))
+    with ResultStore(run.db, readonly=True) as stored:
+        report_problems(stored.rows("run_id = ?", (run.run_id,)))
     print(f"{len(run.figures)} figure files in {args.plots}; report {run.report} (and report.md)", file=sys.stderr)
     print(f"results in {run.db} (run {run.run_id}), {run.csv}; {run.seconds:.0f} s", file=sys.stderr)
     if run.emulated:
         print(f"EMULATED ({run.emulated}): the FHD/s, latency and power above are not the device's", file=sys.stderr)
-    return 0
+    failed = int((~run.table["status"].isin(["ok", "flagged"])).sum()) if len(run.table) else 0
+    if failed:
+        print(f"{failed} model(s) failed (reasons above); fix them and run again with --resume: the failed "
+              f"ones are measured again, the rest kept", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_doctor(args) -> int:
@@ -229,7 +244,10 @@ def add_parsers(sub) -> None:
     add_weights(p)
     p.add_argument("--repeats", type=int, help="at most this many timed passes over the frames (profile default)")
     p.add_argument("--timeout", type=float, help="seconds per model before it is recorded as hung (profile default)")
-    p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration")
+    p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration "
+                                                         "(and data): measure what it lacks and what failed")
+    p.add_argument("--keep-failed", action="store_true", help="with --resume: keep failed rows as they are "
+                                                              "instead of measuring them again")
     p.add_argument("--in-process", action="store_true", help="measure in this process (no isolation; for debugging)")
     p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
     add_onnx_dir(p)
@@ -274,7 +292,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--sets", help="comma-separated sets (default: every set found, else embedded)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="results folder (default: results/)")
     p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
-    p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration")
+    p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration "
+                                                         "(and data): measure what it lacks and what failed")
+    p.add_argument("--keep-failed", action="store_true", help="with --resume: keep failed rows as they are "
+                                                              "instead of measuring them again")
     p.add_argument("--repeats", type=int, help="at most this many timed passes (profile default)")
     p.add_argument("--timeout", type=float, help="seconds per model (profile default)")
     add_onnx_dir(p)

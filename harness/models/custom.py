@@ -30,7 +30,12 @@ def build(match, scale: int) -> TorchUpscaler:
         takes_scale = "scale" in inspect.signature(cls).parameters
     except (TypeError, ValueError):
         takes_scale = False
-    net = cls(scale=scale) if takes_scale else cls()
+    try:
+        net = cls(scale=scale) if takes_scale else cls()
+    except Exception as exc:  # noqa: BLE001 - user code: one line naming the class, not a traceback
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise HarnessError(f"{match.group(0)}: constructing {cls_name} raised {type(exc).__name__}: {first}; fix "
+                           f"the class or leave it out") from None
     space = getattr(net, "input_space", getattr(cls, "input_space", "y"))
     if space not in ("y", "rgb"):
         raise HarnessError(f"{match.group(0)}: input_space must be 'y' or 'rgb', not {space!r}")
