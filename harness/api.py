@@ -160,9 +160,10 @@ def config_key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def writable_folder(folder: Path, option: str) -> Path:
+def writable_folder(folder: Path, option: str, how: str = "") -> Path:
     """``folder`` created if needed and proven writable (a file written and removed), else a one-line
-    error naming it and the fix: a sweep must not find out after hours that it cannot write its results."""
+    error naming it and the fix (``how``: how to give another folder, default ``OPTION DIR``): a sweep
+    must not find out after hours that it cannot write its results."""
     import tempfile
 
     try:
@@ -171,7 +172,7 @@ def writable_folder(folder: Path, option: str) -> Path:
             pass
     except OSError as exc:
         raise HarnessError(f"{option} {folder}: cannot write there ({exc.strerror or type(exc).__name__}); give a "
-                           f"writable folder with {option} DIR or fix its permissions") from None
+                           f"writable folder with {how or option + ' DIR'} or fix its permissions") from None
     return folder
 
 
@@ -483,6 +484,7 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     from .results.table import front as front_of
     from .results.table import load_table, to_csv
     from .results.visual import draw_visuals
+    from .weights import cache_dir
 
     log = log or _log(progress)
     profile, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, repeats=repeats,
@@ -496,6 +498,7 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     out_dir = Path(out)
     for folder, option in ((out_dir, "--out"), (Path(plots), "--plots")):  # found now, not after the sweep
         writable_folder(folder, option)
+    writable_folder(cache_dir(), "the cache folder", "HARNESS_CACHE=DIR")  # LR frames, ONNX files, engines
     store = ResultStore(out_dir / "harness.db")
     try:
         setup = config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, frames,

@@ -171,8 +171,8 @@ class Worker:
             message, timed_out = _wait(self.conn, self.proc, timeout_s)
         except (BrokenPipeError, ConnectionResetError, EOFError):
             message, timed_out = None, False
-        except BaseException:  # Ctrl-C: the child goes with the parent, silently
-            self.close()
+        except BaseException:  # Ctrl-C: the child (busy with a model) goes with the parent, at once
+            self._discard()
             raise
         if timed_out:
             self._discard()

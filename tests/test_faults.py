@@ -168,7 +168,8 @@ def _keyed(db: Path):
 
 
 def test_run_all_killed_at_random_points_resumes_to_one_complete_run(tmp_path):
-    """SIGKILL of run-all at random moments (seeded: the seed is in the failure message), then --resume."""
+    """SIGKILL of run-all at three random moments (seeded: the seed is in the failure message; FAULT_SEED
+    repeats one), with and without its children, then --resume until it ends."""
     seed = int(os.environ.get("FAULT_SEED", time.time_ns() % 10_000))
     rng = random.Random(seed)
     data = tmp_path / "data"
@@ -180,12 +181,26 @@ def test_run_all_killed_at_random_points_resumes_to_one_complete_run(tmp_path):
             "--pool", "none", "--models", "fixtures.fake_models:Nearest,fixtures.fake_models:Raises",
             "--weights", "init", "--repeats", "1", "--out", str(out), "--plots", str(tmp_path / "plots"), "--json"]
     kept = {}
-    for attempt in range(2):
+    for attempt in range(3):
         proc = subprocess.Popen(args + (["--resume"] if attempt else []), env=env, cwd=str(tmp_path),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        time.sleep(rng.uniform(4.0, 16.0))
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole group, as a dying terminal would
-        proc.communicate()
+        time.sleep(rng.uniform(3.0, 12.0))
+        if attempt == 0:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole group, as a dying terminal would
+            proc.communicate()
+        else:  # run-all alone: its measuring children must follow it by themselves
+            proc.kill()
+            proc.communicate()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pytest.fail(f"a child of the killed run-all outlived it (seed {seed})")
         if (out / "harness.db").is_file():
             rows, _ = _keyed(out / "harness.db")
             for k, r in kept.items():  # every row measured before this kill is still there, unchanged

@@ -144,7 +144,7 @@ def test_a_non_positive_timeout_or_repeats_is_one_line(capsys):
     assert capsys.readouterr().err.strip() == "error: --repeats 0: give at least 1"
 
 
-def test_an_unwritable_output_folder_is_found_before_the_sweep(tmp_path, capsys):
+def test_an_unwritable_output_folder_is_found_before_the_sweep(tmp_path, capsys, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     code = main(["run-all", "--device", "cpu", "--pool", "none", "--scale", "2", "--out", str(tmp_path / "r"),
@@ -152,3 +152,11 @@ def test_an_unwritable_output_folder_is_found_before_the_sweep(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith(f"error: --plots {blocker / 'plots'}: cannot write there")
     assert not (tmp_path / "r" / "harness.db").exists()  # nothing measured, nothing stored
+    # the cache folder (LR frames, ONNX files, engines) is checked as early, with its own fix
+    monkeypatch.setenv("HARNESS_CACHE", str(blocker / "cache"))
+    code = main(["run-all", "--device", "cpu", "--pool", "none", "--scale", "2", "--out", str(tmp_path / "r"),
+                 "--plots", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == (f"error: the cache folder {blocker / 'cache'}: cannot write there (Not a directory); "
+                                     f"give a writable folder with HARNESS_CACHE=DIR or fix its permissions")
+    assert not (tmp_path / "r" / "harness.db").exists()
