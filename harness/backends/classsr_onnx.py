@@ -58,7 +58,7 @@ class ClassSROnnx(Session):
         self.branches = [self.sessions[f"branch{i}"] for i in range(len(ONNX_PARTS) - 1)]
         self.last_routing: Optional[Dict[str, object]] = None
         self.last_times_ms: Dict[str, float] = {}
-        self.details: Dict[str, object] = {"onnx": {p: str(v) for p, v in self.paths.items()},
+        self.details: Dict[str, object] = {"runtime": "onnxruntime", "onnx": {p: str(v) for p, v in self.paths.items()},
                                            "providers": self.classifier.get_providers()}
         self._x = None
         self._y = None

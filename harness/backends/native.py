@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.base import quality_runtime
 from .base import Session, from_nchw
 
 
@@ -14,7 +15,12 @@ class NativeSession(Session):
         self.model = model
         self._lr = None
         self._out = None
-        self.details["note"] = "classical method: runs in Python/NumPy/OpenCV whatever the backend"
+        # what really computes it, whatever the backend: numpy or opencv (the classical baselines), onnxruntime
+        # (an ONNX model on a backend that cannot run its graph itself, e.g. torch)
+        runtime = self.details["runtime"] = quality_runtime(model)
+        self.details["note"] = ("classical method: runs in Python/NumPy/OpenCV whatever the backend"
+                                if runtime in ("numpy", "opencv") else
+                                f"no graph for this backend: the model runs as it is ({runtime})")
 
     def load(self, lr: np.ndarray) -> None:
         self._lr = lr

@@ -33,6 +33,7 @@ class OrtSession(Session):
         self.device_id = device_id
         self._feed = None
         self._out = None
+        self.details["runtime"] = "onnxruntime"  # whatever the provider (listed next)
         self.details["providers"] = session.get_providers()
         if self.on_gpu:
             self.binding = session.io_binding()

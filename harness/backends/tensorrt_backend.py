@@ -405,6 +405,7 @@ class TensorRTSession(Session):
         self.runtime = runtime  # TensorRT 8 wants the runtime to outlive its engines
         self.form = form
         self.details.update(details)
+        self.details["runtime"] = "tensorrt"
         self.cuda = cuda
         self.engine = engine
         self.profile = profile

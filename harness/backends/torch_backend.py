@@ -25,6 +25,7 @@ class TorchSession(Session):
         self.module = copy.deepcopy(module).to(self.device, dtype).eval()
         self._x = None
         self._y = None
+        self.details["runtime"] = "torch"
 
     def _sync(self):
         if self.device.type == "cuda":

@@ -57,6 +57,28 @@ class TorchUpscaler(Upscaler):
         return y.cpu().numpy()
 
 
+#: the libraries a model's output can be computed by (``runtime`` in the results' records)
+RUNTIMES = ("numpy", "opencv", "onnxruntime", "tensorrt", "torch")
+
+
+def quality_runtime(model) -> str:
+    """The library that computes ``model(lr)``, i.e. its quality figures (and its speed where a backend
+    runs it as it is, ``NativeSession``): one of :data:`RUNTIMES`, or ``"unknown"`` for a model that
+    says nothing of itself.
+
+    A model's own ``runtime`` attribute first (the classical baselines: ``bicubic-matlab`` is NumPy,
+    ``bicubic-opencv`` OpenCV); then an ONNX file, an export folder's graphs or ClassSR's exported
+    pipeline run on ONNX Runtime; then a PyTorch module runs in PyTorch (fp32, eager)."""
+    declared = getattr(model, "runtime", None)
+    if isinstance(declared, str) and declared:
+        return declared
+    if any(getattr(model, attr, None) for attr in ("onnx_path", "onnx_forms", "onnx_parts")):
+        return "onnxruntime"
+    if getattr(model, "module", None) is not None:
+        return "torch"
+    return "unknown"
+
+
 # Where checkpoints nest their state dict: BasicSR ('params', 'params_ema'), common trainers.
 _NESTED_KEYS = ("params", "params_ema", "state_dict", "model")
 

@@ -56,6 +56,8 @@ def bicubic_network(scale: int) -> TorchUpscaler:
 class MatlabBicubic(Upscaler):
     """MATLAB ``imresize(lr, s, 'bicubic')`` on the uint8 RGB image: the literature's bicubic row."""
 
+    runtime = "numpy"  # what computes it (harness.imresize), on every backend: see quality_runtime()
+
     def upscale(self, lr: np.ndarray) -> np.ndarray:
         lr8 = np.clip(np.floor(lr * 255.0 + 0.5), 0, 255).astype(np.uint8)
         return upscale(lr8, self.scale).astype(np.float64) / 255.0
@@ -63,6 +65,8 @@ class MatlabBicubic(Upscaler):
 
 class OpenCVBicubic(Upscaler):
     """``cv2.resize(..., INTER_CUBIC)`` (a = -0.75) on uint8 RGB: what many users' scripts do."""
+
+    runtime = "opencv"  # what computes it, on every backend: see quality_runtime()
 
     def upscale(self, lr: np.ndarray) -> np.ndarray:
         import cv2
