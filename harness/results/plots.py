@@ -30,15 +30,17 @@ METHOD_MARKERS = {"ABPN": "D", "BSRN": "P", "EDSR": "s", "GhostSR": "v", "ClassS
 def collect(store, run_id: Optional[str] = None) -> List[Dict]:
     """One point per timed (device, backend, precision, model, scale, weights) of the joined table
     (:mod:`harness.results.table`): speed, energy, PSNR per set and the table's ``psnr_mean``."""
-    from .table import build_records, latest_rows
+    from .table import build_records, colour_of, latest_rows
 
     out = []
     for rec in build_records(latest_rows(store, run_id), store.emulated_runs()):
         if not rec["speed_ok"]:
             continue
         point = {k: rec.get(k) for k in ("device", "backend", "precision", "model", "scale", "weights", "fhd_per_s",
-                                          "mj_per_frame", "family", "emulated")}
+                                          "fhd_per_s_low", "fhd_per_s_high", "runtime", "mj_per_frame", "family",
+                                          "emulated")}
         point["family"] = point["family"] or ""
+        point["colour_space"] = colour_of(rec)
         point["psnr"] = {k.split(":", 1)[1]: v for k, v in rec.items() if k.startswith("psnr:") and v is not None}
         point["psnr_mean"] = rec["psnr_mean"] if rec["psnr_mean"] is not None else float("nan")
         out.append(point)
@@ -69,13 +71,98 @@ def save_figure(fig, path_stem: Path) -> List[Path]:
     return files
 
 
-def _plain_log_ticks(axis) -> None:
-    """Log-axis tick labels as plain numbers (2, 5, 20) rather than 2x10^0."""
-    from matplotlib.ticker import FuncFormatter
+def plain_number(value, _pos=None) -> str:
+    """A tick label as a plain number: 0.5, 2, 20, 1,000 (never 2x10^0 or 1e+03)."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
 
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
-    axis.set_major_formatter(plain)
-    axis.set_minor_formatter(plain)
+
+LOG_SUBS = ((1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0), (1.0, 2.0, 3.0, 5.0), (1.0, 2.0, 5.0), (1.0, 3.0), (1.0,))
+
+
+def tick_label_boxes(ax, which: str, renderer) -> List:
+    """The display boxes of the labelled ticks of an axis (``"x"`` or ``"y"``) that lie within the axes."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    frame = ax.get_window_extent(renderer)
+    boxes = []
+    for label in axis.get_ticklabels(which="both"):
+        if not (label.get_visible() and label.get_text()):
+            continue
+        box = label.get_window_extent(renderer)
+        centre = (box.x0 + box.x1) / 2 if which == "x" else (box.y0 + box.y1) / 2
+        lo, hi = (frame.x0, frame.x1) if which == "x" else (frame.y0, frame.y1)
+        if lo - 1 <= centre <= hi + 1:
+            boxes.append(box)
+    return boxes
+
+
+def labels_collide(boxes, which: str, gap: float = 2.0) -> bool:
+    """Whether any two tick label boxes along an axis are closer than ``gap`` pixels."""
+    spans = sorted((b.x0, b.x1) if which == "x" else (b.y0, b.y1) for b in boxes)
+    return any(a[1] + gap > b[0] for a, b in zip(spans, spans[1:]))
+
+
+def log_ticks(ax, which: str = "x") -> None:
+    """Readable log-axis ticks: plain numbers, as many per decade as the decade span allows, the
+    finest set whose labels do not touch (checked on the drawn figure); minor ticks unlabelled."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    lo, hi = ax.get_xlim() if which == "x" else ax.get_ylim()
+    span = math.log10(max(hi, lo) / min(hi, lo)) if lo > 0 and hi > 0 else 1.0
+    axis.set_major_formatter(FuncFormatter(plain_number))
+    axis.set_minor_locator(LogLocator(base=10.0, subs=tuple(range(1, 10)), numticks=100))
+    axis.set_minor_formatter(NullFormatter())
+    if span < 0.8:  # less than a decade: evenly spaced plain numbers read better than 1-2-5
+        choices = [MaxNLocator(nbins=n, steps=[1, 2, 2.5, 5, 10]) for n in (6, 4, 3, 2)]
+    else:
+        choices = [LogLocator(base=10.0, subs=subs, numticks=100) for subs in LOG_SUBS if span * len(subs) <= 12]
+        choices = choices or [LogLocator(base=10.0, subs=(1.0,), numticks=100)]
+        if span > 12:
+            choices.append(LogLocator(base=10.0, numticks=8))  # every few decades
+    fig = ax.figure
+    for locator in choices:
+        axis.set_major_locator(locator)
+        fig.canvas.draw()
+        if not labels_collide(tick_label_boxes(ax, which, fig.canvas.get_renderer()), which):
+            return
+
+
+def unique_legend(ax, **kwargs):
+    """A legend with one entry per label (the first handle of each), none for ``_``-labels."""
+    handles, labels = ax.get_legend_handles_labels()
+    kept: Dict[str, object] = {}
+    for handle, label in zip(handles, labels):
+        if label and not label.startswith("_") and label not in kept:
+            kept[label] = handle
+    return ax.legend(list(kept.values()), list(kept), **kwargs)
+
+
+def legend_outside(ax, **kwargs):
+    """:func:`unique_legend` to the right of the axes, where it can cover no data point (two columns
+    when it would be taller than the axes)."""
+    labels = {label for label in ax.get_legend_handles_labels()[1] if label and not label.startswith("_")}
+    return unique_legend(ax, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
+                         ncol=1 if len(labels) <= 24 else 2, **kwargs)
+
+
+def colour_label(colour: Optional[str]) -> str:
+    """``Y`` or ``RGB`` (``?`` where a record does not say)."""
+    return {"y": "Y", "rgb": "RGB"}.get(colour or "", "?")
+
+
+def labels_inside(fig, ax, texts) -> None:
+    """Move a point label that would cross the axes' right edge (into the legend beside it) to the
+    left of its point. Call it once the layout is final."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    right = ax.get_window_extent(renderer).x1
+    for text in texts:
+        if text.get_window_extent(renderer).x1 > right:
+            x0, y0 = text.xyann
+            text.xyann = (-abs(x0), y0)
+            text.set_horizontalalignment("right")
 
 
 def _declutter(fig, texts, tries: int = 8) -> None:
@@ -101,12 +188,60 @@ def _declutter(fig, texts, tries: int = 8) -> None:
         placed.append(box)
 
 
-def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem: Path) -> Optional[List[Path]]:
-    """PSNR (``quality_key``: a set name or 'mean') vs FHD/s; returns the written files."""
+BASELINE_STYLE = {  # family: marker, size, colour, legend label (the baselines are drawn on their own)
+    "Bicubic": ("*", 170, "#000000", "{model}: bicubic as a Y network, same backend"),
+    "bicubic-opencv": ("X", 90, "#777777", "bicubic-opencv: OpenCV, RGB"),
+    "bicubic-matlab": ("h", 80, "#444444", "bicubic-matlab: MATLAB-exact, RGB"),
+}
+LABEL_FONT = 8
+
+
+def scatter_points(ax, pts: List[Dict], x, y) -> None:
+    """Every point coloured by family, its speed interval as a horizontal error bar; Y models filled,
+    RGB models hollow; the bicubic baselines with their own markers. One legend label per family."""
+    by_kind = defaultdict(list)
+    for p in pts:
+        by_kind[(p["family"], p.get("colour_space"))].append(p)
+    for (fam, colour), members in sorted(by_kind.items(), key=lambda kv: (kv[0][0] in BASELINE_STYLE, str(kv[0]))):
+        if fam in BASELINE_STYLE:
+            marker, size, col, label = BASELINE_STYLE[fam]
+            label = label.format(model=members[0]["model"])
+        else:
+            marker, col = METHOD_MARKERS.get(fam, "o"), FAMILY_COLOURS.get(fam, "#17becf")
+            size = 26 if marker == "o" else 46
+            label = f"{fam} ({colour_label(colour)})" if colour else fam
+        bars = [m for m in members if is_finite(m.get("fhd_per_s_low")) and is_finite(m.get("fhd_per_s_high"))]
+        if bars:
+            xs = [x(m) for m in bars]
+            ax.errorbar(xs, [y(m) for m in bars], fmt="none", ecolor=col, elinewidth=0.9, capsize=2, alpha=0.65,
+                        zorder=2.5, label="_nolegend_",
+                        xerr=[[max(v - m["fhd_per_s_low"], 0.0) for v, m in zip(xs, bars)],
+                              [max(m["fhd_per_s_high"] - v, 0.0) for v, m in zip(xs, bars)]])
+        hollow = colour == "rgb"
+        ax.scatter([x(m) for m in members], [y(m) for m in members], s=size, marker=marker, alpha=0.9,
+                   facecolors="none" if hollow else col, edgecolors=col, linewidths=1.3 if hollow else 0.5,
+                   label=label, zorder=4 if fam in BASELINE_STYLE else 3)
+
+
+def legend_title(pts: List[Dict]) -> str:
+    lines = []
+    if any(p.get("colour_space") == "rgb" for p in pts):
+        lines.append("filled: Y-channel model, hollow: RGB model")
+    if any(is_finite(p.get("fhd_per_s_low")) for p in pts):
+        lines.append("bars: 95 % interval of the speed")
+    return "\n".join(lines)
+
+
+def trade_off_axes(points: List[Dict], title: str, quality_key: str):
+    """The trade-off figure (a matplotlib Figure, not yet saved) of PSNR (``quality_key``: a set name
+    or 'mean') against FHD/s; None when no point has both. Layout final: the legend outside the
+    axes, log ticks that do not touch, point labels moved off each other."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from .pareto import front_with_ties
 
     def q(p):
         return p["psnr_mean"] if quality_key == "mean" else p["psnr"].get(quality_key, float("nan"))
@@ -114,24 +249,24 @@ def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem
     pts = [p for p in points if is_finite(q(p)) and is_finite(p["fhd_per_s"]) and p["fhd_per_s"] > 0]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
-    by_family = defaultdict(list)
-    for p in pts:
-        by_family[p["family"]].append(p)
+    fig, ax = plt.subplots(figsize=(11, 6), dpi=110)
     ax.set_xscale("log")  # before any limit is read: a linear autoscale can put the left limit below 0
-    for fam, members in sorted(by_family.items()):
-        marker = METHOD_MARKERS.get(fam, "o")
-        ax.scatter([m["fhd_per_s"] for m in members], [q(m) for m in members], s=22 if marker == "o" else 46,
-                   alpha=0.8, marker=marker, color=FAMILY_COLOURS.get(fam, "#17becf"), label=fam, zorder=3)
-    front = pareto_front([q(p) for p in pts], [p["fhd_per_s"] for p in pts])
-    fx = [pts[i]["fhd_per_s"] for i in front]
-    fy = [q(pts[i]) for i in front]
-    ax.step(fx, fy, where="post", color="#444444", lw=1.2, ls="--", zorder=2, label="Pareto front")
-    labels = [ax.annotate(pts[i]["model"], (pts[i]["fhd_per_s"], q(pts[i])), fontsize=7, xytext=(4, 3),
-                          textcoords="offset points") for i in front]
+    scatter_points(ax, pts, lambda p: p["fhd_per_s"], q)
+    front, ties = front_with_ties([q(p) for p in pts], [p["fhd_per_s"] for p in pts],
+                                  [p.get("fhd_per_s_low") for p in pts], [p.get("fhd_per_s_high") for p in pts])
+    clear = [i for i in front if i not in ties]
+    ax.step([pts[i]["fhd_per_s"] for i in clear], [q(pts[i]) for i in clear], where="post", color="#444444", lw=1.2,
+            ls="--", zorder=2, label="Pareto front")
+    if ties:
+        ax.scatter([pts[i]["fhd_per_s"] for i in ties], [q(pts[i]) for i in ties], s=150, marker="o",
+                   facecolors="none", edgecolors="#444444", linestyles=":", linewidths=1.2, zorder=2.8,
+                   label="on the front, statistically tied")
+    labels = [ax.annotate(pts[i]["model"] + (" (tied)" if i in ties else ""), (pts[i]["fhd_per_s"], q(pts[i])),
+                          fontsize=LABEL_FONT, xytext=(5, 4), textcoords="offset points",
+                          color="#555555" if i in ties else "#111111") for i in front]
     for i, p in enumerate(pts):
         if p["family"] in METHOD_MARKERS and i not in front:
-            labels.append(ax.annotate(p["model"], (p["fhd_per_s"], q(p)), fontsize=7, xytext=(4, -9),
+            labels.append(ax.annotate(p["model"], (p["fhd_per_s"], q(p)), fontsize=LABEL_FONT, xytext=(5, -11),
                                       textcoords="offset points", color=FAMILY_COLOURS.get(p["family"], "#17becf")))
     baseline = next((p for p in pts if p["family"] == "Bicubic"), None)
     if baseline is not None:
@@ -140,22 +275,26 @@ def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem
         ymin, ymax = ax.get_ylim()
         xmax, ymax = max(xmax, bx * 1.5), max(ymax, by + 0.2)
         ax.fill_between([bx, xmax * 10], by, ymax + 10, color="#2ca02c", alpha=0.08, zorder=1,
-                        label="beats bicubic on both axes")
+                        label=f"beats {baseline['model']} on both axes")
         ax.set_xlim(xmin, xmax)
         ax.set_ylim(ymin, ymax)
-        ax.scatter([bx], [by], marker="*", s=160, color="black", zorder=4, label=f"{baseline['model']} (same backend)")
-    cv = next((p for p in pts if p["family"] == "bicubic-opencv"), None)
-    if cv is not None:
-        ax.scatter([cv["fhd_per_s"]], [q(cv)], marker="X", s=90, color="#999999", zorder=4, label="OpenCV bicubic")
-    _plain_log_ticks(ax.xaxis)
-    ax.set_xlabel("speed: Full-HD output frames per second (log)")
-    ax.set_ylabel(f"PSNR (dB, Y) — {'mean over sets' if quality_key == 'mean' else quality_key}")
+    ax.set_xlabel("Full-HD output frames per second (log scale)")
+    ax.set_ylabel("PSNR (dB, Y channel)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    legend_outside(ax, title=legend_title(pts) or None, title_fontsize=8)
     fig.tight_layout()
+    log_ticks(ax, "x")
+    fig.tight_layout()  # the chosen tick labels may be taller or shorter
+    labels_inside(fig, ax, labels)
     _declutter(fig, labels)
-    return save_figure(fig, path_stem)
+    return fig
+
+
+def trade_off_figure(points: List[Dict], title: str, quality_key: str, path_stem: Path) -> Optional[List[Path]]:
+    """:func:`trade_off_axes` written as PNG and SVG; returns the written files."""
+    fig = trade_off_axes(points, title, quality_key)
+    return save_figure(fig, path_stem) if fig is not None else None
 
 
 def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[List[Path]]:
@@ -168,24 +307,27 @@ def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[L
     pts = [p for p in points if is_finite(p["mj_per_frame"]) and is_finite(p["psnr_mean"])]
     if not pts:
         return None
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
-    for p in pts:
-        marker = METHOD_MARKERS.get(p["family"], "o")
-        ax.scatter(p["psnr_mean"], p["mj_per_frame"], s=22 if marker == "o" else 46, marker=marker,
-                   color=FAMILY_COLOURS.get(p["family"], "#17becf"))
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
+    ax.set_yscale("log")
+    scatter_points(ax, [dict(p, fhd_per_s_low=None, fhd_per_s_high=None) for p in pts], lambda p: p["psnr_mean"],
+                   lambda p: p["mj_per_frame"])
     front = pareto_front([p["psnr_mean"] for p in pts], [-p["mj_per_frame"] for p in pts])
-    labels = [ax.annotate(pts[i]["model"], (pts[i]["psnr_mean"], pts[i]["mj_per_frame"]), fontsize=7,
-                          xytext=(4, 3), textcoords="offset points") for i in front]
+    labels = [ax.annotate(pts[i]["model"], (pts[i]["psnr_mean"], pts[i]["mj_per_frame"]), fontsize=LABEL_FONT,
+                          xytext=(5, 4), textcoords="offset points") for i in front]
     for i, p in enumerate(pts):
         if p["family"] in METHOD_MARKERS and i not in front:
-            labels.append(ax.annotate(p["model"], (p["psnr_mean"], p["mj_per_frame"]), fontsize=7, xytext=(4, -9),
-                                      textcoords="offset points", color=FAMILY_COLOURS.get(p["family"], "#17becf")))
-    ax.set_yscale("log")
-    ax.set_xlabel("PSNR (dB, Y), mean over sets")
-    ax.set_ylabel("energy per Full-HD frame (mJ, log)")
+            labels.append(ax.annotate(p["model"], (p["psnr_mean"], p["mj_per_frame"]), fontsize=LABEL_FONT,
+                                      xytext=(5, -11), textcoords="offset points",
+                                      color=FAMILY_COLOURS.get(p["family"], "#17becf")))
+    ax.set_xlabel("PSNR (dB, Y channel), mean over sets")
+    ax.set_ylabel("energy per Full-HD frame (mJ, log scale)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
+    legend_outside(ax, title=legend_title([dict(p, fhd_per_s_low=None) for p in pts]) or None, title_fontsize=8)
     fig.tight_layout()
+    log_ticks(ax, "y")
+    fig.tight_layout()  # the chosen tick labels may be wider or narrower
+    labels_inside(fig, ax, labels)
     _declutter(fig, labels)
     return save_figure(fig, path_stem)
 
@@ -209,7 +351,7 @@ def cross_device_figure(points: List[Dict], scale: int, path_stem: Path, note: s
             by_device[f"{p['device']} ({p['backend']} {p['precision']})"].append(p)
     if len(by_device) < 2:
         return None
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
+    fig, ax = plt.subplots(figsize=(11, 6), dpi=110)
     markers = "os^Dv<>ph"
     for k, (device, pts) in enumerate(sorted(by_device.items())):
         ax.scatter([p["fhd_per_s"] for p in pts], [p["psnr_mean"] for p in pts], marker=markers[k % len(markers)],
@@ -218,16 +360,33 @@ def cross_device_figure(points: List[Dict], scale: int, path_stem: Path, note: s
         ax.step([pts[i]["fhd_per_s"] for i in front], [pts[i]["psnr_mean"] for i in front], where="post", lw=1)
         bic = [p for p in pts if p["family"] == "Bicubic"]
         if bic:
-            ax.scatter([bic[0]["fhd_per_s"]], [bic[0]["psnr_mean"]], marker="*", s=140, color="black", zorder=4)
+            ax.scatter([bic[0]["fhd_per_s"]], [bic[0]["psnr_mean"]], marker="*", s=140, color="black", zorder=4,
+                       label="bicubic on each device")
     ax.set_xscale("log")
-    ax.set_xlabel("speed: Full-HD output frames per second (log)")
-    ax.set_ylabel("PSNR (dB, Y), mean over sets")
-    _plain_log_ticks(ax.xaxis)
-    ax.set_title(f"x{scale}: devices compared (stars: bicubic on each device){note}", fontsize=10)
+    ax.set_xlabel("Full-HD output frames per second (log scale)")
+    ax.set_ylabel("PSNR (dB, Y channel), mean over sets")
+    ax.set_title(f"x{scale} · devices compared{note}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    legend_outside(ax)
+    fig.tight_layout()
+    log_ticks(ax, "x")
     fig.tight_layout()
     return save_figure(fig, path_stem)
+
+
+def group_title(device: str, backend: str, precision: str, scale) -> str:
+    """A figure's title: where it was measured, each word once (the axes name what is plotted)."""
+    return f"{device} · {backend} {precision} · x{scale}"
+
+
+def set_title(key: str, sets: List[str]) -> str:
+    """What the quality axis is averaged over: a set, the embedded images (labelled), or the mean."""
+    from ..datasets import EMBEDDED
+    from .table import quality_basis
+
+    if key == "mean":  # psnr_mean's sets: the standard ones (the embedded images only where alone)
+        return "mean over " + ", ".join(quality_basis(sets))
+    return "embedded images (not a standard test set)" if key == EMBEDDED else key
 
 
 def draw_all(store, out_dir, run_id: Optional[str] = None) -> List[Path]:
@@ -241,13 +400,12 @@ def draw_all(store, out_dir, run_id: Optional[str] = None) -> List[Path]:
     for (device, backend, precision, scale), pts in sorted(groups.items()):
         sets = sorted({s for p in pts for s in p["psnr"]})
         base = f"{device}_{backend}_{precision}_x{scale}"
-        label = " (embedded images, not a standard test set)" if sets == ["embedded"] else ""
         warn = emulated_note(pts)
         for key in sets + (["mean"] if len(sets) > 1 else []):
-            title = f"{device} / {backend} {precision} / x{scale}: PSNR on {key}{label} vs Full-HD frames/s{warn}"
+            title = f"{group_title(device, backend, precision, scale)} · {set_title(key, sets)}{warn}"
             files = trade_off_figure(pts, title, key, out_dir / f"tradeoff_{base}_{key}")
             written += files or []
-        files = energy_figure(pts, f"{device} / {backend} {precision} / x{scale}: energy vs PSNR{warn}",
+        files = energy_figure(pts, f"{group_title(device, backend, precision, scale)}{warn}",
                               out_dir / f"energy_{base}")
         written += files or []
     for scale in sorted({p["scale"] for p in points}):

@@ -24,7 +24,8 @@ from ..datasets import EMBEDDED, STANDARD_SETS
 from ..errors import HarnessError
 from ..numeric import number_or_none
 from .files import write_text_atomic
-from .table import build_records, latest_rows, sets_order
+from .pareto import QUALITY_TIE_DB
+from .table import RGB_SPEED_BASELINE, build_records, colour_of, latest_rows, sets_order
 from .table import front_groups as pareto_groups
 
 EMBEDDED_NOTE = "embedded: images bundled with scikit-image, not a standard test set (not comparable with papers)"
@@ -84,6 +85,23 @@ class Table(NamedTuple):
     note: str = ""
 
 
+def cell_text(row: Dict, col: Col) -> str:
+    """A cell as shown: ``row[key + ".text"]`` where the row gives one (a value with its interval,
+    still sorted by the value itself), else the value through :func:`fmt`."""
+    text = row.get(col.key + ".text")
+    return text if text else fmt(row.get(col.key), col.kind)
+
+
+def with_interval(value, low, high, kind: str = "fps") -> Optional[str]:
+    """``13.39 [13.10, 13.70]``: a value and its interval (None where either end is missing)."""
+    if number_or_none(value) is None or number_or_none(low) is None or number_or_none(high) is None:
+        return None
+    return f"{fmt(value, kind)} [{fmt(low, kind)}, {fmt(high, kind)}]"
+
+
+COLOUR = {"y": "Y", "rgb": "RGB"}
+
+
 def html_table(table: Table) -> str:
     head = "".join(f'<th data-kind="{_e(c.kind)}" data-col="{_e(c.key)}">{_e(c.header)}</th>' for c in table.columns)
     body = []
@@ -102,7 +120,7 @@ def html_table(table: Table) -> str:
             title = row.get(c.key + ".title")
             if title:
                 attrs += f' title="{_e(title)}"'
-            cells.append(f"<td{attrs}>{_e(fmt(value, c.kind))}</td>")
+            cells.append(f"<td{attrs}>{_e(cell_text(row, c))}</td>")
         css = f' class="{_e(row["_class"])}"' if row.get("_class") else ""
         body.append(f"<tr{css}>{''.join(cells)}</tr>")
     note = f'<p class="note">{_e(table.note)}</p>' if table.note else ""
@@ -115,7 +133,7 @@ def md_table(table: Table, keys: Optional[Sequence[str]] = None) -> str:
     out = ["| " + " | ".join(_md(c.header) for c in cols) + " |",
            "|" + "|".join("---:" if c.kind not in TEXT_KINDS else "---" for c in cols) + "|"]
     for row in table.rows:
-        out.append("| " + " | ".join(_md(fmt(row.get(c.key), c.kind)) for c in cols) + " |")
+        out.append("| " + " | ".join(_md(cell_text(row, c)) for c in cols) + " |")
     if table.note:
         out += ["", f"_{_md(table.note)}_"]
     return "\n".join(out)
@@ -214,7 +232,9 @@ def _json(text) -> Dict:
 def models_table(entries: List[Dict]) -> Table:
     """Every model with its complexity, quality per set, speed, energy and status."""
     sets = sets_order(s for e in entries for s in list(e["psnr"]) + list(e["ssim"]))
-    cols = [Col("model", "model"), Col("family", "family"), Col("device", "device"), Col("backend", "backend"),
+    runtime = any(e.get("runtime") for e in entries)  # what really computed a row, where recorded
+    cols = [Col("model", "model"), Col("family", "family"), Col("colour", "colour"), Col("device", "device"),
+            Col("backend", "backend")] + ([Col("runtime", "runtime")] if runtime else []) + [
             Col("scale", "scale", "int"), Col("params", "params", "int"),
             Col("macs_per_fhd", "GMACs / FHD frame", "gmacs")]
     for s in sets:
@@ -228,28 +248,67 @@ def models_table(entries: List[Dict]) -> Table:
         row = {k: e.get(k) for k in ("model", "family", "device", "scale", "params", "macs_per_fhd", "form",
                                      "weights", "status") + _SPEED_FIELDS}
         row["backend"] = f"{e['backend']} {e['precision']}".strip()
+        row["colour"], row["runtime"] = COLOUR.get(colour_of(e) or ""), e.get("runtime")
+        row["fhd_per_s.text"] = with_interval(e.get("fhd_per_s"), e.get("fhd_per_s_low"), e.get("fhd_per_s_high"))
+        row["fhd_per_s.title"] = speed_note(e)
         for s in sets:
             row[f"psnr:{s}"], row[f"ssim:{s}"] = e["psnr"].get(s), e["ssim"].get(s)
         row["status.title"] = e["reason"]
         row["_class"] = "" if e["status"] == "ok" else "bad"
         rows.append(row)
-    note = EMBEDDED_NOTE if EMBEDDED in sets else ""
-    return Table("models", cols, rows, note)
+    notes = ["colour: the channels a model computes (Y: luma only, chroma by bicubic; RGB: all three)"]
+    if any(row.get("fhd_per_s.text") for row in rows):
+        notes.append("FHD/s [95 % interval] where the interval was measured")
+    if runtime:
+        notes.append("runtime: what computed the row (the backend column groups the rows)")
+    if EMBEDDED in sets:
+        notes.append(EMBEDDED_NOTE)
+    return Table("models", cols, rows, "; ".join(notes))
+
+
+def speed_note(e: Dict) -> str:
+    """A speed cell's tooltip: its interval's half-width and why timing stopped, where recorded."""
+    parts = []
+    if number_or_none(e.get("ci_halfwidth_pct")) is not None:
+        parts.append(f"95 % interval ±{float(e['ci_halfwidth_pct']):.1f} % of the median")
+    if e.get("timing_stop"):
+        parts.append(f"timing stopped: {e['timing_stop']}")
+    return "; ".join(parts)
+
+
+FRONT_RULE = ("Δ PSNR and 'beats bicubic: quality' are against Bicubic_s<scale>; × bicubic speed and 'beats "
+              "bicubic: speed' against the bicubic of the model's colour space on the same device, backend, "
+              "precision and scale: Y models against Bicubic_s<scale> (bicubic as a Y network), RGB models against "
+              "bicubic-opencv (OpenCV's, the fast RGB bicubic). A model leaves the front only when another is "
+              f"better by at least {QUALITY_TIE_DB:g} dB and faster with a speed interval wholly above its own (the "
+              "strict rule where no interval was measured); one kept because the difference is within the noise "
+              "is marked 'statistically tied'.")
 
 
 def pareto_table(groups: List[Dict]) -> Table:
     cols = [Col("device", "device"), Col("backend", "backend"), Col("scale", "scale", "int"), Col("model", "model"),
-            Col("family", "family"), Col("basis", "quality on"), Col("psnr", "PSNR (dB)", "psnr"),
-            Col("d_psnr", "Δ PSNR vs bicubic", "delta"), Col("fhd_per_s", "FHD/s", "fps"),
-            Col("speedup", "× bicubic speed", "ratio"), Col("beats_q", "beats bicubic: quality", "flag"),
-            Col("beats_s", "beats bicubic: speed", "flag"), Col("mj_per_frame", "mJ/frame", "mj")]
-    rows, notes = [], []
+            Col("family", "family"), Col("colour", "colour"), Col("basis", "quality on"),
+            Col("psnr", "PSNR (dB)", "psnr"), Col("d_psnr", "Δ PSNR vs bicubic", "delta"),
+            Col("fhd_per_s", "FHD/s", "fps"), Col("speedup", "× bicubic speed", "ratio"),
+            Col("beats_q", "beats bicubic: quality", "flag"), Col("beats_s", "beats bicubic: speed", "flag"),
+            Col("mj_per_frame", "mJ/frame", "mj"), Col("front_note", "front")]
+    rows, notes = [], [FRONT_RULE]
     for g in groups:
         basis = " + ".join(set_label(s) for s in g["basis"]) + (" (mean)" if len(g["basis"]) > 1 else "")
-        rows += [dict(r, basis=basis, backend=f"{r['backend']} {r['precision']}") for r in g["rows"]]
+        for r in g["rows"]:
+            row = dict(r, basis=basis, backend=f"{r['backend']} {r['precision']}",
+                       colour=COLOUR.get(r.get("colour_space") or ""))
+            row["fhd_per_s.text"] = with_interval(r["fhd_per_s"], r.get("fhd_per_s_low"), r.get("fhd_per_s_high"))
+            if r.get("speed_baseline"):
+                row["speedup.title"] = f"FHD/s against {r['speed_baseline']}'s"
+            rows.append(row)
         where = f"{g['device']} {g['backend']} {g['precision']} x{g['scale']}"
         if g["baseline"] is None:
             notes.append(f"{where}: no Bicubic_s{g['scale']} measurement, so no beats-bicubic verdict")
+        missing = [name for c, name in (("rgb", RGB_SPEED_BASELINE),) if g.get("speed_baselines", {}).get(c) is None
+                   and any(r.get("colour_space") == c for r in g["rows"])]
+        for name in missing:
+            notes.append(f"{where}: no {name} measurement, so no × bicubic speed for its RGB models")
         if g["left_out"]:
             notes.append(f"{where}: {g['left_out']} model(s) without PSNR on every set left off the front")
     return Table("pareto", cols, rows, "; ".join(notes))
@@ -337,22 +396,49 @@ def _flatten(d: Dict, prefix: str) -> List[Tuple[str, object]]:
 
 
 def _figure_order(path: Path):
-    """Per device/backend/scale: the trade-off per set, then the mean over sets, then energy."""
+    """Per device/backend/scale: the trade-off per set, then the mean over sets, then energy, then the
+    zoomed crops; the cross-device figures last."""
     stem = path.stem
     if stem.startswith("energy_"):
-        return (stem[len("energy_"):], 2, "", path.suffix)
+        return (0, stem[len("energy_"):], 2, 0, path.suffix)
+    if stem.startswith("visual_"):
+        return (0, stem[len("visual_"):], 3, 0, path.suffix)
+    if not stem.startswith("tradeoff_"):
+        return (1, stem, 0, 0, path.suffix)
     base, _, key = stem[len("tradeoff_"):].rpartition("_")
-    return (base, 1 if key == "mean" else 0, sets_order([key] + list(STANDARD_SETS)).index(key), path.suffix)
+    return (0, base, 1 if key == "mean" else 0, sets_order([key] + list(STANDARD_SETS)).index(key), path.suffix)
 
 
-def figures_html(files: Sequence[Path]) -> str:
+def is_visual(path: Path) -> bool:
+    """A zoomed-crop figure (:mod:`harness.results.visual`), shown in its own section."""
+    return Path(path).stem.startswith("visual_")
+
+
+def visual_files(plots_dir: Optional[Path], entries: List[Dict]) -> List[Path]:
+    """The zoomed-crop figures of this report's device/backend/precision/scale groups found in
+    ``plots_dir`` (run-all draws them: they need the test images and the models, which a report lacks)."""
+    if plots_dir is None:
+        return []
+    out = []
+    for key in sorted({(e["device"], e["backend"], e["precision"], e["scale"]) for e in entries if e.get("speed_ok")}):
+        stem = Path(plots_dir) / "visual_{}_{}_{}_x{}".format(*key)
+        out += [f for f in (stem.with_suffix(".png"), stem.with_suffix(".svg")) if f.is_file()]
+    return out
+
+
+NO_FIGURE = "<p>No figure: no model of this run has both quality and speed measured.</p>"
+NO_CROPS = ("<p>No crops: run-all draws them (they need the test images and the models); the report command "
+            "embeds those it finds in the figures folder (--plots).</p>")
+
+
+def figures_html(files: Sequence[Path], empty: str = NO_FIGURE) -> str:
     """Every figure embedded (PNG as base64; an SVG only where no PNG of it exists)."""
     stems: "OrderedDict[str, Path]" = OrderedDict()
     for f in sorted((Path(p) for p in files), key=_figure_order):
         if f.suffix.lower() == ".png" or (f.suffix.lower() == ".svg" and f.stem not in stems):
             stems[f.stem] = f
     if not stems:
-        return "<p>No figure: no model of this run has both quality and speed measured.</p>"
+        return empty
     parts = []
     for stem, f in stems.items():
         mime = "image/png" if f.suffix.lower() == ".png" else "image/svg+xml"
@@ -381,7 +467,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tbody tr:nth-child(even){background:#fafafa}tr.bad td{background:#fff1f0}
 td.yes{color:#1a7f37;font-weight:600}td.no{color:#b42318}
 table[id^=env-] td:first-child{color:#444}
-.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,900px),1fr));gap:12px}
 figure{margin:0;border:1px solid #e3e3e3;padding:6px;background:#fff}
 figure img{width:100%;height:auto;display:block}figcaption{font-size:12px;color:#555;margin-top:4px}
 .note{font-size:12px;color:#555;margin:2px 0 10px}
@@ -418,11 +504,13 @@ def _section(title: str, body: str, sid: str) -> str:
 
 
 def render_html(title: str, head: List[Tuple[str, str]], figures: str, models: Table, pareto: Table,
-                problems: Table, power: Table, envs: List[Tuple[str, Table]], routing: Optional[Table] = None) -> str:
+                problems: Table, power: Table, envs: List[Tuple[str, Table]], routing: Optional[Table] = None,
+                crops: str = NO_CROPS) -> str:
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in head)
     sections = [
         f'<section id="headline"><h1>{_e(title)}</h1><dl class="headline">{dl}</dl></section>',
         _section("Quality–speed trade-off", figures, "figures"),
+        _section("Zoomed crops: bicubic, the front and the best model", crops, "crops"),
         _section("Pareto front per device and scale", html_table(pareto) if pareto.rows else
                  "<p>No model has both quality and speed measured.</p>", "front"),
         _section("All models", html_table(models) + '<p class="note">Click a column header to sort; '
@@ -483,15 +571,22 @@ def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None,
         models = models._replace(note=f"{warning} {models.note}".strip())
         pareto = pareto._replace(note=f"{warning} {pareto.note}".strip())
     problems, power = problems_table(rows), power_table(entries)
+    def blocks(files: List[Path]) -> Tuple[str, str]:  # the figures, and the zoomed crops in their own section
+        return (figures_html([f for f in files if not is_visual(f)]),
+                figures_html([f for f in files if is_visual(f)], NO_CROPS))
+
     if figures is not None:
-        figures_block = figures_html([Path(f) for f in figures])
+        figures_block, crops_block = blocks([Path(f) for f in figures])
     else:
-        with tempfile.TemporaryDirectory(prefix="report-plots-") as tmp:
-            figures_block = figures_html(draw_all(store, Path(plots_dir) if plots_dir else Path(tmp), run_id))
+        folder = Path(plots_dir) if plots_dir else None
+        with tempfile.TemporaryDirectory(prefix="report-plots-") as tmp:  # read before the folder goes
+            figures_block, crops_block = blocks(draw_all(store, folder or Path(tmp), run_id) +
+                                                visual_files(folder, entries))
     out_dir = Path(out_dir)
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
     # each to a temp name, then renamed: a full disk leaves the previous report, not a truncated one
     write_text_atomic(html_path, render_html(title, head, figures_block, models, pareto, problems, power,
-                                             environment_tables(runs), routing_table(entries)), elsewhere=ELSEWHERE)
+                                             environment_tables(runs), routing_table(entries), crops_block),
+                      elsewhere=ELSEWHERE)
     write_text_atomic(md_path, render_md(title, head, models, pareto, problems), elsewhere=ELSEWHERE)
     return html_path, md_path

@@ -26,8 +26,11 @@ KEY = ["device", "backend", "precision", "model", "scale", "weights"]
 GROUP = ["device", "backend", "precision", "scale"]
 # the columns every table has, in order; psnr:<set> and ssim:<set> follow the identity columns
 IDENTITY = KEY + ["family", "colour_space", "form", "params", "macs_per_fhd", "bytes_per_fhd", "input_shape"]
-SPEED = ["fhd_per_s", "median_ms", "p90_ms", "p99_ms", "mean_ms", "cov", "n", "cpu_util_pct", "mean_w",
-         "mj_per_frame", "psnr_vs_reference", "peak_rss_mb"]
+SPEED = ["fhd_per_s", "fhd_per_s_low", "fhd_per_s_high", "ci_halfwidth_pct", "timing_stop", "runtime", "median_ms",
+         "p90_ms", "p99_ms", "mean_ms", "cov", "n", "cpu_util_pct", "mean_w", "mj_per_frame", "psnr_vs_reference",
+         "peak_rss_mb"]
+# from the speed record's JSON only (absent from older stores: None); the raw times_ms stay out of the table
+_FROM_DATA = ("n", "mean_ms", "fhd_per_s_low", "fhd_per_s_high", "ci_halfwidth_pct", "timing_stop", "runtime")
 TAIL = ["psnr_mean", "quality_basis", "status", "reason", "emulated", "run_id"]
 _SEVERITY = {"ok": 0, "flagged": 1}
 
@@ -38,6 +41,36 @@ def _data(row) -> Dict:
     except (TypeError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _interval(value) -> Optional[List[float]]:
+    """A record's ``[low, high]`` (e.g. ``fhd_per_s_ci``) as two floats, or None where absent or malformed."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    low, high = number_or_none(value[0]), number_or_none(value[1])
+    return [low, high] if low is not None and high is not None and low <= high else None
+
+
+def _text_or_none(value) -> Optional[str]:
+    return str(value) if value not in (None, "") else None
+
+
+# the bicubic baselines' colour space where a record lacks its input shape (older stores)
+BASELINE_COLOUR = {"Bicubic": "y", "bicubic-matlab": "rgb", "bicubic-opencv": "rgb"}
+RGB_SPEED_BASELINE = "bicubic-opencv"
+
+
+def colour_of(rec: Dict[str, Any]) -> Optional[str]:
+    """A row's colour space, ``y`` or ``rgb`` (from its input shape; for the bicubic baselines from the
+    family where the shape is missing), else None."""
+    return rec.get("colour_space") or BASELINE_COLOUR.get(rec.get("family") or "")
+
+
+def speed_baseline_name(colour: Optional[str], scale) -> str:
+    """The bicubic a model's speed is compared with: the one of its colour space (on the same device,
+    backend, precision and scale). Y models (and those of unknown colour space): ``Bicubic_s<scale>``,
+    bicubic run as a Y-channel network; RGB models: ``bicubic-opencv``, OpenCV's (the fast RGB bicubic)."""
+    return RGB_SPEED_BASELINE if colour == "rgb" else f"Bicubic_s{scale}"
 
 
 def latest_rows(store, run_id: Optional[str] = None) -> List:
@@ -94,8 +127,12 @@ def build_records(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]
                    emulated=emulated.get(r["run_id"], ""), power_reason=d.get("power_reason", ""),
                    routing=d.get("routing"), _speed_status=r["status"], _speed_reason=r["reason"] or "")
         for c in SPEED:
-            if c not in ("n", "mean_ms"):
+            if c not in _FROM_DATA:
                 rec[c] = number_or_none(r[c]) if c in r.keys() else number_or_none(d.get(c))
+        ci = _interval(d.get("fhd_per_s_ci"))
+        rec.update(fhd_per_s_low=ci[0] if ci else None, fhd_per_s_high=ci[1] if ci else None,
+                   ci_halfwidth_pct=number_or_none(d.get("ci_halfwidth_pct")),
+                   timing_stop=_text_or_none(d.get("timing_stop")), runtime=_text_or_none(d.get("runtime")))
         records.append(_with_quality(rec, quality.get(qkey, {})))
     for qkey, sets in quality.items():
         if qkey in used:
@@ -175,10 +212,17 @@ def load_results(path: Union[str, Path], run_id: Optional[str] = None):
 
 
 def front_groups(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The Pareto front of quality (``psnr_mean``) against FHD/s per device/backend/precision/scale, each
-    member against its group's ``Bicubic_s<scale>`` (the same backend's bicubic: the baseline any network
-    must beat there): per group its ``basis`` sets, front ``rows``, ``left_out`` count and ``baseline``."""
-    from .pareto import pareto_front
+    """The Pareto front of quality (``psnr_mean``) against FHD/s per device/backend/precision/scale.
+
+    The front is :func:`harness.results.pareto.front_with_ties` with each row's FHD/s interval
+    (``fhd_per_s_low/high``, where measured): speeds within each other's intervals and PSNRs within
+    0.01 dB count as equal; front members equal on both have ``tied`` set and ``front_note`` naming
+    the models they are statistically tied with.
+    Quality is set against the group's ``Bicubic_s<scale>`` (``d_psnr``, ``beats_q``); speed against the
+    bicubic of the member's colour space (:func:`speed_baseline_name`: ``speed_baseline``, ``speedup``,
+    ``beats_s``). Per group: its ``basis`` sets, front ``rows``, ``left_out`` count, ``baseline`` (the
+    quality baseline) and ``speed_baselines`` (colour space -> the model measured, or None)."""
+    from .pareto import QUALITY_TIE_DB, front_with_ties
 
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for rec in records:
@@ -187,32 +231,47 @@ def front_groups(records: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
     out = []
     for (device, backend, precision, scale), members in sorted(groups.items()):
         quality = [number_or_none(m.get("psnr_mean")) for m in members]
-        idx = pareto_front([q if q is not None else float("nan") for q in quality],
-                           [float(m["fhd_per_s"]) for m in members])
-        base_i = next((i for i, m in enumerate(members) if m["model"] == f"Bicubic_s{scale}"), None)
+        speed = [float(m["fhd_per_s"]) for m in members]
+        low = [number_or_none(m.get("fhd_per_s_low")) for m in members]
+        high = [number_or_none(m.get("fhd_per_s_high")) for m in members]
+        q_all = [q if q is not None else float("nan") for q in quality]
+        idx, ties = front_with_ties(q_all, speed, low, high)
+        index = {m["model"]: i for i, m in enumerate(members)}
+        base_i = index.get(f"Bicubic_s{scale}")
         base_q = quality[base_i] if base_i is not None else None
-        base_s = float(members[base_i]["fhd_per_s"]) if base_i is not None else None
+        speed_base = {c: index.get(speed_baseline_name(c, scale)) for c in ("y", "rgb")}
         rows = []
         for i in idx:
-            # a front member has a quality (pareto_front leaves NaN out)
-            m, q, s = members[i], cast(float, quality[i]), float(members[i]["fhd_per_s"])
-            is_base = i == base_i
+            # a front member has a quality (front_with_ties leaves NaN out)
+            m, q, s = members[i], cast(float, quality[i]), speed[i]
+            colour = colour_of(m)
+            sb = speed_base["rgb" if colour == "rgb" else "y"]
+            base_s = speed[sb] if sb is not None else None
+            tied = ties.get(i, [])
+            note = (", ".join(members[j]["model"] for j in tied) + f" (speed intervals overlap, PSNR within "
+                    f"{QUALITY_TIE_DB:g} dB)")
             rows.append({"device": device, "backend": backend, "precision": precision, "scale": scale,
-                         "model": m["model"], "family": m["family"], "weights": m["weights"], "psnr": q,
-                         "quality_basis": m["quality_basis"], "fhd_per_s": s, "mj_per_frame": m["mj_per_frame"],
+                         "model": m["model"], "family": m["family"], "colour_space": colour, "weights": m["weights"],
+                         "psnr": q, "quality_basis": m["quality_basis"], "fhd_per_s": s,
+                         "fhd_per_s_low": low[i], "fhd_per_s_high": high[i], "mj_per_frame": m["mj_per_frame"],
                          "d_psnr": None if base_q is None else q - base_q,
+                         "speed_baseline": members[sb]["model"] if sb is not None else None,
                          "speedup": None if not base_s else s / base_s,
-                         "beats_q": "baseline" if is_base else (None if base_q is None else q > base_q),
-                         "beats_s": "baseline" if is_base else (None if base_s is None else s > base_s)})
+                         "beats_q": "baseline" if i == base_i else (None if base_q is None else q > base_q),
+                         "beats_s": "baseline" if i == sb else (None if base_s is None else s > base_s),
+                         "tied": bool(tied), "front_note": f"statistically tied with {note}" if tied else ""})
         out.append({"device": device, "backend": backend, "precision": precision, "scale": scale,
                     "basis": [b for b in (members[0].get("quality_basis") or "").split(",") if b], "rows": rows,
                     "left_out": sum(q is None for q in quality),
-                    "baseline": members[base_i]["model"] if base_i is not None else None})
+                    "baseline": members[base_i]["model"] if base_i is not None else None,
+                    "speed_baselines": {c: members[i]["model"] if i is not None else None
+                                        for c, i in speed_base.items()}})
     return out
 
 
-FRONT_COLUMNS = ["device", "backend", "precision", "scale", "model", "family", "weights", "psnr", "quality_basis",
-                 "fhd_per_s", "mj_per_frame", "d_psnr", "speedup", "beats_q", "beats_s", "left_out"]
+FRONT_COLUMNS = ["device", "backend", "precision", "scale", "model", "family", "colour_space", "weights", "psnr",
+                 "quality_basis", "fhd_per_s", "fhd_per_s_low", "fhd_per_s_high", "mj_per_frame", "d_psnr",
+                 "speed_baseline", "speedup", "beats_q", "beats_s", "tied", "front_note", "left_out"]
 
 
 def front(table):

@@ -59,9 +59,9 @@ def comparison_figure(hr_rgb: np.ndarray, models: Sequence, out_stem: Path, titl
     fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.8), dpi=110)
     for ax, (name, img, value) in zip(np.atleast_1d(axes), panels):
         ax.imshow(img[top:top + crop, left:left + crop], interpolation="nearest")
-        ax.set_title(name if value is None else f"{name}\n{value:.2f} dB", fontsize=7)
+        ax.set_title(name if value is None else f"{name}\n{value:.2f} dB", fontsize=8)
         ax.axis("off")
-    fig.suptitle(title + zoom_note, fontsize=8)
+    fig.suptitle(title + zoom_note, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     from .plots import save_figure
 
@@ -73,7 +73,7 @@ def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weight
     """Per device/backend/precision/scale of the store: bicubic, the front and the best model on
     the first image of ``image_set`` (models from the export folder ``onnx_dir`` when given)."""
     from ..exported import resolve_model
-    from .pareto import pareto_front
+    from .pareto import front_with_ties
     from .plots import collect
 
     name, hr = next(iter(image_set))
@@ -85,7 +85,9 @@ def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weight
         pts = [p for p in pts if np.isfinite(p["psnr_mean"]) and np.isfinite(p["fhd_per_s"] or np.nan)]
         if not pts:
             continue
-        front = [pts[i] for i in pareto_front([p["psnr_mean"] for p in pts], [p["fhd_per_s"] for p in pts])]
+        idx, _ = front_with_ties([p["psnr_mean"] for p in pts], [p["fhd_per_s"] for p in pts],
+                                 [p.get("fhd_per_s_low") for p in pts], [p.get("fhd_per_s_high") for p in pts])
+        front = [pts[i] for i in idx]  # the front of the figures and the report, statistically tied members too
         best = max(pts, key=lambda p: p["psnr_mean"])
         chosen = [p for p in pts if p["family"] == "Bicubic"] + [p for p in front if p["family"] != "Bicubic"]
         if best not in chosen:
@@ -98,7 +100,7 @@ def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weight
             except Exception:  # noqa: BLE001 - a model that no longer resolves is left out of the picture
                 continue
         files = comparison_figure(hr, models, Path(out_dir) / f"visual_{device}_{backend}_{precision}_x{scale}",
-                                  f"{image_set.name}/{name} x{scale}: bicubic, the front and the best model "
-                                  f"(PSNR on the whole image)")
+                                  f"{image_set.name}/{name} · x{scale} · {device} {backend} {precision}: bicubic, "
+                                  f"the front and the best model (PSNR on the whole image)")
         written += files or []
     return written
