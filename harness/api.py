@@ -133,8 +133,9 @@ def sweep_pairs(models: Sequence[str] = (), pool: Optional[str] = None, scales: 
 
 
 def quality_backend(model) -> str:
-    """What computes a model's quality rows: its exported fp32 graph on ONNX Runtime (an export
-    folder), else PyTorch (the historical label, also for classical code, kept so stores join)."""
+    """The ``backend`` key of a model's quality rows: its exported fp32 graph on ONNX Runtime (an
+    export folder), else "torch" (also for classical code: the key stores join on). What really
+    computed a row is its ``runtime`` (:func:`harness.models.base.quality_runtime`)."""
     return "onnxruntime" if getattr(model, "export_dir", None) else "torch"
 
 
@@ -187,6 +188,36 @@ def calib_folders(folders) -> Optional[List[str]]:
     return out or None
 
 
+def timing_overrides(repeats=None, timeout=None, warmup=None, iterations=None, duration=None, threads=None,
+                     ci_target=None, pipeline=None) -> Dict[str, Any]:
+    """The timing controls (``--repeats``, ``--timeout``, and trtexec's ``--warmup``, ``--iterations``,
+    ``--duration``, ``--threads``, with ``--ci-target`` and ``--pipeline``) as :class:`harness.runner.BenchConfig`
+    overrides of the device profile; None leaves the profile's value. A bad value is one line."""
+    def need(name, value, ok, what):
+        if value is not None and (isinstance(value, bool) or not ok(value)):
+            raise HarnessError(f"--{name} {value:g}: {what}" if isinstance(value, float) else f"--{name} {value}: {what}")
+
+    need("repeats", repeats, lambda v: int(v) == v and v >= 1, "give at least 1")
+    need("timeout", timeout, lambda v: v > 0, "give a positive number of seconds")
+    need("warmup", warmup, lambda v: int(v) == v and v >= 0, "give 0 or more warm-up passes")
+    need("iterations", iterations, lambda v: int(v) == v and v >= 1, "give at least 1 timed frame")
+    need("duration", duration, lambda v: v > 0, "give a positive number of seconds")
+    need("threads", threads, lambda v: int(v) == v and v >= 0, "give 0 (the library's choice) or more")
+    need("ci-target", ci_target, lambda v: v >= 0, "give a percentage (0: no adaptive stop)")
+    if pipeline not in (None, "model", "color"):
+        raise HarnessError(f"--pipeline {pipeline}: give model (the model alone) or color (RGB frame -> RGB frame)")
+    given = dict(repeats=repeats, timeout_s=timeout, warmup=warmup, iterations=iterations, max_time_s=duration,
+                 threads=threads, ci_target_pct=ci_target, pipeline=None if pipeline == "model" else pipeline)
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def timing_key(overrides: Dict[str, Any], rounds: int = 1) -> list:
+    """The timing controls in a run's configuration key, only where given (so every other run keeps
+    the key it had)."""
+    controls = {k: v for k, v in overrides.items() if k not in ("repeats", "timeout_s")}
+    return [{"timing": controls, "rounds": rounds}] if controls or rounds > 1 else []
+
+
 def bench_config(device: str = "cpu", **overrides):
     """A device profile (name or path) as a :class:`harness.runner.BenchConfig`, with ``overrides``."""
     from .devices import load_profile
@@ -233,10 +264,14 @@ def quality(models: Union[str, Sequence[str]], scale=None, data=None, sets: Opti
 
 @dataclass
 class Latency:
-    """Per-frame latency of a timed loop (ms), typed: median with p90/p99, mean, min, CoV and count."""
+    """Per-frame latency of a timed loop (ms), typed: the median with its 95 % interval (``median_ci_ms``,
+    None below 6 samples) and half-width in %, p90/p99 (None where the sample does not support them),
+    mean, min, CoV and count."""
     median_ms: float
-    p90_ms: float
-    p99_ms: float
+    median_ci_ms: Optional[List[float]]
+    ci_halfwidth_pct: float
+    p90_ms: Optional[float]
+    p99_ms: Optional[float]
     mean_ms: float
     min_ms: float
     cov: float
@@ -246,15 +281,15 @@ class Latency:
     def from_values(cls, seconds: Sequence[float]) -> "Latency":
         from .runner import latency_stats
 
-        stats = latency_stats(list(seconds))
-        return cls(median_ms=stats["median_ms"], p90_ms=stats["p90_ms"], p99_ms=stats["p99_ms"],
-                   mean_ms=stats["mean_ms"], min_ms=stats["min_ms"], cov=stats["cov"], n=int(stats["n"]))
+        return cls.from_record(latency_stats(list(seconds)))
 
     @classmethod
     def from_record(cls, record: Dict) -> "Latency":
         nan = float("nan")
-        return cls(**{k: record.get(k, 0 if k == "n" else nan) for k in
-                      ("median_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "cov", "n")})
+        return cls(median_ms=record.get("median_ms", nan), median_ci_ms=record.get("median_ms_ci"),
+                   ci_halfwidth_pct=record.get("ci_halfwidth_pct", nan), p90_ms=record.get("p90_ms"),
+                   p99_ms=record.get("p99_ms"), mean_ms=record.get("mean_ms", nan), min_ms=record.get("min_ms", nan),
+                   cov=record.get("cov", nan), n=int(record.get("n") or 0))
 
 
 @dataclass
@@ -268,6 +303,7 @@ class BenchResult:
     status: str
     reason: str
     fhd_per_s: float
+    fhd_per_s_ci: Optional[List[float]]
     latency: Latency
     mean_w: float
     mj_per_frame: float
@@ -279,7 +315,7 @@ class BenchResult:
         return cls(model=rec["model"], scale=int(rec["scale"]), device=rec.get("device", ""),
                    backend=rec.get("backend", ""), precision=rec.get("precision", ""), status=rec.get("status", "ok"),
                    reason=rec.get("reason", ""), fhd_per_s=rec.get("fhd_per_s", nan),
-                   latency=Latency.from_record(rec), mean_w=rec.get("mean_w", nan),
+                   fhd_per_s_ci=rec.get("fhd_per_s_ci"), latency=Latency.from_record(rec), mean_w=rec.get("mean_w", nan),
                    mj_per_frame=rec.get("mj_per_frame", nan), record=rec)
 
     def to_dict(self) -> Dict:
@@ -290,27 +326,37 @@ class BenchResult:
 
 def run_bench(pairs: Pairs, cfg, store=None, run_id: Optional[str] = None, isolate: bool = True,
               progress: bool = False, weights_of=None, log: Optional[Callable[[str], None]] = None,
-              resolved: Optional[Dict[Tuple[str, int], str]] = None, keep_failed: bool = False) -> List[Dict]:
+              resolved: Optional[Dict[Tuple[str, int], str]] = None, keep_failed: bool = False,
+              rounds: int = 1) -> List[Dict]:
     """Measure each (model, scale) not yet in the run; every record is stored as soon as it exists
     (``store`` given). ``weights_of``: (model, scale) -> weights for pairs that do not use ``cfg.weights``;
     ``resolved``: (model, scale) -> the weights label of a model the caller has already built (it is
     not built again here: only the measuring child builds it). A failed row of the run is measured
-    again unless ``keep_failed``."""
+    again unless ``keep_failed``. ``rounds`` > 1 times the models in interleaved rounds (A B C, A B C,
+    ...; each round with its share of the time budget) and pools each model's rounds into one record
+    (:func:`harness.runner.pool_rounds`), stored after its last round."""
     from .exported import resolve_model
     from .progress import progress as bar_of
-    from .runner import failure_record, measure, measure_isolated
+    from .runner import failure_record, measure, measure_isolated, pool_rounds
 
     done = store.done_keys(run_id, include_failed=keep_failed) if store is not None else set()
-    records: List[Dict] = []
-    bar = bar_of(pairs, total=len(pairs), desc=f"bench {cfg.device}", disable=not progress)
-    for mid, s in bar:
+    todo = []
+    for mid, s in pairs:
         own = (weights_of or {}).get((mid, s))
         one = replace(cfg, weights=own) if own else cfg
         weights = (resolved or {}).get((mid, s)) or resolve_model(mid, s, one.weights, onnx_dir=one.onnx_dir).weights
-        if (one.device, one.backend, one.precision, mid, s, "speed", weights) in done:
-            continue
+        if (one.device, one.backend, one.precision, mid, s, "speed", weights) not in done:
+            todo.append((mid, s, one if rounds <= 1 else replace(one, max_time_s=one.max_time_s / rounds), weights))
+    records: List[Dict] = []
+    pending: Dict[Tuple[str, int], List[Dict]] = {}
+    steps = [(r, item) for r in range(max(rounds, 1)) for item in todo]
+    bar = bar_of(steps, total=len(steps), desc=f"bench {cfg.device}", disable=not progress)
+    for r, (mid, s, one, weights) in bar:
+        runs = pending.setdefault((mid, s), [])
+        if runs and runs[-1].get("status") == "failed":
+            continue  # a model that failed a round is not timed again
         if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{mid} x{s}")
+            bar.set_postfix_str(f"{mid} x{s}" + (f" round {r + 1}/{rounds}" if rounds > 1 else ""))
         if isolate:
             rec = measure_isolated(mid, s, one)
         else:
@@ -320,31 +366,61 @@ def run_bench(pairs: Pairs, cfg, store=None, run_id: Optional[str] = None, isola
                            reason=rec.get("reference_note", ""))
             except HarnessError as exc:
                 rec = failure_record(mid, s, one, str(exc))
+        runs.append(rec)
+        if r + 1 < rounds and rec.get("status") != "failed":
+            continue
+        if rounds > 1:
+            rec = pool_rounds(runs)
         rec["weights"] = weights
         if store is not None:
             store.add(run_id, "speed", rec)
         records.append(rec)
         if log is not None:  # a log file gets one line per model instead of a bar
-            figure = f"{rec['fhd_per_s']:.2f} FHD/s" if rec.get("status") != "failed" else rec.get("reason", "")
-            log(f"[{len(records)}/{len(pairs)}] {mid} x{s}: {rec.get('status')} {figure}")
+            figure = rec.get("reason", "")
+            if rec.get("status") != "failed":
+                ci = rec.get("fhd_per_s_ci")
+                figure = f"{rec['fhd_per_s']:.2f} FHD/s" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+            log(f"[{len(records)}/{len(todo)}] {mid} x{s}: {rec.get('status')} {figure}")
     return records
+
+
+def export_times(store, run_id: str, path: Union[str, Path]) -> Path:
+    """Every raw per-frame time (ms) of a run's speed rows, as JSON: ``{"MODEL xSCALE": [ms, ...]}``
+    (with the device, backend and precision in front where the run holds several)."""
+    from .results.files import write_text_atomic
+
+    out: Dict[str, List[float]] = {}
+    rows = [r for r in store.rows("run_id = ? AND measurement = 'speed'", (run_id,)) if r["status"] != "failed"]
+    several = len({(r["device"], r["backend"], r["precision"]) for r in rows}) > 1
+    for r in rows:
+        times = (json.loads(r["data"] or "{}") or {}).get("times_ms") or []
+        key = f"{r['model']} x{r['scale']}"
+        out[f"{r['device']}/{r['backend']}/{r['precision']} {key}" if several else key] = times
+    return write_text_atomic(Path(path), json.dumps(out), elsewhere="give another --export-times FILE")
 
 
 def bench(models: Union[str, Sequence[str]], device: str = "cpu", scale=None, frames=None, *, backend=None,
           precision=None, weights: str = "shipped", form: str = "auto", repeats=None, timeout=None, onnx_dir=None,
-          calib_data=None, isolate: bool = True, progress: bool = False):
+          calib_data=None, isolate: bool = True, progress: bool = False, warmup=None, iterations=None,
+          duration=None, threads=None, ci_target=None, rounds: int = 1, pipeline: str = "model"):
     """Time models on the 14 Full-HD frames with a device profile: a :class:`BenchResult` (a list for
-    several models or scales). Each model runs in its own process unless ``isolate=False``."""
+    several models or scales). Each model runs in its own process unless ``isolate=False``. The
+    timing controls (``warmup`` passes, exactly ``iterations`` frames, a ``duration`` budget in s,
+    ``threads``, ``ci_target`` %: see :func:`timing_overrides`) override the profile; ``rounds`` > 1
+    interleaves the models' timing in rounds and pools them; ``pipeline="color"`` times the whole
+    application path (LR RGB frame -> Y model + CbCr bicubic -> RGB frame)."""
     _, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, form=form,
-                          repeats=repeats, timeout_s=timeout, frames_dir=frames, onnx_dir=onnx_dir,
-                          calib_data=calib_data)
+                          frames_dir=frames, onnx_dir=onnx_dir, calib_data=calib_data,
+                          **timing_overrides(repeats, timeout, warmup, iterations, duration, threads, ci_target,
+                                             pipeline))
     ids = _as_list(models)
     pairs = model_scale_pairs(ids, [int(s) for s in _as_list(scale)] or export_scales(onnx_dir))
     from .exported import resolve_model
 
     for mid, s in pairs:  # a bad id or missing weights fails before any measurement
         resolve_model(mid, s, cfg.weights, onnx_dir=onnx_dir)
-    results = [BenchResult.from_record(r) for r in run_bench(pairs, cfg, isolate=isolate, progress=progress)]
+    results = [BenchResult.from_record(r) for r in run_bench(pairs, cfg, isolate=isolate, progress=progress,
+                                                             rounds=rounds)]
     return results[0] if len(results) == 1 and isinstance(models, str) and len(pairs) == 1 else results
 
 
@@ -384,6 +460,7 @@ def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, k
     (:class:`harness.worker.Worker`): a model that raises, crashes, hangs (no image finished within
     ``cfg.timeout_s``) or runs out of memory is one failure row with its reason, and the next model
     runs in a fresh worker. Each row is stored as soon as it exists."""
+    from .models.base import quality_runtime
     from .progress import progress as bar_of
     from .protocol import quality_task
     from .worker import Worker
@@ -412,7 +489,8 @@ def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, k
                        "status": "failed", "reason": str(payload)}
                 if log is not None:
                     log(f"quality {model.id} x{s} {image_set.name}: failed: {payload}")
-            rec.update(device=cfg.device, backend=qbackend, precision="fp32", family=model.family)
+            rec.update(device=cfg.device, backend=qbackend, precision="fp32", family=model.family,
+                       runtime=quality_runtime(model), colour_space=model.input_space)
             store.add(run_id, f"quality:{image_set.name}", rec)
             records.append(rec)
     return records
@@ -463,7 +541,9 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
             out: Union[str, Path] = PROJECT_ROOT / "results", plots: Union[str, Path] = PROJECT_ROOT / "plots",
             resume: bool = False, repeats=None, timeout=None, backend=None, precision=None, calib_data=None,
             onnx_dir=None, progress: bool = False, log: Optional[Callable[[str], None]] = None,
-            command: str = "", keep_failed: bool = False) -> RunResult:
+            command: str = "", keep_failed: bool = False, warmup=None, iterations=None, duration=None,
+            threads=None, ci_target=None, rounds: int = 1, export_times_to: Optional[Union[str, Path]] = None,
+            pipeline: str = "model") -> RunResult:
     """The main job: quality of every model on every set found (else the embedded set), speed and
     power on the 14 Full-HD frames with the device profile, all in one results store; then the
     joined table, CSV, summary, figures and report. ``log`` gets one line per step (default: stderr
@@ -472,7 +552,8 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     Model code runs in child processes in both stages, so a model that raises, crashes, hangs
     (``timeout``) or runs out of memory is one failure row and the sweep goes on. ``resume``
     continues the newest run of the same configuration and data, measuring what it lacks and
-    again what failed (unless ``keep_failed``)."""
+    again what failed (unless ``keep_failed``). The timing controls and ``rounds`` are :func:`bench`'s;
+    ``export_times_to`` writes every raw time of the run as JSON (:func:`export_times`)."""
     from .datasets import data_root, resolve_sets
     from .environment import capture, not_the_device
     from .exported import resolve_model
@@ -487,8 +568,11 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     from .weights import cache_dir
 
     log = log or _log(progress)
-    profile, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, repeats=repeats,
-                                timeout_s=timeout, frames_dir=frames, onnx_dir=onnx_dir, calib_data=calib_data)
+    timing = timing_overrides(repeats, timeout, warmup, iterations, duration, threads, ci_target, pipeline)
+    if int(rounds) != rounds or rounds < 1:
+        raise HarnessError(f"--rounds {rounds}: give at least 1")
+    profile, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, frames_dir=frames,
+                                onnx_dir=onnx_dir, calib_data=calib_data, **timing)
     scale_list, pairs, weights_of = sweep_pairs(_as_list(models), pool, [int(s) for s in _as_list(scales)],
                                                 cfg.weights, onnx_dir=onnx_dir)
     # bad ids/weights fail before any work
@@ -504,7 +588,7 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
         setup = config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, frames,
                            [s.name for s in image_sets], pairs, *calib_key(cfg),
                            *([sorted(f"{m}_x{s}={w}" for (m, s), w in weights_of.items())] if weights_of else []),
-                           *export_key(onnx_dir))
+                           *export_key(onnx_dir), *timing_key(timing, rounds))
         data_ids = data_identity(image_sets, frame_list)  # the run is also the images it was scored on
         key = config_key(setup, data_ids)
         environment = capture()
@@ -534,7 +618,10 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
         # speed and power: each model in its own process
         run_bench(pairs, cfg, store, run_id, isolate=True, progress=progress and sys.stderr.isatty(),
                   weights_of=weights_of, log=None if sys.stderr.isatty() and progress else log,
-                  resolved={pair: model.weights for pair, model in zip(pairs, built)}, keep_failed=keep_failed)
+                  resolved={pair: model.weights for pair, model in zip(pairs, built)}, keep_failed=keep_failed,
+                  rounds=rounds)
+        if export_times_to:
+            log(f"raw times: {export_times(store, run_id, export_times_to)}")
 
         table = load_table(store, run_id)
         csv_path = to_csv(table, out_dir / f"results_{cfg.device}.csv")
@@ -563,6 +650,7 @@ def compare(model: str, device: str = "cpu", scale=None, weights: Optional[str] 
     from .datasets import data_root, resolve_sets
     from .environment import capture
     from .models import resolve
+    from .models.base import quality_runtime
     from .protocol import QualityEvaluator
     from .results.plots import collect, draw_all
     from .results.store import ResultStore
@@ -586,7 +674,8 @@ def compare(model: str, device: str = "cpu", scale=None, weights: Optional[str] 
         for m in todo:
             for image_set in image_sets:
                 rec = evaluator.evaluate(m, image_set).record()
-                rec.update(device=cfg.device, backend=quality_backend(m), precision="fp32", family=m.family, status="ok")
+                rec.update(device=cfg.device, backend=quality_backend(m), precision="fp32", family=m.family, status="ok",
+                           runtime=quality_runtime(m), colour_space=m.input_space)
                 store.add(run_id, f"quality:{image_set.name}", rec)
         pairs = [(model if m is built else m.id, m.scale) for m in todo]
         run_bench(pairs, cfg, store, run_id, progress=progress and sys.stderr.isatty(),

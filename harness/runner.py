@@ -3,10 +3,12 @@
 For each (model, scale): build the model, prepare the backend session for the Full-HD LR
 shape, check its output against the PyTorch fp32 reference (PSNR between them, so a broken
 FP16/INT8 conversion is flagged rather than plotted), warm up, then time every frame over
-several passes. Passes continue until ``repeats`` passes are done or ``max_time_s`` is
-spent (at least ``min_repeats``). Reported: median/p90/p99/mean latency, FHD/s (Full-HD
-output frames per second, 1000 / median ms), the coefficient of variation, CPU use in % of
-one core, peak RSS, device memory, temperatures and clocks before/after, and power/energy
+several passes. Passes continue until the median's 95 % interval is within ``ci_target_pct``,
+the time budget ``max_time_s`` is spent or ``repeats`` passes are done (at least ``min_repeats``;
+``iterations`` fixes the count instead). Every raw time is kept in the record. Reported: the
+median latency and FHD/s (Full-HD output frames per second, 1000 / median ms) with their 95 %
+intervals, p90/p99 where the sample supports them, mean, the coefficient of variation, what
+stopped the timing, CPU use in % of one core, peak RSS, device memory, temperatures and clocks before/after, and power/energy
 windowed exactly on the timed loop. On GPU backends compute-only (inputs already on the
 device) and end-to-end (with host<->device copies) are timed separately.
 
@@ -46,9 +48,12 @@ class BenchConfig:
     target: str = "cpu"            # where the backend runs: cpu, cuda, cuda:1, tensorrt (ORT provider)
     threads: int = 0
     warmup: int = 1                # warm-up passes over the frames
-    repeats: int = 5               # at most this many timed passes
+    repeats: int = 50              # at most this many timed passes
     min_repeats: int = 1
-    max_time_s: float = 8.0        # stop adding passes after this long (the cpu profile's value)
+    max_time_s: float = 8.0        # the time budget: stop adding passes after this long (the cpu profile's value)
+    ci_target_pct: float = 3.0     # stop once the median's 95 % interval is within +-this % (0: never)
+    iterations: int = 0            # > 0: exactly this many timed frames, no adaptive stop (trtexec --iterations)
+    pipeline: str = "model"        # "color": time RGB frame -> Y model + CbCr bicubic -> RGB as one
     weights: str = "shipped"
     form: str = "auto"
     power_meter: object = "none"
@@ -69,7 +74,8 @@ class BenchConfig:
         values = dict(device=profile["name"], backend=backend, precision=precision, target=target,
                       peak_gflops=profile.get(f"peak_gflops_{precision}"), peak_gbps=profile.get("peak_gbps"),
                       power_meter=profile.get("power_meter", base.power_meter))
-        for name in ("threads", "warmup", "repeats", "min_repeats", "max_time_s", "timeout_s", "build_timeout_s"):
+        for name in ("threads", "warmup", "repeats", "min_repeats", "max_time_s", "timeout_s", "build_timeout_s",
+                     "ci_target_pct", "iterations"):
             values[name] = profile.get(name, getattr(base, name))
         unknown = sorted(set(given) - {f.name for f in fields(cls)})
         if unknown:
@@ -77,7 +83,8 @@ class BenchConfig:
         values.update(given)
         where = profile.get("path") or f"the {profile['name']} profile"
         for name, kind in (("repeats", int), ("min_repeats", int), ("warmup", int), ("threads", int),
-                           ("timeout_s", float), ("build_timeout_s", float), ("max_time_s", float)):
+                           ("timeout_s", float), ("build_timeout_s", float), ("max_time_s", float),
+                           ("ci_target_pct", float), ("iterations", int)):
             value = values[name]
             try:
                 if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
@@ -98,18 +105,13 @@ class BenchConfig:
     onnx_dir: Optional[str] = None  # an export folder (python -m harness export): its files run, no PyTorch needed
 
 
-def latency_stats(seconds: List[float]) -> Dict[str, float]:
-    """Median/p90/p99/mean in ms, FHD/s from the median, and the coefficient of variation."""
-    if not seconds:
-        nan = float("nan")
-        return {"median_ms": nan, "p90_ms": nan, "p99_ms": nan, "mean_ms": nan, "min_ms": nan, "cov": nan,
-                "fhd_per_s": nan, "n": 0}
-    ms = np.asarray(seconds, dtype=np.float64) * 1e3
-    median = float(np.median(ms))
-    mean = float(ms.mean())
-    return {"median_ms": median, "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
-            "mean_ms": mean, "min_ms": float(ms.min()), "cov": float(ms.std() / mean) if mean > 0 else float("nan"),
-            "fhd_per_s": 1000.0 / median if median > 0 else float("nan"), "n": int(ms.size)}
+def latency_stats(seconds: List[float]) -> Dict[str, object]:
+    """Median/mean/min ms with the median's 95 % interval, FHD/s (1000 / median) with its interval,
+    the interval's half-width in %, the CoV, and p90/p99 where the sample supports them
+    (:func:`harness.stats.latency_summary`)."""
+    from .stats import latency_summary
+
+    return latency_summary(seconds)
 
 
 def output_max_abs(reference: np.ndarray, test: np.ndarray) -> float:
@@ -203,6 +205,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     from .weights import cache_dir
 
     model = resolve_model(model_id, scale, cfg.weights, onnx_dir=cfg.onnx_dir)
+    frames_inputs = inputs is None
     if inputs is None:
         inputs = lr_inputs(load_frames(cfg.frames_dir), scale, model.input_space)
     batch = [as_nchw(x) for x in inputs]
@@ -220,6 +223,8 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     record["prepare_s"] = time.perf_counter() - t0
     record["form"] = session.form
     record["session"] = dict(session.details)
+    record["runtime"] = session.details.get("runtime", "unknown")  # what really ran: numpy, opencv, onnxruntime, ...
+    record["colour_space"] = model.input_space  # what the model runs on: "y" or "rgb"
     if cfg.precision == "int8":  # which images calibrated the INT8 graph or engine
         record["calibration"] = session.details.get("calibration")
     record["versions"] = backend.versions()
@@ -261,6 +266,16 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
             record["reference_note"] = (f"output differs from the {record['reference']['source'].split(',')[0]} "
                                         f"reference: {'; '.join(notes)} for {cfg.precision}")
 
+    if cfg.pipeline == "color":  # the application's path, timed as one: LR RGB frame -> model (+ CbCr) -> RGB
+        from .pipeline import ColorPipeline
+
+        session = ColorPipeline(session, model, scale)
+        batch = [as_nchw(x) for x in lr_inputs(load_frames(cfg.frames_dir), scale, "rgb")] if frames_inputs else \
+            [as_nchw(np.repeat(x[..., None], 3, axis=-1) if x.ndim == 2 else x) for x in inputs]
+        record["pipeline"] = "color"
+        record["session"] = dict(session.details)
+        record["input_shape"] = list(batch[0].shape)
+
     for _ in range(max(cfg.warmup, 0)):
         for x in batch:
             session.load(x)
@@ -270,10 +285,14 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     sampler, power_reason = make_sampler(cfg.power_meter, cfg.device)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)  # microsecond accounting (psutil's ticks are 10 ms)
     wall0 = time.perf_counter()
-    compute_s, gpu_ms, passes = time_session(session, batch, cfg, sampler)
+    compute_s, gpu_ms, passes, stop = time_session(session, batch, cfg, sampler)
     wall = time.perf_counter() - wall0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     record["passes"] = passes
+    record["timing_stop"] = stop
+    record["timing"] = {k: getattr(cfg, k) for k in ("warmup", "repeats", "min_repeats", "max_time_s",
+                                                     "ci_target_pct", "iterations", "threads")}
+    record["times_ms"] = [round(t * 1e3, 5) for t in compute_s]  # every raw time, in the store
     record["timed_wall_s"] = wall
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     record["cpu_util_pct"] = 100.0 * cpu_s / wall if wall > 0 else float("nan")
@@ -314,6 +333,50 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     record["device_memory_bytes"] = session.device_memory_bytes()
     session.close()
     return record
+
+
+def pool_rounds(records: List[Dict]) -> Dict:
+    """One record from the rounds of one model (``--rounds``): every raw time pooled and the figures
+    recomputed from them, each round's median kept (``round_medians_ms``), energy and CPU use
+    weighted by each round's share; a failed round makes the record failed with its reason."""
+    failed = next((r for r in records if r.get("status") == "failed"), None)
+    if failed is not None:
+        i = records.index(failed) + 1
+        return dict(failed, reason=f"round {i} of {len(records)}: {failed.get('reason', '')}", rounds=len(records))
+    out = dict(records[-1])
+    times = [t for r in records for t in r.get("times_ms") or []]
+    out.update(latency_stats([t / 1e3 for t in times]))
+    out["times_ms"] = times
+    out["rounds"] = len(records)
+    out["round_medians_ms"] = [r.get("median_ms") for r in records]
+    out["timing_stop"] = f"{len(records)} rounds (" + ", ".join(str(r.get("timing_stop")) for r in records) + ")"
+    out["passes"] = sum(int(r.get("passes") or 0) for r in records)
+    walls = [float(r.get("timed_wall_s") or 0.0) for r in records]
+    out["timed_wall_s"] = sum(walls)
+    counts = [len(r.get("times_ms") or []) for r in records]
+
+    def weighted(key, weights):
+        vals = [r.get(key) for r in records]
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals) or not sum(weights) > 0:
+            return float("nan")
+        return float(sum(v * w for v, w in zip(vals, weights)) / sum(weights))
+
+    out["cpu_util_pct"] = weighted("cpu_util_pct", walls)
+    out["mean_w"] = weighted("mean_w", walls)
+    out["mj_per_frame"] = weighted("mj_per_frame", counts)
+    if any(r.get("status") == "flagged" for r in records):
+        out["status"] = "flagged"
+    out.update(roofline_update(out))
+    return out
+
+
+def roofline_update(record: Dict) -> Dict:
+    """The roofline fraction of a record whose FHD/s changed (pooled rounds)."""
+    bound = record.get("roofline_fhd_per_s")
+    fhd = record.get("fhd_per_s")
+    if isinstance(bound, (int, float)) and bound and isinstance(fhd, (int, float)) and math.isfinite(fhd):
+        return {"roofline_fraction": fhd / bound}
+    return {}
 
 
 def trtexec_parity(details: Dict, record: Dict, cfg: BenchConfig) -> Dict[str, object]:
@@ -387,28 +450,44 @@ def roofline(model, cfg: BenchConfig, fhd_per_s, out_hw=(1080, 1920)) -> Dict[st
 def time_session(session, batch, cfg: BenchConfig, sampler=None):
     """The timed loop: passes over the frames, each frame loaded then computed under the clock.
 
-    Returns (per-frame compute seconds, per-frame GPU ms where the backend measures it, passes).
-    The power window is opened and closed exactly around it.
+    Passes go on until the median's 95 % interval is within +-``cfg.ci_target_pct`` % ("interval"),
+    the time budget ``cfg.max_time_s`` is spent ("time budget") or ``cfg.repeats`` passes are done
+    ("pass limit"), after at least ``cfg.min_repeats``; with ``cfg.iterations`` > 0, exactly that
+    many frames are timed ("iterations"). Returns (per-frame compute seconds, per-frame GPU ms where
+    the backend measures it, passes, what stopped it). The power window is opened and closed
+    exactly around it.
     """
+    from .stats import pooled_halfwidth_pct
+
     compute_s: List[float] = []
     gpu_ms: List[float] = []
     passes = 0
+    stop = ""
     start = time.perf_counter()
     if sampler is not None:
         sampler.window_start()
-    while passes < max(cfg.repeats, cfg.min_repeats):
+    while not stop:
         for x in batch:
             session.load(x)
             wall, gpu = timed_compute(session)
             compute_s.append(wall)
             if gpu is not None:
                 gpu_ms.append(gpu)
+            if 0 < cfg.iterations <= len(compute_s):
+                break
         passes += 1
-        if passes >= cfg.min_repeats and time.perf_counter() - start >= cfg.max_time_s:
-            break
+        if cfg.iterations > 0:
+            stop = "iterations" if len(compute_s) >= cfg.iterations else ""
+        elif passes >= cfg.min_repeats:
+            if cfg.ci_target_pct > 0 and pooled_halfwidth_pct(compute_s) <= cfg.ci_target_pct:
+                stop = "interval"
+            elif time.perf_counter() - start >= cfg.max_time_s:
+                stop = "time budget"
+            elif passes >= cfg.repeats:
+                stop = "pass limit"
     if sampler is not None:
         sampler.window_end()
-    return compute_s, gpu_ms, passes
+    return compute_s, gpu_ms, passes, stop
 
 
 # --------------------------------------------------------------------------- isolation

@@ -54,7 +54,7 @@ def check_model(model_id: str, cfg, runs: int = 3, frames_dir=None) -> Dict:
     try:
         for _ in range(runs):
             bare_ms.append(1e3 * _bare_pass(session, batch))
-            times, _, _ = time_session(session, batch, one_pass, sampler)
+            times, _, _, _ = time_session(session, batch, one_pass, sampler)
             runner_ms.append(1e3 * float(np.mean(times)))
     finally:
         if sampler is not None:

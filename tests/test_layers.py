@@ -5,17 +5,17 @@ included: an import deferred into a function is still a dependency.
 The layers, lowest first (a module may import its own layer and those below it, never above):
 
 - ``base``: cross-cutting helpers that know nothing of models or backends: errors, cachefile (locks
-  and atomic cache writes), numeric (finite
-  checks, strict JSON), output, ortsession (the one ONNX Runtime session factory), timing (the one
-  clock), color, imresize, imageio, metrics, progress, datasets, weights (the weight files and the
-  cache folder, which the model families load from), devices, environment.
+  and atomic cache writes), numeric (finite checks, strict JSON), stats (the median's interval),
+  output, ortsession (the one ONNX Runtime session factory), timing (the one clock), color,
+  imresize, imageio, metrics, progress, datasets, weights (the weight files and the cache folder,
+  which the model families load from), devices, environment.
 - ``models``: ``harness.models`` and its families (a user's ONNX file runs through ortsession).
 - ``artifacts``: what is made from a model: ``export`` (ONNX export, ClassSR's parts, the export
   cache) and ``quantize`` (INT8 graphs).
 - ``backends``: ``harness.backends`` and ``exported``: an export folder's models run ClassSR's
   routed graphs through the backends' ONNX Runtime pipeline, so reading a folder sits with them.
 - ``bench``: measuring and running models: ``worker`` (child processes for model code), ``runner``
-  (timing, isolation, the reference checks),
+  (timing, isolation, the reference checks), ``pipeline`` (the full-colour application path),
   ``selfcheck``, ``frames``, ``protocol`` (quality), ``power``, ``upscale``, the INT8 and GhostSR
   reports, ``doctor``.
 - ``train``: ``harness.train`` (it validates with the quality protocol and exports checkpoints).
@@ -33,13 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "harness"
 
 LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
-    ("base", ("errors", "children", "cachefile", "numeric", "output", "ortsession", "timing", "color", "imresize", "imageio",
-              "metrics", "progress", "datasets", "weights", "devices", "environment")),
+    ("base", ("errors", "children", "cachefile", "numeric", "stats", "output", "ortsession", "timing", "color", "imresize",
+              "imageio", "metrics", "progress", "datasets", "weights", "devices", "environment")),
     ("models", ("models",)),
     ("artifacts", ("export", "quantize")),
     ("backends", ("backends", "exported")),
-    ("bench", ("worker", "runner", "selfcheck", "frames", "protocol", "power", "upscale", "int8_report", "ghost_report",
-               "doctor")),
+    ("bench", ("worker", "runner", "pipeline", "selfcheck", "frames", "protocol", "power", "upscale", "int8_report",
+               "ghost_report", "doctor")),
     ("train", ("train",)),
     ("results", ("results", "compare")),
     ("api", ("api", "")),  # "": the package itself (harness/__init__.py)

@@ -14,22 +14,25 @@ from .options import (
     add_device,
     add_json,
     add_onnx_dir,
+    add_timing,
     add_weights,
     calib_folders_of,
     csv_list,
     device_config,
     model_ids_of,
     scales_of,
+    timing_of,
 )
 
 QUALITY_COLUMNS = ("model", "scale", "set", "psnr", "ssim", "images")
 
 SPEED_COLUMNS = ("model", "scale", "backend", "precision", "form", "median_ms", "p90_ms", "p99_ms", "fhd_per_s",
-                 "cov", "cpu_util_pct", "mean_w", "mj_per_frame", "psnr_vs_reference", "status")
+                 "ci_halfwidth_pct", "timing_stop", "cov", "cpu_util_pct", "mean_w", "mj_per_frame",
+                 "psnr_vs_reference", "status")
 
 SPEED_HEADERS = {"median_ms": "median ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms", "fhd_per_s": "FHD/s",
-                 "cov": "CoV", "cpu_util_pct": "CPU %", "mean_w": "W", "mj_per_frame": "mJ/frame",
-                 "psnr_vs_reference": "vs ref dB"}
+                 "ci_halfwidth_pct": "+-% (95%)", "timing_stop": "stopped by", "cov": "CoV", "cpu_util_pct": "CPU %",
+                 "mean_w": "W", "mj_per_frame": "mJ/frame", "psnr_vs_reference": "vs ref dB"}
 
 
 def cmd_quality(args) -> int:
@@ -61,7 +64,7 @@ def report_problems(rows) -> None:
 
 
 def cmd_bench(args) -> int:
-    from ..api import calib_key, config_key, export_key, export_scales, model_scale_pairs
+    from ..api import calib_key, config_key, export_key, export_scales, model_scale_pairs, timing_key
     from ..backends import make_backend
     from ..environment import capture, not_the_device
     from ..exported import resolve_model
@@ -76,8 +79,10 @@ def cmd_bench(args) -> int:
     for mid, s in pairs:  # fail on a bad id or missing weights before any measurement
         resolve_model(mid, s, cfg.weights, onnx_dir=cfg.onnx_dir)
     store = ResultStore(args.db)
+    if args.rounds < 1:
+        raise HarnessError(f"--rounds {args.rounds}: give at least 1")
     key = config_key(cfg.device, cfg.backend, cfg.precision, cfg.weights, cfg.form, cfg.frames_dir, pairs,
-                     *calib_key(cfg), *export_key(cfg.onnx_dir))
+                     *calib_key(cfg), *export_key(cfg.onnx_dir), *timing_key(timing_of(args), args.rounds))
     environment = capture()
     mismatch = not_the_device(profile, environment)
     if mismatch:
@@ -95,23 +100,33 @@ def cmd_bench(args) -> int:
 
 
 def _bench_run(args, cfg, pairs, store, run_id, tty) -> int:
-    from ..api import run_bench
+    from ..api import export_times, run_bench
     from ..output import emit
 
     records = run_bench(pairs, cfg, store, run_id, isolate=not args.in_process, progress=tty,
                         log=None if tty else (lambda m: print(m, file=sys.stderr, flush=True)),
-                        keep_failed=args.keep_failed)
-    rows = [dict(r) for r in store.rows("run_id = ? AND measurement = 'speed'", (run_id,))]
+                        keep_failed=args.keep_failed, rounds=args.rounds)
+    if args.export_times:
+        print(f"raw times: {export_times(store, run_id, args.export_times)}", file=sys.stderr)
+    rows = []
+    for r in store.rows("run_id = ? AND measurement = 'speed'", (run_id,)):
+        data = json.loads(r["data"] or "{}")
+        rows.append(dict(dict(r), ci_halfwidth_pct=data.get("ci_halfwidth_pct"), timing_stop=data.get("timing_stop")))
     csv_path = store.export_csv(Path(args.db).parent / f"speed_{cfg.device}.csv", "run_id = ?", (run_id,))
     if args.json:
         emit([json.loads(r["data"]) for r in rows], SPEED_COLUMNS, True)
     else:
         emit(rows, SPEED_COLUMNS, False, digits={"median_ms": 2, "p90_ms": 2, "p99_ms": 2, "fhd_per_s": 2, "cov": 3,
+                                                "ci_halfwidth_pct": 1,
                                                 "cpu_util_pct": 0, "mean_w": 2, "mj_per_frame": 1,
                                                 "psnr_vs_reference": 1}, headers=SPEED_HEADERS)
         report_problems(rows)
         print(f"run {run_id}: {len(records)} measured now, stored in {args.db}; CSV {csv_path}", file=sys.stderr)
-    return 1 if any(r["status"] == "failed" for r in rows) else 0
+    failed = sum(r["status"] == "failed" for r in rows)
+    if failed:
+        print(f"{failed} model(s) failed (reasons above, and in {args.db}); fix them and run again with --resume",
+              file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_selfcheck(args) -> int:
@@ -163,7 +178,10 @@ def cmd_run_all(args) -> int:
                   weights=args.weights, data=args.data, sets=csv_list(args.sets), frames=args.frames, out=args.out,
                   plots=args.plots, resume=args.resume, repeats=args.repeats, timeout=args.timeout,
                   backend=args.backend, precision=args.precision, calib_data=csv_list(args.calib_data),
-                  onnx_dir=args.onnx_dir, progress=True, command=" ".join(sys.argv), keep_failed=args.keep_failed)
+                  onnx_dir=args.onnx_dir, progress=True, command=" ".join(sys.argv), keep_failed=args.keep_failed,
+                  warmup=args.warmup, iterations=args.iterations, duration=args.duration, threads=args.threads,
+                  ci_target=args.ci_target, rounds=args.rounds, export_times_to=args.export_times,
+                  pipeline=args.pipeline or "model")
     rows = summary_rows(run.table)
     sets = [c.split(":", 1)[1] for c in run.table.columns if c.startswith("psnr:")]
     columns = ["model", "scale"] + [f"psnr:{s}" for s in sets] + ["fhd_per_s", "median_ms", "mj_per_frame",
@@ -242,8 +260,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--form", default="auto", choices=("auto", "fast", "naive"),
                    help="graph form for ONNX backends (auto: time both, keep the faster)")
     add_weights(p)
-    p.add_argument("--repeats", type=int, help="at most this many timed passes over the frames (profile default)")
-    p.add_argument("--timeout", type=float, help="seconds per model before it is recorded as hung (profile default)")
+    add_timing(p)
     p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration "
                                                          "(and data): measure what it lacks and what failed")
     p.add_argument("--keep-failed", action="store_true", help="with --resume: keep failed rows as they are "
@@ -296,8 +313,7 @@ def add_parsers(sub) -> None:
                                                          "(and data): measure what it lacks and what failed")
     p.add_argument("--keep-failed", action="store_true", help="with --resume: keep failed rows as they are "
                                                               "instead of measuring them again")
-    p.add_argument("--repeats", type=int, help="at most this many timed passes (profile default)")
-    p.add_argument("--timeout", type=float, help="seconds per model (profile default)")
+    add_timing(p)
     add_onnx_dir(p)
     add_json(p)
     p.set_defaults(func=cmd_run_all)

@@ -48,21 +48,49 @@ def calib_folders_of(args) -> Optional[List[str]]:
     return calib_folders(csv_list(getattr(args, "calib_data", None)))
 
 
+def add_timing(p: argparse.ArgumentParser, rounds: bool = True) -> None:
+    """How models are timed (bench, run-all): each overrides the device profile for this run and is
+    recorded with the results."""
+    p.add_argument("--repeats", type=int, help="at most this many timed passes over the frames (profile default)")
+    p.add_argument("--timeout", type=float, help="seconds a model may take to be measured, or in the quality stage "
+                                                 "to finish one image, before it is recorded as hung (profile default)")
+    p.add_argument("--warmup", type=int, metavar="N", help="warm-up passes over the frames before timing (profile "
+                                                            "default)")
+    p.add_argument("--iterations", type=int, metavar="N", help="time exactly N frames (no adaptive stop)")
+    p.add_argument("--duration", type=float, metavar="S", help="the time budget per model: stop adding passes after "
+                                                                "S seconds of timing (profile's max_time_s)")
+    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads of the backend (0: the library's "
+                                                             "choice; profile default)")
+    p.add_argument("--ci-target", type=float, metavar="PCT", help="stop timing once the median's 95%% interval is "
+                                                                   "within +-PCT %% (default 3; 0: never)")
+    if rounds:
+        p.add_argument("--rounds", type=int, default=1, metavar="N",
+                       help="time the models in N interleaved rounds (A B C, A B C, ...) and pool them: steadier "
+                            "figures on a noisy host (default 1)")
+    p.add_argument("--pipeline", choices=("model", "color"), default=None,
+                   help="what is timed: model (the model on its own input, the default) or color (the application's "
+                        "path: LR RGB frame -> Y model + CbCr bicubic -> RGB frame, as one)")
+    p.add_argument("--export-times", metavar="FILE", help="also write every raw per-frame time as JSON, one list "
+                                                          "per model")
+
+
+def timing_of(args):
+    """The timing controls on the command line as BenchConfig overrides (:func:`harness.api.timing_overrides`)."""
+    from ..api import timing_overrides
+
+    return timing_overrides(*(getattr(args, k, None) for k in ("repeats", "timeout", "warmup", "iterations",
+                                                                "duration", "threads", "ci_target", "pipeline")))
+
+
 def device_config(args):
-    """(profile, BenchConfig) of the device options on the command line."""
+    """(profile, BenchConfig) of the device and timing options on the command line."""
     from ..api import bench_config
 
-    timeout = getattr(args, "timeout", None)
-    if timeout is not None and timeout <= 0:
-        raise HarnessError(f"--timeout {timeout:g}: give a positive number of seconds")
-    repeats = getattr(args, "repeats", None)
-    if repeats is not None and repeats < 1:
-        raise HarnessError(f"--repeats {repeats}: give at least 1")
     return bench_config(args.device, backend=getattr(args, "backend", None),
                         precision=getattr(args, "precision", None), weights=getattr(args, "weights", None),
-                        form=getattr(args, "form", None), repeats=repeats, timeout_s=timeout,
-                        frames_dir=getattr(args, "frames", None), calib_data=csv_list(getattr(args, "calib_data", None)),
-                        onnx_dir=getattr(args, "onnx_dir", None))
+                        form=getattr(args, "form", None), frames_dir=getattr(args, "frames", None),
+                        calib_data=csv_list(getattr(args, "calib_data", None)),
+                        onnx_dir=getattr(args, "onnx_dir", None), **timing_of(args))
 
 
 def add_weights(p: argparse.ArgumentParser) -> None:
