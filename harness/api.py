@@ -324,21 +324,32 @@ class BenchResult:
         return out
 
 
-def run_bench(pairs: Pairs, cfg, store=None, run_id: Optional[str] = None, isolate: bool = True,
+def run_bench(pairs: Pairs, cfg, store=None, run_id: Optional[str] = None, isolate: Union[bool, str] = True,
               progress: bool = False, weights_of=None, log: Optional[Callable[[str], None]] = None,
               resolved: Optional[Dict[Tuple[str, int], str]] = None, keep_failed: bool = False,
-              rounds: int = 1) -> List[Dict]:
+              rounds: int = 1, estimate: Optional[Callable[[str], None]] = None) -> List[Dict]:
     """Measure each (model, scale) not yet in the run; every record is stored as soon as it exists
     (``store`` given). ``weights_of``: (model, scale) -> weights for pairs that do not use ``cfg.weights``;
     ``resolved``: (model, scale) -> the weights label of a model the caller has already built (it is
     not built again here: only the measuring child builds it). A failed row of the run is measured
     again unless ``keep_failed``. ``rounds`` > 1 times the models in interleaved rounds (A B C, A B C,
     ...; each round with its share of the time budget) and pools each model's rounds into one record
-    (:func:`harness.runner.pool_rounds`), stored after its last round."""
+    (:func:`harness.runner.pool_rounds`), stored after its last round.
+
+    ``isolate``: ``"worker"`` (or True) measures the models one after another in a worker process,
+    replaced after a crash or hang and every :data:`WORKER_RECYCLE` models (TensorRT: a fresh process
+    per model, after its engine build); ``"process"`` a fresh process per model; False in this
+    process. Each record's ``phases_s`` says where its wall time went (``process``: start, imports
+    and transfer). ``estimate`` gets a line with the time left, after the first models and then
+    every few minutes."""
     from .exported import resolve_model
     from .progress import progress as bar_of
-    from .runner import failure_record, measure, measure_isolated, pool_rounds
+    from .runner import failure_record, measure, measure_isolated, measure_task, pool_rounds, with_status
+    from .worker import Worker
 
+    mode = "worker" if isolate is True else ("process" if isolate == "process" else ("worker" if isolate else "none"))
+    if mode == "worker" and cfg.backend == "tensorrt":
+        mode = "process"  # the engine build runs in its own child first (measure_isolated)
     done = store.done_keys(run_id, include_failed=keep_failed) if store is not None else set()
     todo = []
     for mid, s in pairs:
@@ -351,37 +362,89 @@ def run_bench(pairs: Pairs, cfg, store=None, run_id: Optional[str] = None, isola
     pending: Dict[Tuple[str, int], List[Dict]] = {}
     steps = [(r, item) for r in range(max(rounds, 1)) for item in todo]
     bar = bar_of(steps, total=len(steps), desc=f"bench {cfg.device}", disable=not progress)
-    for r, (mid, s, one, weights) in bar:
-        runs = pending.setdefault((mid, s), [])
-        if runs and runs[-1].get("status") == "failed":
-            continue  # a model that failed a round is not timed again
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(f"{mid} x{s}" + (f" round {r + 1}/{rounds}" if rounds > 1 else ""))
-        if isolate:
-            rec = measure_isolated(mid, s, one)
-        else:
-            try:
-                rec = measure(mid, s, one)
-                rec.update(status="ok" if rec.get("reference_ok", True) else "flagged",
-                           reason=rec.get("reference_note", ""))
-            except HarnessError as exc:
-                rec = failure_record(mid, s, one, str(exc))
-        runs.append(rec)
-        if r + 1 < rounds and rec.get("status") != "failed":
-            continue
-        if rounds > 1:
-            rec = pool_rounds(runs)
-        rec["weights"] = weights
-        if store is not None:
-            store.add(run_id, "speed", rec)
-        records.append(rec)
-        if log is not None:  # a log file gets one line per model instead of a bar
-            figure = rec.get("reason", "")
-            if rec.get("status") != "failed":
-                ci = rec.get("fhd_per_s_ci")
-                figure = f"{rec['fhd_per_s']:.2f} FHD/s" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
-            log(f"[{len(records)}/{len(todo)}] {mid} x{s}: {rec.get('status')} {figure}")
+    eta = Estimate(len(steps), "bench", estimate)
+    worker = Worker(measure_task, what="measuring") if mode == "worker" else None
+    try:
+        for r, (mid, s, one, weights) in bar:
+            runs = pending.setdefault((mid, s), [])
+            if runs and runs[-1].get("status") == "failed":
+                eta.step()
+                continue  # a model that failed a round is not timed again
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{mid} x{s}" + (f" round {r + 1}/{rounds}" if rounds > 1 else ""))
+            t0 = time.perf_counter()
+            if worker is not None:
+                if worker.calls >= WORKER_RECYCLE:
+                    worker.close()  # a fresh process now and then: nothing builds up over a long sweep
+                status, payload = worker.call({"model": mid, "scale": s, "cfg": one}, one.timeout_s)
+                rec = payload if status == "ok" else failure_record(mid, s, one, str(payload))
+            elif mode == "process":
+                rec = measure_isolated(mid, s, one)
+            else:
+                try:
+                    rec = with_status(measure(mid, s, one))
+                except HarnessError as exc:
+                    rec = failure_record(mid, s, one, str(exc))
+            if isinstance(rec.get("phases_s"), dict):
+                wall = time.perf_counter() - t0
+                rec["phases_s"]["process"] = max(0.0, wall - sum(rec["phases_s"].values()))
+            eta.step()
+            runs.append(rec)
+            if r + 1 < rounds and rec.get("status") != "failed":
+                continue
+            if rounds > 1:
+                rec = pool_rounds(runs)
+            rec["weights"] = weights
+            if store is not None:
+                store.add(run_id, "speed", rec)
+            records.append(rec)
+            if log is not None:  # a log file gets one line per model instead of a bar
+                figure = rec.get("reason", "")
+                if rec.get("status") != "failed":
+                    ci = rec.get("fhd_per_s_ci")
+                    figure = f"{rec['fhd_per_s']:.2f} FHD/s" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+                log(f"[{len(records)}/{len(todo)}] {mid} x{s}: {rec.get('status')} {figure}")
+    finally:
+        if worker is not None:
+            worker.close()
     return records
+
+
+WORKER_RECYCLE = 50  # models a bench worker measures before it is replaced by a fresh process
+
+
+class Estimate:
+    """The time a long stage has left, from its own pace so far: a line to ``say`` after the first
+    :attr:`first` steps, then every :attr:`every_s` seconds (nothing when ``say`` is None)."""
+
+    first = 3
+    every_s = 300.0
+
+    def __init__(self, total: int, what: str, say: Optional[Callable[[str], None]]):
+        self.total, self.what, self.say = total, what, say
+        self.done = 0
+        self.start = time.monotonic()
+        self.last: Optional[float] = None
+
+    def step(self) -> None:
+        self.done += 1
+        if self.say is None or self.done >= self.total:
+            return
+        now = time.monotonic()
+        if (self.last is None and self.done >= self.first) or (self.last is not None and now - self.last >= self.every_s):
+            self.last = now
+            pace = (now - self.start) / self.done
+            self.say(f"{self.what}: {self.done}/{self.total} done, about {duration_text(pace * (self.total - self.done))} "
+                     f"left ({pace:.1f} s each so far)")
+
+
+def duration_text(seconds: float) -> str:
+    """``95`` -> ``2 min``, ``5400`` -> ``1.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def export_times(store, run_id: str, path: Union[str, Path]) -> Path:
@@ -426,6 +489,45 @@ def bench(models: Union[str, Sequence[str]], device: str = "cpu", scale=None, fr
 
 # --------------------------------------------------------------------------- the main job
 
+def sweep_timing(cfg, profile: Dict, timing: Dict[str, Any]):
+    """A sweep's timing: the profile's ``sweep_ci_target_pct`` and ``sweep_max_time_s`` where it sets
+    them and the command line did not give ``--ci-target`` / ``--duration``."""
+    changes = {}
+    where = profile.get("path") or f"the {profile['name']} profile"
+    for key, field_name in (("sweep_ci_target_pct", "ci_target_pct"), ("sweep_max_time_s", "max_time_s")):
+        value = profile.get(key)
+        if value is None or field_name in timing:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise HarnessError(f"{where}: {key} = {value!r} is not a number >= 0; fix the value")
+        changes[field_name] = float(value)
+    return replace(cfg, **changes) if changes else cfg
+
+
+def prior_pace(store, cfg, exclude: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """Seconds per pair of the newest earlier run on this device, backend and precision that recorded
+    where its time went: ``speed_s`` (median wall of a speed row), ``quality_s`` (median per set),
+    ``run_id``; None when the store holds no such run."""
+    import statistics
+
+    runs = [r["run_id"] for r in store.runs() if r["device"] == cfg.device and r["run_id"] != exclude]
+    for run_id in reversed(runs):
+        rows = store.rows("run_id = ? AND backend IN (?, ?, ?) AND status != 'failed'",
+                          (run_id, cfg.backend, "torch", "onnxruntime"))
+        speed, quality = [], []
+        for r in rows:
+            data = json.loads(r["data"] or "{}")
+            if r["measurement"] == "speed" and r["backend"] == cfg.backend and r["precision"] == cfg.precision:
+                if isinstance(data.get("phases_s"), dict):
+                    speed.append(sum(v for v in data["phases_s"].values() if isinstance(v, (int, float))))
+            elif r["measurement"].startswith("quality:") and isinstance(data.get("seconds"), (int, float)):
+                quality.append(float(data["seconds"]))
+        if speed:
+            return {"run_id": run_id, "speed_s": statistics.median(speed),
+                    "quality_s": statistics.median(quality) if quality else 0.0}
+    return None
+
+
 def data_identity(image_sets, frame_list) -> Dict[str, Any]:
     """What a run was measured on, by content: each set's digest (names and image bytes) and the
     frames' (names and pixels). Part of a run's identity: a resume over changed data is a new run."""
@@ -455,7 +557,8 @@ def resume_miss(store, setup: str, data_ids: Dict[str, Any]) -> str:
 
 
 def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, keep_failed: bool = False,
-                  progress: bool = False, log: Optional[Callable[[str], None]] = None) -> List[Dict]:
+                  progress: bool = False, log: Optional[Callable[[str], None]] = None,
+                  estimate: Optional[Callable[[str], None]] = None) -> List[Dict]:
     """Score each (pair, model) of ``todo`` on each set not yet in the run, in a worker process
     (:class:`harness.worker.Worker`): a model that raises, crashes, hangs (no image finished within
     ``cfg.timeout_s``) or runs out of memory is one failure row with its reason, and the next model
@@ -475,15 +578,18 @@ def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, k
                 tasks.append((image_set, mid, s, model, qbackend))
     records: List[Dict] = []
     bar = bar_of(tasks, total=len(tasks), desc="quality", disable=not progress)
+    eta = Estimate(len(tasks), "quality", estimate)
     with Worker(quality_task, what="on one image (or preparing the model)") as worker:
         for image_set, mid, s, model, qbackend in bar:
             if hasattr(bar, "set_postfix_str"):
                 bar.set_postfix_str(f"{model.id} x{s} {image_set.name}")
             task = dict(model=mid, scale=s, weights=weights_of.get((mid, s), cfg.weights), onnx_dir=cfg.onnx_dir,
                         data=str(data) if data else None, set=image_set.name)
+            t0 = time.perf_counter()
             status, payload = worker.call(task, cfg.timeout_s)
+            eta.step()
             if status == "ok":
-                rec = dict(payload, status="ok", reason="")
+                rec = dict(payload, status="ok", reason="", seconds=time.perf_counter() - t0)
             else:
                 rec = {"model": model.id, "scale": model.scale, "set": image_set.name, "weights": model.weights,
                        "status": "failed", "reason": str(payload)}
@@ -543,7 +649,7 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
             onnx_dir=None, progress: bool = False, log: Optional[Callable[[str], None]] = None,
             command: str = "", keep_failed: bool = False, warmup=None, iterations=None, duration=None,
             threads=None, ci_target=None, rounds: int = 1, export_times_to: Optional[Union[str, Path]] = None,
-            pipeline: str = "model") -> RunResult:
+            pipeline: str = "model", isolation: str = "worker") -> RunResult:
     """The main job: quality of every model on every set found (else the embedded set), speed and
     power on the 14 Full-HD frames with the device profile, all in one results store; then the
     joined table, CSV, summary, figures and report. ``log`` gets one line per step (default: stderr
@@ -553,7 +659,11 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     (``timeout``) or runs out of memory is one failure row and the sweep goes on. ``resume``
     continues the newest run of the same configuration and data, measuring what it lacks and
     again what failed (unless ``keep_failed``). The timing controls and ``rounds`` are :func:`bench`'s;
-    ``export_times_to`` writes every raw time of the run as JSON (:func:`export_times`)."""
+    ``export_times_to`` writes every raw time of the run as JSON (:func:`export_times`). ``isolation``:
+    ``"worker"`` (one process measures the models one after another, replaced after a fault) or
+    ``"process"`` (a fresh process per model). A sweep stops timing a model at the profile's
+    ``sweep_ci_target_pct`` / ``sweep_max_time_s`` (where set and not overridden by ``ci_target`` /
+    ``duration``): looser than a single ``bench``, and recorded with each row."""
     from .datasets import data_root, resolve_sets
     from .environment import capture, not_the_device
     from .exported import resolve_model
@@ -571,8 +681,11 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     timing = timing_overrides(repeats, timeout, warmup, iterations, duration, threads, ci_target, pipeline)
     if int(rounds) != rounds or rounds < 1:
         raise HarnessError(f"--rounds {rounds}: give at least 1")
+    if isolation not in ("worker", "process"):
+        raise HarnessError(f"isolation {isolation!r}: give 'worker' or 'process'")
     profile, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, frames_dir=frames,
                                 onnx_dir=onnx_dir, calib_data=calib_data, **timing)
+    cfg = sweep_timing(cfg, profile, timing)
     scale_list, pairs, weights_of = sweep_pairs(_as_list(models), pool, [int(s) for s in _as_list(scales)],
                                                 cfg.weights, onnx_dir=onnx_dir)
     # bad ids/weights fail before any work
@@ -612,14 +725,21 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
 
         # quality: device-independent (PyTorch fp32, the exported fp32 graph on ONNX Runtime's CPU, or
         # classical code), stored once per run; model code runs in a worker process
+        pace = prior_pace(store, cfg, exclude=run_id)
+        if pace is not None:
+            per_pair = pace["speed_s"] * rounds + pace["quality_s"] * len(image_sets)
+            log(f"{len(pairs)} model/scale pairs: about {duration_text(per_pair * len(pairs))} on this device (from run "
+                f"{pace['run_id']}: {per_pair:.1f} s per pair); the estimate is updated as the sweep goes")
+        else:
+            log(f"{len(pairs)} model/scale pairs; a time estimate follows after the first models")
         quality_stage(store, run_id, cfg, list(zip(pairs, built)), image_sets, weights_of, data, keep_failed,
-                      progress=progress and sys.stderr.isatty(), log=log)
+                      progress=progress and sys.stderr.isatty(), log=log, estimate=log)
 
-        # speed and power: each model in its own process
-        run_bench(pairs, cfg, store, run_id, isolate=True, progress=progress and sys.stderr.isatty(),
+        # speed and power: the models one after another in a worker process (or each in its own)
+        run_bench(pairs, cfg, store, run_id, isolate=isolation, progress=progress and sys.stderr.isatty(),
                   weights_of=weights_of, log=None if sys.stderr.isatty() and progress else log,
                   resolved={pair: model.weights for pair, model in zip(pairs, built)}, keep_failed=keep_failed,
-                  rounds=rounds)
+                  rounds=rounds, estimate=log)
         if export_times_to:
             log(f"raw times: {export_times(store, run_id, export_times_to)}")
 

@@ -18,6 +18,7 @@ hang, NaN output or out-of-memory becomes a failure record and a sweep goes on.
 from __future__ import annotations
 
 import math
+import os
 import resource
 import time
 from dataclasses import dataclass, fields
@@ -194,9 +195,47 @@ def make_sampler(spec, device: str):
         return None, str(exc)
 
 
+class Phases:
+    """Where a measurement's wall time goes: :meth:`mark` closes the phase running since the last mark."""
+
+    def __init__(self):
+        self.seconds: Dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak resident set (Linux: VmHWM), so a long-lived worker reports each
+    model's own peak; False where the kernel does not offer it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb(reset_ok: bool) -> float:
+    """The peak resident set since :func:`_reset_peak_rss` (VmHWM), else since the process began."""
+    if reset_ok:
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024.0
+        except (OSError, ValueError, IndexError):
+            pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[np.ndarray]] = None) -> Dict:
     """Time one model in this process; returns a record (see module docstring)."""
-
+    clock = Phases()
+    rss_reset = _reset_peak_rss()
     from .backends import as_nchw, make_backend
     from .backends.torch_backend import TorchBackend
     from .environment import emulation
@@ -204,11 +243,14 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     from .frames import load_frames, lr_inputs
     from .weights import cache_dir
 
+    clock.mark("imports")
     model = resolve_model(model_id, scale, cfg.weights, onnx_dir=cfg.onnx_dir)
+    clock.mark("build")
     frames_inputs = inputs is None
     if inputs is None:
         inputs = lr_inputs(load_frames(cfg.frames_dir), scale, model.input_space)
     batch = [as_nchw(x) for x in inputs]
+    clock.mark("inputs")
     backend = make_backend(cfg.backend, precision=cfg.precision, threads=cfg.threads, device=cfg.target,
                            workdir=cfg.workdir or str(cache_dir()), form=cfg.form, calib_data=cfg.calib_data)
     record: Dict[str, object] = {"model": model.id, "scale": scale, "family": model.family, "device": cfg.device,
@@ -221,6 +263,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     t0 = time.perf_counter()
     session = backend.prepare(model, [batch[0].shape])
     record["prepare_s"] = time.perf_counter() - t0
+    clock.mark("prepare")  # export (or the export cache), sessions, the form trial
     record["form"] = session.form
     record["session"] = dict(session.details)
     record["runtime"] = session.details.get("runtime", "unknown")  # what really ran: numpy, opencv, onnxruntime, ...
@@ -276,10 +319,12 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         record["session"] = dict(session.details)
         record["input_shape"] = list(batch[0].shape)
 
+    clock.mark("reference")
     for _ in range(max(cfg.warmup, 0)):
         for x in batch:
             session.load(x)
             session.compute()
+    clock.mark("warmup")
 
     record["before"] = _thermal_and_clocks(cfg.target)
     sampler, power_reason = make_sampler(cfg.power_meter, cfg.device)
@@ -288,6 +333,7 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     compute_s, gpu_ms, passes, stop = time_session(session, batch, cfg, sampler)
     wall = time.perf_counter() - wall0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    clock.mark("timing")
     record["passes"] = passes
     record["timing_stop"] = stop
     record["timing"] = {k: getattr(cfg, k) for k in ("warmup", "repeats", "min_repeats", "max_time_s",
@@ -329,9 +375,12 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         record["macs_per_fhd_static"] = record.get("macs_per_fhd")
         record["macs_per_fhd"] = routing["macs_routed_per_image"]
     record["after"] = _thermal_and_clocks(cfg.target)
-    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    record["peak_rss_mb"] = _peak_rss_mb(rss_reset)
     record["device_memory_bytes"] = session.device_memory_bytes()
     session.close()
+    clock.mark("after")  # end-to-end times, trtexec, roofline, routing, temperatures
+    record["phases_s"] = clock.seconds
+    record["pid"] = os.getpid()  # the measuring process (a sweep's worker measures several models)
     return record
 
 
@@ -508,6 +557,24 @@ def _child(conn, model_id, scale, cfg, inputs_path):
         conn.close()
 
 
+def with_status(record: Dict) -> Dict:
+    """A measured record's status: ``flagged`` when its output failed the reference check, else ``ok``."""
+    record["status"] = "ok" if record.get("reference_ok", True) else "flagged"
+    record["reason"] = record.get("reference_note", "")
+    return record
+
+
+def measure_task(task: Dict, state: Dict, tick) -> Dict:
+    """:func:`measure` in a :class:`harness.worker.Worker` child that measures one model after another
+    (a sweep: no process start and imports per model); ``task``: ``model, scale, cfg``."""
+    import gc
+
+    try:
+        return with_status(measure(task["model"], task["scale"], task["cfg"]))
+    finally:
+        gc.collect()  # the model's session and arrays go before the next model is timed
+
+
 def failure_record(model_id: str, scale: int, cfg: BenchConfig, reason: str) -> Dict:
     from .models.registry import family_name
 
@@ -558,10 +625,7 @@ def measure_isolated(model_id: str, scale: int, cfg: BenchConfig, inputs_path: O
     status, payload = _isolated(_child, (model_id, scale, cfg, inputs_path), cfg.timeout_s, "measuring")
     if status != "ok":
         return failure_record(model_id, scale, cfg, payload)
-    payload["status"] = "ok"
-    payload["reason"] = payload.get("reference_note", "")
-    if not payload.get("reference_ok", True):
-        payload["status"] = "flagged"
+    with_status(payload)
     if build is not None:
         payload["build"] = build
     return payload

@@ -146,6 +146,7 @@ class Worker:
         self.proc = None
         self.conn = None
         self.restarts = 0
+        self.calls = 0  # calls served by the current child
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
@@ -153,6 +154,7 @@ class Worker:
         self.proc = ctx.Process(target=_serve, args=(child, self.handler), daemon=True)
         self.proc.start()
         child.close()
+        self.calls = 0
 
     def _discard(self) -> None:
         if self.proc is not None:
@@ -166,6 +168,7 @@ class Worker:
             if self.proc is not None:
                 self._discard()
             self._start()
+        self.calls += 1
         try:
             self.conn.send(task)
             message, timed_out = _wait(self.conn, self.proc, timeout_s)

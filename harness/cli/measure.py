@@ -12,6 +12,7 @@ from .options import (
     add_calib,
     add_data,
     add_device,
+    add_fresh_process,
     add_json,
     add_onnx_dir,
     add_timing,
@@ -103,7 +104,8 @@ def _bench_run(args, cfg, pairs, store, run_id, tty) -> int:
     from ..api import export_times, run_bench
     from ..output import emit
 
-    records = run_bench(pairs, cfg, store, run_id, isolate=not args.in_process, progress=tty,
+    isolate = False if args.in_process else ("process" if args.fresh_process else "worker")
+    records = run_bench(pairs, cfg, store, run_id, isolate=isolate, progress=tty,
                         log=None if tty else (lambda m: print(m, file=sys.stderr, flush=True)),
                         keep_failed=args.keep_failed, rounds=args.rounds)
     if args.export_times:
@@ -181,7 +183,7 @@ def cmd_run_all(args) -> int:
                   onnx_dir=args.onnx_dir, progress=True, command=" ".join(sys.argv), keep_failed=args.keep_failed,
                   warmup=args.warmup, iterations=args.iterations, duration=args.duration, threads=args.threads,
                   ci_target=args.ci_target, rounds=args.rounds, export_times_to=args.export_times,
-                  pipeline=args.pipeline or "model")
+                  pipeline=args.pipeline or "model", isolation="process" if args.fresh_process else "worker")
     rows = summary_rows(run.table)
     sets = [c.split(":", 1)[1] for c in run.table.columns if c.startswith("psnr:")]
     columns = ["model", "scale"] + [f"psnr:{s}" for s in sets] + ["fhd_per_s", "median_ms", "mj_per_frame",
@@ -266,6 +268,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--keep-failed", action="store_true", help="with --resume: keep failed rows as they are "
                                                               "instead of measuring them again")
     p.add_argument("--in-process", action="store_true", help="measure in this process (no isolation; for debugging)")
+    add_fresh_process(p)
     p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
     add_onnx_dir(p)
     add_json(p)
@@ -314,6 +317,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--keep-failed", action="store_true", help="with --resume: keep failed rows as they are "
                                                               "instead of measuring them again")
     add_timing(p)
+    add_fresh_process(p)
     add_onnx_dir(p)
     add_json(p)
     p.set_defaults(func=cmd_run_all)

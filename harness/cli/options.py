@@ -74,6 +74,13 @@ def add_timing(p: argparse.ArgumentParser, rounds: bool = True) -> None:
                                                           "per model")
 
 
+def add_fresh_process(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fresh-process", action="store_true",
+                   help="measure each model in a fresh process (slower: a process start and imports per model) "
+                        "instead of one worker process that measures them one after another and is replaced after "
+                        "a crash or hang")
+
+
 def timing_of(args):
     """The timing controls on the command line as BenchConfig overrides (:func:`harness.api.timing_overrides`)."""
     from ..api import timing_overrides

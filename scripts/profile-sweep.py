@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Benchmark: where a sweep's time goes, per model/scale pair.
+
+    .venv/bin/python scripts/profile-sweep.py --db results/harness.db [--run RUN_ID]   # a run already made
+    .venv/bin/python scripts/profile-sweep.py --sample 20 --weights official          # a fresh sample of --pool all
+
+Each speed row records its phases (``phases_s``: process start/imports/transfer, imports inside
+the measuring process, model build and weight load, LR inputs, export + sessions + form trial,
+the reference check, warm-up, timing, the rest) and each quality row its wall time; this prints
+their mean per pair, their share, and the run's seconds per pair (wall time of the run / pairs).
+With ``--sample N`` it first runs ``run-all`` on N pairs spread evenly over ``--pool all`` (every
+family and scale), into a temporary folder, with the options given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PHASES = ("process", "imports", "build", "inputs", "prepare", "reference", "warmup", "timing", "after")
+
+
+def sample_ids(n: int):
+    """``n`` ids spread evenly over --pool all (sorted: families and scales interleave)."""
+    from harness.models.pools import pool_ids
+
+    ids = pool_ids("all")
+    step = len(ids) / n
+    return [ids[int(i * step)] for i in range(n)]
+
+
+def table(db: Path, run_id=None):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    if run_id is None:
+        run_id = con.execute("SELECT run_id FROM runs ORDER BY started DESC LIMIT 1").fetchone()["run_id"]
+    rows = [dict(r) for r in con.execute("SELECT * FROM measurements WHERE run_id = ?", (run_id,))]
+    speed = [json.loads(r["data"]) for r in rows if r["measurement"] == "speed" and r["status"] != "failed"]
+    quality = [json.loads(r["data"]) for r in rows if r["measurement"].startswith("quality:")]
+    pairs = {(r["model"], r["scale"]) for r in rows}
+    created = [r["created"] for r in rows]
+    started = con.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()["started"]
+    out = {p: sum((s.get("phases_s") or {}).get(p, 0.0) for s in speed) / max(len(speed), 1) for p in PHASES}
+    out["quality"] = sum(float(q.get("seconds") or 0.0) for q in quality) / max(len(pairs), 1)
+    return run_id, len(pairs), len(speed), out, (max(created) - started) / max(len(pairs), 1) if created else float("nan")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--db", help="a results store to read (default: run a sample first)")
+    p.add_argument("--run", help="the run (default: the newest)")
+    p.add_argument("--sample", type=int, default=20, help="pairs of --pool all to run when no --db (default 20)")
+    p.add_argument("--weights", default="official", help="as for run-all (default official: --pool all needs them)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--fresh-process", action="store_true", help="as for run-all")
+    args = p.parse_args()
+    tmp = None
+    if args.db:
+        db = Path(args.db)
+    else:
+        import harness
+
+        tmp = tempfile.TemporaryDirectory(prefix="profile-sweep-")
+        t0 = time.time()
+        run = harness.run_all(device=args.device, pool="none", models=sample_ids(args.sample), weights=args.weights,
+                              out=Path(tmp.name) / "results", plots=Path(tmp.name) / "plots", progress=True,
+                              isolation="process" if args.fresh_process else "worker")
+        print(f"run {run.run_id}: {time.time() - t0:.0f} s", file=sys.stderr)
+        db = run.db
+    run_id, pairs, timed, phases, per_pair = table(db, args.run)
+    total = sum(phases.values())
+    print(f"run {run_id}: {pairs} pairs ({timed} timed), {per_pair:.2f} s per pair (run wall time / pairs)")
+    print(f"{'phase':<10} {'s per pair':>10} {'share':>6}")
+    for name, value in phases.items():
+        print(f"{name:<10} {value:>10.2f} {100 * value / total if total else 0:>5.0f}%")
+    print(f"{'sum':<10} {total:>10.2f}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""A sweep's throughput: one worker measures the models in turn (replaced after a fault and now and
+then), each row says where its time went, a sweep times to its own looser target, and the time left
+is estimated before and during a long sweep."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import harness.api as api
+from harness.api import Estimate, duration_text, prior_pace, run_bench, sweep_timing
+from harness.results.store import ResultStore
+from harness.runner import BenchConfig, _peak_rss_mb, _reset_peak_rss, measure
+
+
+def _cfg(**kw):
+    return BenchConfig(weights="init", iterations=7, warmup=0, **kw)
+
+
+def test_a_worker_measures_models_in_turn_and_is_replaced_now_and_then(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(api, "WORKER_RECYCLE", 2)
+    pairs = [("bicubic-opencv", 2), ("bicubic-opencv", 3), ("bicubic-opencv", 4)]
+    recs = run_bench(pairs, _cfg(), isolate="worker")
+    pids = [r["pid"] for r in recs]
+    assert all(r["status"] == "ok" for r in recs)
+    assert pids[0] == pids[1] != pids[2]  # two models in one process, then a fresh one
+    fresh = run_bench(pairs[:2], _cfg(), isolate="process")
+    assert fresh[0]["pid"] != fresh[1]["pid"]
+    for r in recs + fresh:  # where the time went, every phase accounted for
+        phases = r["phases_s"]
+        assert set(phases) == {"process", "imports", "build", "inputs", "prepare", "reference", "warmup", "timing",
+                               "after"}
+        assert all(v >= 0 for v in phases.values()) and phases["timing"] >= r["timed_wall_s"] * 0.99
+
+
+def test_peak_memory_is_each_models_own():
+    big = np.ones(200_000_000 // 8)  # 200 MB touched
+    assert _peak_rss_mb(True) > 190
+    del big
+    if not _reset_peak_rss():
+        pytest.skip("this kernel cannot reset the peak resident set (/proc/self/clear_refs)")
+    assert _peak_rss_mb(True) < 150  # what the next model sees: not the 200 MB of the one before
+    rec = measure("bicubic-opencv", 2, _cfg(), [np.zeros((32, 48, 3), np.float32)] * 2)
+    assert 0 < rec["peak_rss_mb"] < 150
+
+
+def test_a_sweep_times_to_the_profiles_sweep_target_unless_told_otherwise():
+    cfg = BenchConfig(ci_target_pct=3.0, max_time_s=8.0)
+    profile = {"name": "cpu", "sweep_ci_target_pct": 5, "sweep_max_time_s": 2}
+    swept = sweep_timing(cfg, profile, {})
+    assert (swept.ci_target_pct, swept.max_time_s) == (5.0, 2.0)
+    assert sweep_timing(cfg, profile, {"ci_target_pct": 1.0}).ci_target_pct == 3.0  # --ci-target given: the cfg's
+    assert sweep_timing(cfg, {"name": "x"}, {}) is cfg
+    with pytest.raises(api.HarnessError, match="sweep_max_time_s = 'two' is not a number"):
+        sweep_timing(cfg, dict(profile, sweep_max_time_s="two", path="devices/x.toml"), {})
+
+
+def test_the_estimate_speaks_after_the_first_models_then_every_few_minutes(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(api.time, "monotonic", lambda: now[0])
+    lines = []
+    eta = Estimate(100, "bench", lines.append)
+    for _ in range(3):
+        now[0] += 6.0
+        eta.step()
+    assert lines == ["bench: 3/100 done, about 10 min left (6.0 s each so far)"]  # 97 x 6 s = 582 s
+    for _ in range(40):
+        now[0] += 6.0
+        eta.step()
+    assert len(lines) == 1 + 0  # 240 s later: not yet 5 minutes since the last line
+    for _ in range(20):
+        now[0] += 6.0
+        eta.step()
+    assert lines[-1] == "bench: 63/100 done, about 4 min left (6.0 s each so far)" and len(lines) == 2
+    assert [duration_text(s) for s in (42, 600, 5400, 3 * 3600)] == ["42 s", "10 min", "1.5 h", "3.0 h"]
+
+
+def test_the_estimate_up_front_comes_from_the_last_run_on_this_device(tmp_path):
+    store = ResultStore(tmp_path / "h.db")
+    run, _ = store.start_run("cpu", "k")
+    for i, (speed, quality) in enumerate(((4.0, 1.0), (6.0, 3.0), (5.0, 2.0))):
+        base = {"model": f"m{i}", "scale": 2, "device": "cpu", "precision": "fp32", "weights": "w"}
+        store.add(run, "speed", dict(base, backend="onnxruntime", phases_s={"process": speed - 1, "timing": 1.0}))
+        store.add(run, "quality:Set5", dict(base, backend="torch", seconds=quality))
+    pace = prior_pace(store, BenchConfig(device="cpu", backend="onnxruntime"))
+    assert pace == {"run_id": run, "speed_s": 5.0, "quality_s": 2.0}
+    assert prior_pace(store, BenchConfig(device="rpi")) is None
+    assert prior_pace(store, BenchConfig(device="cpu"), exclude=run) is None
+    json.dumps(pace)
