@@ -490,17 +490,21 @@ def bench(models: Union[str, Sequence[str]], device: str = "cpu", scale=None, fr
 # --------------------------------------------------------------------------- the main job
 
 def sweep_timing(cfg, profile: Dict, timing: Dict[str, Any]):
-    """A sweep's timing: the profile's ``sweep_ci_target_pct`` and ``sweep_max_time_s`` where it sets
-    them and the command line did not give ``--ci-target`` / ``--duration``."""
+    """A sweep's timing: the profile's ``sweep_ci_target_pct``, ``sweep_max_time_s`` and
+    ``sweep_warmup_frames`` where it sets them and the command line did not give ``--ci-target`` /
+    ``--duration`` / ``--warmup``."""
     changes = {}
     where = profile.get("path") or f"the {profile['name']} profile"
-    for key, field_name in (("sweep_ci_target_pct", "ci_target_pct"), ("sweep_max_time_s", "max_time_s")):
+    for key, field_name, kind in (("sweep_ci_target_pct", "ci_target_pct", float),
+                                  ("sweep_max_time_s", "max_time_s", float),
+                                  ("sweep_warmup_frames", "warmup_frames", int)):
         value = profile.get(key)
-        if value is None or field_name in timing:
+        if value is None or field_name in timing or (field_name == "warmup_frames" and "warmup" in timing):
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise HarnessError(f"{where}: {key} = {value!r} is not a number >= 0; fix the value")
-        changes[field_name] = float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or kind(value) != value:
+            raise HarnessError(f"{where}: {key} = {value!r} is not {'an integer' if kind is int else 'a number'} >= 0; "
+                               f"fix the value")
+        changes[field_name] = kind(value)
     return replace(cfg, **changes) if changes else cfg
 
 

@@ -55,6 +55,7 @@ class BenchConfig:
     ci_target_pct: float = 3.0     # stop once the median's 95 % interval is within +-this % (0: never)
     iterations: int = 0            # > 0: exactly this many timed frames, no adaptive stop (trtexec --iterations)
     pipeline: str = "model"        # "color": time RGB frame -> Y model + CbCr bicubic -> RGB as one
+    warmup_frames: int = 0         # > 0: warm up on this many frames instead of `warmup` passes (a sweep's)
     weights: str = "shipped"
     form: str = "auto"
     power_meter: object = "none"
@@ -76,7 +77,7 @@ class BenchConfig:
                       peak_gflops=profile.get(f"peak_gflops_{precision}"), peak_gbps=profile.get("peak_gbps"),
                       power_meter=profile.get("power_meter", base.power_meter))
         for name in ("threads", "warmup", "repeats", "min_repeats", "max_time_s", "timeout_s", "build_timeout_s",
-                     "ci_target_pct", "iterations"):
+                     "ci_target_pct", "iterations", "warmup_frames"):
             values[name] = profile.get(name, getattr(base, name))
         unknown = sorted(set(given) - {f.name for f in fields(cls)})
         if unknown:
@@ -85,7 +86,7 @@ class BenchConfig:
         where = profile.get("path") or f"the {profile['name']} profile"
         for name, kind in (("repeats", int), ("min_repeats", int), ("warmup", int), ("threads", int),
                            ("timeout_s", float), ("build_timeout_s", float), ("max_time_s", float),
-                           ("ci_target_pct", float), ("iterations", int)):
+                           ("ci_target_pct", float), ("iterations", int), ("warmup_frames", int)):
             value = values[name]
             try:
                 if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
@@ -232,8 +233,10 @@ def _peak_rss_mb(reset_ok: bool) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[np.ndarray]] = None) -> Dict:
-    """Time one model in this process; returns a record (see module docstring)."""
+def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[np.ndarray]] = None,
+            inputs_cache: Optional[Dict] = None) -> Dict:
+    """Time one model in this process; returns a record (see module docstring). ``inputs_cache``: a
+    dict that keeps the LR frames between calls (a worker measuring many models at the same scale)."""
     clock = Phases()
     rss_reset = _reset_peak_rss()
     from .backends import as_nchw, make_backend
@@ -248,7 +251,14 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     clock.mark("build")
     frames_inputs = inputs is None
     if inputs is None:
-        inputs = lr_inputs(load_frames(cfg.frames_dir), scale, model.input_space)
+        key = (cfg.frames_dir, scale, model.input_space)
+        inputs = (inputs_cache or {}).get(key)
+        if inputs is None:
+            inputs = lr_inputs(load_frames(cfg.frames_dir), scale, model.input_space)
+            if inputs_cache is not None:
+                while len(inputs_cache) >= 2:  # the Y and RGB frames of the scale being swept
+                    inputs_cache.pop(next(iter(inputs_cache)))
+                inputs_cache[key] = inputs
     batch = [as_nchw(x) for x in inputs]
     clock.mark("inputs")
     backend = make_backend(cfg.backend, precision=cfg.precision, threads=cfg.threads, device=cfg.target,
@@ -320,10 +330,11 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         record["input_shape"] = list(batch[0].shape)
 
     clock.mark("reference")
-    for _ in range(max(cfg.warmup, 0)):
-        for x in batch:
-            session.load(x)
-            session.compute()
+    warm = [batch[i % len(batch)] for i in range(cfg.warmup_frames)] if cfg.warmup_frames > 0 else \
+        [x for _ in range(max(cfg.warmup, 0)) for x in batch]
+    for x in warm:
+        session.load(x)
+        session.compute()
     clock.mark("warmup")
 
     record["before"] = _thermal_and_clocks(cfg.target)
@@ -336,8 +347,8 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     clock.mark("timing")
     record["passes"] = passes
     record["timing_stop"] = stop
-    record["timing"] = {k: getattr(cfg, k) for k in ("warmup", "repeats", "min_repeats", "max_time_s",
-                                                     "ci_target_pct", "iterations", "threads")}
+    record["timing"] = {k: getattr(cfg, k) for k in ("warmup", "warmup_frames", "repeats", "min_repeats",
+                                                     "max_time_s", "ci_target_pct", "iterations", "threads")}
     record["times_ms"] = [round(t * 1e3, 5) for t in compute_s]  # every raw time, in the store
     record["timed_wall_s"] = wall
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -570,7 +581,7 @@ def measure_task(task: Dict, state: Dict, tick) -> Dict:
     import gc
 
     try:
-        return with_status(measure(task["model"], task["scale"], task["cfg"]))
+        return with_status(measure(task["model"], task["scale"], task["cfg"], inputs_cache=state.setdefault("lr", {})))
     finally:
         gc.collect()  # the model's session and arrays go before the next model is timed
 

@@ -14,6 +14,7 @@ host's load: run it on an otherwise idle machine, and twice to see the spread.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -36,7 +37,16 @@ def one(args, rounds: int, folder: Path):
     widths = ok["ci_halfwidth_pct"].astype(float).dropna().to_numpy() if "ci_halfwidth_pct" in ok else np.array([])
     front = run.front
     tied = int(front["tied"].astype(bool).sum()) if "tied" in front and len(front) else 0
-    return {"rounds": rounds, "models": len(ok), "median_halfwidth_pct": float(np.median(widths)) if widths.size else
+    from harness.results.store import ResultStore
+
+    spreads = []  # how far apart each model's rounds landed: (max - min) / median of the round medians
+    with ResultStore(run.db, readonly=True) as store:
+        for r in store.rows("run_id = ? AND measurement = 'speed' AND status = 'ok'", (run.run_id,)):
+            medians = [m for m in (json.loads(r["data"]).get("round_medians_ms") or []) if m]
+            if len(medians) > 1:
+                spreads.append(100.0 * (max(medians) - min(medians)) / float(np.median(medians)))
+    return {"rounds": rounds, "models": len(ok), "round_spread_pct": float(np.median(spreads)) if spreads else None,
+            "median_halfwidth_pct": float(np.median(widths)) if widths.size else
             float("nan"), "p90_halfwidth_pct": float(np.percentile(widths, 90)) if widths.size else float("nan"),
             "front": len(front), "tied": tied, "tied_share": tied / len(front) if len(front) else float("nan"),
             "wall_s": time.time() - t0}
@@ -59,7 +69,9 @@ def main() -> int:
             print(f"rounds={r['rounds']}: {r['models']} speed rows, interval half-width median "
                   f"{r['median_halfwidth_pct']:.1f} % (p90 {r['p90_halfwidth_pct']:.1f} %), front {r['front']} "
                   f"members of which {r['tied']} statistically tied ({100 * r['tied_share']:.0f} %), "
-                  f"{r['wall_s']:.0f} s", flush=True)
+                  f"{r['wall_s']:.0f} s" + (f"; the rounds' medians of a model spread {r['round_spread_pct']:.1f} % "
+                                            f"(median over models)" if r["round_spread_pct"] is not None else ""),
+                  flush=True)
     a, b = rows
     print(f"median half-width: {a['median_halfwidth_pct']:.1f} % with one round, {b['median_halfwidth_pct']:.1f} % with "
           f"{b['rounds']} interleaved rounds ({b['median_halfwidth_pct'] / a['median_halfwidth_pct']:.2f}x)")
