@@ -35,6 +35,11 @@ for tree in old new; do
   end=$(date +%s.%N)
   pairs=$("$py" -c "import json; print(len(json.load(open('$work/$tree.json'))))")
   per_pair[$tree]=$("$py" -c "print(round(($end - $start) / $pairs, 2))")
-  echo "$tree ($( [ "$tree" = old ] && echo "$old_rev" || git -C "$root" rev-parse --short HEAD)): $pairs pairs, $(printf '%.0f' "$("$py" -c "print($end - $start)")") s, ${per_pair[$tree]} s per pair"
+  label="$old_rev"
+  if [ "$tree" = new ]; then
+    label="$(git -C "$root" rev-parse --short HEAD)"
+    git -C "$root" diff --quiet HEAD -- harness || label="$label + uncommitted changes"
+  fi
+  echo "$tree ($label): $pairs pairs, $(printf '%.0f' "$("$py" -c "print($end - $start)")") s, ${per_pair[$tree]} s per pair"
 done
 "$py" -c "print(f'seconds per pair: {${per_pair[old]}} -> {${per_pair[new]}} ({${per_pair[old]} / ${per_pair[new]}:.2f}x fewer)')"
