@@ -4,12 +4,13 @@ Export uses the TorchScript exporter (``dynamo=False``): it needs no onnxscript 
 the same on the old torch of JetPack 5. Every file has one input ``lr`` (N, C, H, W) and
 one output ``sr`` with batch, height and width dynamic, so one file serves every scale's
 Full-HD input and any test image. ``metadata_props`` records the model id, the form
-(``naive``: the published graph; ``fast``: :mod:`harness.models.fast`), the scale and the
-harness version, so a file found on a device says what it is. ClassSR's routed model exports
-as its parts (:func:`export_classsr_parts`). :func:`exported_onnx` is the cache of exported
-files the backends and reports share (by id, weights and form).
+(``naive``: the published graph; ``fast``, ``lean``, ``pad``, ``subpix``: the rewrites of
+:mod:`harness.models.fast`), the scale and the harness version, so a file found on a device
+says what it is. ClassSR's routed model exports as its parts (:func:`export_classsr_parts`).
+:func:`exported_onnx` is the cache of exported files the backends and reports share (by id,
+weights and form).
 
-This module sits above :mod:`harness.models` (it builds fast forms and ClassSR's classifier);
+This module sits above :mod:`harness.models` (it builds the export forms and ClassSR's classifier);
 no module of :mod:`harness.models` imports it. Checks of a user's ONNX file (its inputs and
 outputs) are :mod:`harness.models.onnx_file`'s.
 """
@@ -27,7 +28,7 @@ from .cachefile import atomic_path, check_record, file_lock, load_or_build, veri
 from .errors import HarnessError
 from .ortsession import ort_session
 
-FORMS = ("naive", "fast")
+FORMS = ("naive", "fast", "lean", "pad", "subpix")  # harness.models.fast.FORMS, naive first
 INPUT_NAME, OUTPUT_NAME = "lr", "sr"
 
 
@@ -118,21 +119,25 @@ def verify_onnx(path: Union[str, Path], module, shape: Tuple[int, ...] = (1, 1, 
     return diff
 
 
+def form_net(module, form: str, model_id: str = "") -> Tuple[object, str]:
+    """``(module in export form form, the form written)``: a family without that form exports its
+    naive graph (``naive``), as ``fast`` always did. An unknown form is a HarnessError."""
+    from .models.fast import form_module
+
+    if form not in FORMS:
+        raise HarnessError(f"unknown export form '{form}' for {model_id or type(module).__name__}; "
+                           f"use one of: {', '.join(FORMS)}")
+    net = form_module(module, form)
+    return (module, "naive") if net is None else (net, form)
+
+
 def export_model(model_id: str, module, out_dir: Union[str, Path], form: str = "fast",
                  opset: int = 17) -> Tuple[Path, str]:
-    """Write ``<out_dir>/<model_id>.<form>.onnx``; ``form='fast'`` falls back to naive where none exists.
+    """Write ``<out_dir>/<model_id>.<form>.onnx``; a form the family lacks falls back to naive.
 
     Returns (path, the form actually written).
     """
-    from .models.fast import fast_form
-
-    if form not in FORMS:
-        raise HarnessError(f"unknown export form '{form}' for {model_id}; use one of: {', '.join(FORMS)}")
-    net = module
-    if form == "fast":
-        net = fast_form(module)
-        if net is None:
-            net, form = module, "naive"
+    net, form = form_net(module, form, model_id)
     path = Path(out_dir) / f"{model_id}.{form}.onnx"
     export_onnx(net, path, channels=_infer_channels(module), opset=opset, form_name=form, model_id=model_id)
     return path, form
@@ -180,19 +185,13 @@ def module_digest(module) -> str:
 
 def exported_onnx(model, form: str, workdir: Path) -> Tuple[Path, str]:
     """The model's ONNX file in the requested form, cached in ``<workdir>/<id>.<module_digest>/`` (by id,
-    weights and form); returns (path, the form written: ``naive`` for families without a fast form).
+    weights and form); returns (path, the form written: ``naive`` for families without that form).
 
     A new file is exported under a temporary name, verified against PyTorch (:func:`verify_onnx`)
     and renamed into place with its SHA-256 beside it (``<file>.sha256``), under a lock on the
     entry; a cached file is used only when it matches that record, else it is rebuilt with a warning.
     """
-    from .models.fast import fast_form
-
-    net = model.module
-    if form == "fast":
-        net = fast_form(model.module)
-        if net is None:  # families without a fast form export the one graph they have
-            net, form = model.module, "naive"
+    net, form = form_net(model.module, form, model.id)  # families without the form export their naive graph
     folder = Path(workdir) / f"{model.id}.{module_digest(model.module)}"
     cached = folder / f"{model.id}.{form}.onnx"
     channels = _infer_channels(model.module)

@@ -7,7 +7,8 @@ dependencies, and ``run-all``/``bench``/``quality`` measure the files (``--onnx-
 
 For each model the folder holds:
 
-* the graph in each export form (``naive``, and ``fast`` where the family has one), each
+* the graph in each export form asked for (``naive``, and ``fast``, ``lean``, ``pad`` or ``subpix``
+  where the family has it; :mod:`harness.models.fast`), each
   verified against PyTorch when it was written; with ``--precision int8`` also the QDQ
   INT8 graph of each form; a routed model (ClassSR) has its four graphs (``parts``);
 * what the runner would otherwise compute from the PyTorch module: family, scale, input
@@ -93,15 +94,15 @@ def _export_network(model, folder: Path, forms: Sequence[str], precisions: Seque
                     calib_data: Optional[List[str]]) -> Dict[str, object]:
     """The files of one network: each form verified against PyTorch, INT8 QDQ where asked."""
     from .export import export_model, verify_onnx
-    from .models.fast import fast_form
+    from .models.fast import form_module
     from .quantize import int8_onnx
 
     files: Dict[str, str] = {}
     verified: Dict[str, float] = {}
     calibration = None
     for form in forms:
-        if form == "fast" and fast_form(model.module) is None:
-            continue  # the family has one graph: the naive one
+        if form != "naive" and form_module(model.module, form) is None:
+            continue  # the family has no such form: its naive graph stands for it
         path, got = export_model(model.id, model.module, folder, form=form)
         verified[got] = verify_onnx(path, model.module, shape=(1, model.channels, 40, 52))
         files[got] = path.name

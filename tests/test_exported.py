@@ -45,7 +45,7 @@ def test_export_writes_hashed_files_complexity_and_a_probe(export_dir):
     assert set(entries) == {(MAX, 2), ("Bicubic_s2", 2)}
     e = entries[(MAX, 2)]
     assert e["family"] == "eSR-MAX" and e["input_space"] == "y" and e["weights"] == "shipped"
-    assert set(e["files"]) == {"naive", "fast", "naive.int8", "fast.int8"}
+    assert set(e["files"]) == {"naive", "fast", "lean", "naive.int8", "fast.int8", "lean.int8"}  # every form it has
     folder = export_dir / e["folder"]
     assert sorted(os.listdir(folder)) == sorted(list(e["files"].values()) + ["probe.npz"])  # no intermediates
     for name, digest in e["sha256"].items():

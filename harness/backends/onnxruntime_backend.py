@@ -2,8 +2,12 @@
 
 On CPU, inputs are fed as NumPy arrays; on GPU providers an IOBinding keeps the input and
 output on the device, so ``compute`` times the inference alone and ``load``/``fetch`` the
-copies. The graph form (``naive`` export or the ``fast`` LR-resolution reduction) is chosen
-per model: ``auto`` times both briefly on this backend and keeps the faster, recording both.
+copies. The graph form (``naive`` export, or one of the rewrites of :mod:`harness.models.fast`:
+``fast``, ``lean``, ``pad``, ``subpix``) is chosen per model: ``auto`` exports every form the model
+has, times each briefly on this backend (interleaved rounds, :func:`trial_times`) and keeps the
+fastest, recording every trial (``form_trial_ms``); a rewrite whose export fails or differs from PyTorch is left out, with the
+reason (``form_refused``). ``HARNESS_FORMS`` (comma-separated) limits the forms ``auto`` tries, e.g.
+``naive,fast`` to measure as before issue 22.
 """
 from __future__ import annotations
 
@@ -13,13 +17,40 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..errors import HarnessError
+from ..errors import HarnessError, first_line
 from ..export import exported_onnx, module_digest  # exported_onnx: the TensorRT backend imports it from here too
 from ..ortsession import ort_session
 from .base import Backend, BackendUnavailable, Session, Shape, quick_time
 from .native import NativeSession
 
+TRIAL_ROUNDS = 3  # interleaved rounds of the form trial (--form auto)
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+
+
+def auto_forms(module) -> List[str]:
+    """The forms ``--form auto`` exports and times for ``module``: every form its family has
+    (:func:`harness.models.fast.candidate_forms`), within ``$HARNESS_FORMS`` where that is set."""
+    from ..models.fast import FORMS, candidate_forms
+
+    allowed = [f.strip() for f in os.environ.get("HARNESS_FORMS", "").split(",") if f.strip()] or list(FORMS)
+    unknown = sorted(set(allowed) - set(FORMS))
+    if unknown:
+        raise HarnessError(f"HARNESS_FORMS={os.environ.get('HARNESS_FORMS')}: unknown form(s) {', '.join(unknown)}; "
+                           f"give some of {', '.join(FORMS)}")
+    return candidate_forms(module, allowed)
+
+
+def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_ROUNDS) -> Dict[str, float]:
+    """form -> median seconds of ``rounds`` interleaved trials (each one warm-up run then one timed run
+    of the form's session, :func:`~harness.backends.base.quick_time`): forms are compared under the
+    same conditions, and the first, slow runs of a fresh session count for none of them."""
+    import statistics
+
+    times: Dict[str, List[float]] = {form: [] for form in sessions}
+    for _ in range(rounds):
+        for form, session in sessions.items():
+            times[form].append(quick_time(session, shape, runs=1))
+    return {form: float(statistics.median(t)) for form, t in times.items()}
 
 
 class OrtSession(Session):
@@ -139,10 +170,17 @@ class OnnxRuntimeBackend(Backend):
             self._fp32_only(model)
             folder = workdir / f"{model.id}.{module_digest(model.module)}"  # cached by weights, as exported_onnx
             return ClassSROnnx.of_module(model.module, folder, threads=self.threads or None, providers=[provider])
-        forms = ["fast", "naive"] if self.form == "auto" else [self.form]
+        forms = auto_forms(model.module) if self.form == "auto" else [self.form]
         candidates = {}
+        refused = {}
         for form in forms:
-            path, got = exported_onnx(model, form, workdir)
+            try:
+                path, got = exported_onnx(model, form, workdir)
+            except Exception as exc:  # noqa: BLE001 - auto leaves out a rewrite that fails its export or check
+                if self.form != "auto" or form == "naive":
+                    raise
+                refused[form] = first_line(exc, 300)
+                continue
             if got not in candidates:
                 candidates[got] = path
         calibration = None
@@ -150,12 +188,21 @@ class OnnxRuntimeBackend(Backend):
             from ..quantize import int8_onnx
 
             folders = self.options.get("calib_data") or None
-            quantized = {form: int8_onnx(model, path, folders) for form, path in candidates.items()}
+            quantized = {}
+            for form, path in candidates.items():
+                try:
+                    quantized[form] = int8_onnx(model, path, folders)
+                except Exception as exc:  # noqa: BLE001 - as above: auto leaves out a rewrite that fails to quantize
+                    if self.form != "auto" or form == "naive":
+                        raise
+                    refused[form] = first_line(exc, 300)
             candidates = {form: path for form, (path, _) in quantized.items()}
             calibration = next(iter(quantized.values()))[1]
         chosen = self._choose(candidates, provider, input_shapes)
         if calibration is not None:
             chosen.details["calibration"] = calibration
+        if refused:  # a form whose export (or INT8 quantization) failed or differed from PyTorch: not timed, and why
+            chosen.details["form_refused"] = refused
         return chosen
 
     def _fp32_only(self, model) -> None:
@@ -187,7 +234,7 @@ class OnnxRuntimeBackend(Backend):
         if len(sessions) == 1:
             chosen = next(iter(sessions.values()))
         else:
-            timings = {form: quick_time(s, input_shapes[0]) for form, s in sessions.items()}
+            timings = trial_times(sessions, input_shapes[0])
             best = min(timings, key=timings.get)
             chosen = sessions[best]
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..api import BASELINES
 from ..errors import HarnessError
+from ..export import FORMS as EXPORT_FORMS
 from .options import (
     PROJECT_ROOT,
     add_calib,
@@ -218,10 +219,12 @@ def cmd_export(args) -> int:
     from ..exported import export_models
 
     precisions = csv_list(args.precision) or ["fp32"]
-    forms = csv_list(args.forms) or ["naive", "fast"]
+    from ..export import FORMS
+
+    forms = csv_list(args.forms) or list(FORMS)
     for f in forms:
-        if f not in ("naive", "fast"):
-            raise HarnessError(f"--forms {args.forms}: give naive, fast or naive,fast")
+        if f not in FORMS:
+            raise HarnessError(f"--forms {args.forms}: give forms among {','.join(FORMS)} (docs/models.md)")
     from ..api import sweep_pairs
 
     _, pairs, weights_of = sweep_pairs(csv_list(args.models), args.pool, scales_of(args.scale), args.weights)
@@ -259,8 +262,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--model", help="model id(s), comma-separated")
     p.add_argument("--pool", help="a named pool: all, default, paper-front, methods (or a comma-separated union)")
     p.add_argument("--scale", help="scales for scale-free ids and pools (default 2,3,4)")
-    p.add_argument("--form", default="auto", choices=("auto", "fast", "naive"),
-                   help="graph form for ONNX backends (auto: time both, keep the faster)")
+    p.add_argument("--form", default="auto", choices=("auto",) + EXPORT_FORMS,
+                   help="graph form for ONNX backends (auto: time every form the model has, keep the fastest; "
+                        "docs/models.md)")
     add_weights(p)
     add_timing(p)
     p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration "
@@ -343,8 +347,9 @@ def add_parsers(sub) -> None:
                                                 "default,methods; none: the baselines and --models only)")
     add_weights(p)
     p.add_argument("--scale", help="scales (default 2,3,4)")
-    p.add_argument("--forms", default="naive,fast", help="export forms (default naive,fast: the device times both "
-                                                         "and keeps the faster, as run-all does)")
+    p.add_argument("--forms", default=None, help=f"export forms (default all the model has among "
+                                                 f"{','.join(EXPORT_FORMS)}: the device times them and keeps the "
+                                                 f"fastest, as run-all does)")
     p.add_argument("--precision", default="fp32", help="fp32 (default) or fp32,int8 (adds QDQ INT8 graphs for "
                                                        "--precision int8 on ONNX Runtime)")
     add_calib(p)

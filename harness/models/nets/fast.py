@@ -1,12 +1,94 @@
-"""The fast eSR attention head (:mod:`harness.models.fast` explains it and builds it: :func:`~harness.models.fast.fast_form`)."""
+"""The export forms' PyTorch parts (:mod:`harness.models.fast` explains each form and builds it).
+
+:class:`FastESRHead` is the ``fast`` eSR attention head; :class:`LeanESRHead`, :class:`ConvView`,
+:class:`Flat3d`, :class:`ShuffleT` and :class:`SymmetricPad` are the pieces of the ``lean``, ``pad``
+and ``subpix`` forms. Each computes exactly what the layer it stands for computes; only the ONNX graph differs.
+"""
 from __future__ import annotations
 
 try:
     import torch
     from torch import nn
+    from torch.nn import functional as F
 except ImportError:  # no PyTorch (a device venv): the module imports, building a network raises (torchless)
     from . import torchless as nn
-    torch = None
+    torch = F = None
+
+
+def shuffle_t(y, scale: int):
+    """PixelShuffle(s) of a (N, s*s, H, W) tensor to (N, 1, sH, sW), as two single-axis transposes.
+
+    ONNX Runtime's DepthToSpace moves every element through a 6-D index walk; here the column phase
+    moves innermost first ((N, py, px, H, W) -> (N, py, H, W, px)), then whole rows of s*W values
+    swap with the row phase ((N, py, H, sW) -> (N, H, py, sW)): the same permutation, element for element.
+    """
+    s = scale
+    n, h, w = y.shape[0], y.shape[2], y.shape[3]
+    y = y.reshape(n, s, s, h, w).permute(0, 1, 3, 4, 2)  # n, py, h, w, px
+    y = y.reshape(n, s, h, s * w).permute(0, 2, 1, 3)     # n, h, py, (w, px)
+    return y.reshape(n, 1, s * h, s * w)
+
+
+class ShuffleT(nn.Module):
+    """``nn.PixelShuffle(scale)`` for one output channel, exported as two Transposes (:func:`shuffle_t`)."""
+
+    def __init__(self, scale: int):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, y):
+        return shuffle_t(y, self.scale)
+
+
+class ConvView(nn.Module):
+    """A view of a ``Conv2d`` (its parameters shared, not copied): only the filters ``rows`` (default
+    all, in order), and with ``three_d`` the same 1xKxK convolution over 5-D (N, C, 1, H, W) tensors
+    (inside :class:`Flat3d`). The selected filters export as one constant (the exporter folds the indexing).
+    """
+
+    def __init__(self, conv, rows=None, three_d: bool = False):
+        super().__init__()
+        self.conv = conv
+        self.rows = None if rows is None else [int(r) for r in rows]
+        self.three_d = three_d
+
+    def forward(self, x):
+        c = self.conv
+        weight = c.weight if self.rows is None else c.weight[self.rows]
+        bias = None if c.bias is None else (c.bias if self.rows is None else c.bias[self.rows])
+        if not self.three_d:
+            return F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups)
+        return F.conv3d(x, weight.unsqueeze(2), bias, (1,) + tuple(c.stride), (0,) + tuple(c.padding),
+                        (1,) + tuple(c.dilation), c.groups)
+
+
+class Flat3d(nn.Module):
+    """Runs ``layers`` (3-D :class:`ConvView` s and elementwise activations) on (N, C, 1, H, W).
+
+    A 1xKxK 3-D convolution is the same sum, in the same order of taps, as the KxK 2-D one; ONNX
+    Runtime's x86 NCHWc pass, which pads every 2-D conv's output to 16 channels (and reorders around
+    it), leaves a 5-D Conv alone, and the activations stay fused into their convs (no reshape between).
+    """
+
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, x):
+        return self.layers(x.unsqueeze(2)).squeeze(2)
+
+
+class SymmetricPad(nn.Module):
+    """MATLAB's symmetric border (the edge pixel mirrored too) of ``pad`` pixels, as BicubicNet pads."""
+
+    def __init__(self, pad: int):
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x):
+        p = self.pad
+        x = torch.cat([x[:, :, :p].flip(2), x, x[:, :, -p:].flip(2)], dim=2)
+        return torch.cat([x[:, :, :, :p].flip(3), x, x[:, :, :, -p:].flip(3)], dim=3)
 
 
 class FastESRHead(nn.Module):
@@ -23,10 +105,10 @@ class FastESRHead(nn.Module):
         self.groups = {"max": 1, "tm": 2, "tr": 3, "cnn": 2}[kind]
         self.pixel_shuffle = nn.PixelShuffle(scale)
 
-    def forward(self, x):
+    def reduce(self, y):
+        """(N, k*C*s*s, H, W) filter output -> (N, s*s, H, W): the s*s phase planes of the output."""
         s, c = self.scale, self.channels
-        y = self.filter(x)  # (N, k*C*s*s, H, W), channel index c*s*s + phase
-        n, h, w = y.shape[0], y.shape[2], y.shape[3]
+        n, h, w = y.shape[0], y.shape[2], y.shape[3]  # channel index c*s*s + phase
         y = y.reshape(n, self.groups * c, s * s * h, w)
         if self.kind == "max":
             out = torch.amax(y, dim=1, keepdim=True)
@@ -41,4 +123,78 @@ class FastESRHead(nn.Module):
                 logits = key * key
             e = torch.exp(logits - torch.amax(logits, dim=1, keepdim=True))
             out = torch.sum(value * e, dim=1, keepdim=True) / torch.sum(e, dim=1, keepdim=True)
-        return self.pixel_shuffle(out.reshape(n, s * s, h, w))
+        return out.reshape(n, s * s, h, w)
+
+    def forward(self, x):
+        return self.pixel_shuffle(self.reduce(self.filter(x)))
+
+
+def _maybe_3d(view):
+    return Flat3d(nn.Sequential(view)) if view.three_d else view
+
+
+class LeanESRHead(nn.Module):
+    """The ``lean`` eSR head (:mod:`harness.models.fast`): ``body`` (the CNN's first layers; empty for
+    MAX/TM/TR), then the last conv ``conv`` (shared, not copied) in one of three layouts, and the
+    shuffle as two transposes (:func:`shuffle_t`):
+
+    * C = 1: no reduction at all, only the s*s value filters run (a max over one channel is that
+      channel; a softmax over one channel is exactly 1, so the output is the value);
+    * C = 2: no reduce operator: one conv per (group, channel) gives v0, v1, k0, ... apart (no split
+      of a joint output), the max of two is an elementwise Max, and a softmax over two is the
+      logistic of the difference, ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``;
+    * C >= 3: channels last. The filters are reordered (group, phase, c) and the conv output is
+      transposed to (N, H, W, groups, s*s, C), which ONNX Runtime writes straight from its blocked
+      conv (one reorder, as before), so that the reduction over C runs over the innermost, contiguous
+      axis: one Softmax (max-shifted, stable) and one ReduceSum, or one ReduceMax; the (N, H, W, s, s)
+      result needs one transpose to (N, H, s, W, s), the output.
+    """
+
+    def __init__(self, body, conv, scale: int, channels: int, kind: str, narrow: int = 16):
+        super().__init__()
+        self.body = body
+        self.scale, self.channels, self.kind = scale, channels, kind
+        self.groups = {"max": 1, "tm": 2, "tr": 3, "cnn": 2}[kind]
+        s2, c, g = scale * scale, channels, self.groups
+        if c == 1:  # the value filters: channels 0 .. s*s-1
+            self.last = _maybe_3d(ConvView(conv, rows=range(s2), three_d=s2 < narrow))
+        elif c == 2:  # one conv per (group, channel): value 0, value 1, key 0, ... each (N, s*s, H, W)
+            self.last = nn.ModuleList([_maybe_3d(ConvView(conv, rows=range(i * s2, (i + 1) * s2), three_d=s2 < narrow))
+                                       for i in range(g * c)])
+        else:  # filter (k, c, phase) -> row (k, phase, c)
+            self.last = ConvView(conv, rows=[(k * c + ch) * s2 + ph for k in range(g) for ph in range(s2) for ch in range(c)])
+
+    def forward(self, x):
+        s, c = self.scale, self.channels
+        n, h, w = x.shape[0], x.shape[2], x.shape[3]  # every conv keeps H and W (same padding)
+        if c == 2:
+            z = self.body(x)
+            parts = [conv(z) for conv in self.last]
+            if self.kind == "max":
+                out = torch.maximum(parts[0], parts[1])
+            else:
+                if self.kind == "tm":
+                    d = parts[2] - parts[3]
+                elif self.kind == "tr":
+                    d = parts[2] * parts[4] - parts[3] * parts[5]
+                else:  # cnn
+                    d = parts[2] * parts[2] - parts[3] * parts[3]
+                out = parts[1] + (parts[0] - parts[1]) * torch.sigmoid(d)
+            return shuffle_t(out, s)
+        y = self.last(self.body(x))
+        if c == 1:
+            return shuffle_t(y, s)
+        y = y.permute(0, 2, 3, 1).reshape(n, h, w, self.groups, s * s, c)
+        if self.kind == "max":
+            out = torch.amax(y, dim=-1)
+        else:
+            parts = [p.squeeze(3) for p in torch.split(y, 1, dim=3)]  # one Split
+            if self.kind == "tm":
+                logits = parts[1]
+            elif self.kind == "tr":
+                logits = parts[1] * parts[2]
+            else:  # cnn
+                logits = parts[1] * parts[1]
+            out = torch.sum(parts[0] * torch.softmax(logits, dim=-1), dim=-1)
+        out = out.reshape(n, h, w, s, s).permute(0, 1, 3, 2, 4)  # n, h, py, w, px
+        return out.reshape(n, 1, s * h, s * w)

@@ -1,0 +1,451 @@
+"""The export forms of issue 22 (``lean``, ``pad``, ``subpix``; harness/models/fast.py): each computes
+the naive network's function (PyTorch, ONNX Runtime, the official weights' parity data), PReLU keeps
+its exact value for every slope, and ``--form auto`` keeps a form only when it timed faster."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:
+    import torch
+except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
+    torch = None
+
+from harness.errors import HarnessError
+from harness.models import esr, resolve
+from harness.models.fast import BASE_FORMS, FORMS, candidate_forms, form_module
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+OFFICIAL = SHARED / "esr-official"
+MODEL_FILES = OFFICIAL / "model-files"
+PARITY = sorted((OFFICIAL / "parity").glob("*.npz")) if (OFFICIAL / "parity").is_dir() else []
+NEW_FORMS = tuple(f for f in FORMS if f not in BASE_FORMS)
+
+# model -> the forms its family has (one small model per family and rule; all three scales below)
+EXPECTED = {
+    "eSR-MAX_s{s}_K3_C1": ("fast", "lean", "naive"),
+    "eSR-MAX_s{s}_K5_C3": ("fast", "lean", "naive"),
+    "eSR-TM_s{s}_K3_C1": ("fast", "lean", "naive"),
+    "eSR-TM_s{s}_K5_C2": ("fast", "lean", "naive"),
+    "eSR-TR_s{s}_K3_C1": ("fast", "lean", "naive"),
+    "eSR-TR_s{s}_K3_C2": ("fast", "lean", "naive"),
+    "eSR-CNN_s{s}_C1_D3_S3": ("fast", "lean", "naive"),
+    "eSR-CNN_s{s}_C2_D3_S6": ("fast", "lean", "naive"),
+    "ESPCN_s{s}_D0_S3": ("lean", "naive"),
+    "ESPCN_s{s}_D22_S18": ("lean", "pad", "naive"),   # 22 -> 32, 18 -> 32
+    "FSRCNN_s{s}_D6_S1_M1": ("lean", "subpix", "naive"),
+    "FSRCNN_s{s}_D19_S12_M1": ("lean", "pad", "subpix", "naive"),  # 19 -> 32, 12 -> 16
+    "eSR-Bicubic_s{s}": ("subpix", "naive"),
+    "Bicubic_s{s}": ("lean", "naive"),
+}
+CASES = [(t.format(s=s), forms) for s in (2, 3, 4) for t, forms in EXPECTED.items()]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def module_of(model_id: str, seed: int = 0, scale: float = 0.3):
+    """The network with random weights (init weights are near-identity and would hide mistakes), scaled so
+    that outputs stay O(1) and 1e-5 is a fair fp32 tolerance; Bicubic_s* keeps its fixed kernels."""
+    module = resolve(model_id).module
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return module.eval()
+
+
+def lr(shape=(2, 1, 19, 27), seed: int = 3):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# --- which family has which form ------------------------------------------------------------------
+@pytest.mark.torch
+@pytest.mark.parametrize("model_id,forms", CASES, ids=[c[0] for c in CASES])
+def test_every_family_has_its_forms_and_each_is_the_same_function(model_id, forms):
+    module = module_of(model_id)
+    assert tuple(candidate_forms(module)) == forms
+    x = lr()
+    with torch.no_grad():
+        want = module(x)
+        assert want.abs().max().item() > 0.05  # a real output, not a degenerate one
+        for form in forms:
+            got = form_module(module, form)(x)
+            assert got.shape == want.shape
+            assert (got - want).abs().max().item() <= 1e-5, form
+    for form in set(NEW_FORMS) - set(forms):
+        assert form_module(module, form) is None
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("model_id,forms", [("Ghost-FSRCNN_s2_D19_S12_M1", ["lean", "subpix", "naive"]),
+                                            ("Ghost-ESPCN_s3_D22_S18", ["lean", "naive"])])
+def test_ghost_networks_get_the_rewrites_that_leave_their_ghost_convs_alone(model_id, forms):
+    """GhostSR's convs consume the hidden widths: no ``pad`` (it would feed them padded channels)."""
+    module = resolve(model_id).module.eval()
+    assert candidate_forms(module) == forms
+    x = lr()
+    with torch.no_grad():
+        want = module(x)
+        for form in forms:
+            assert (form_module(module, form)(x) - want).abs().max().item() <= 1e-5, form
+
+
+@pytest.mark.torch
+def test_other_families_keep_their_one_graph_and_unknown_forms_are_refused():
+    module = resolve("ABPN_s2").module
+    assert candidate_forms(module) == ["naive"]
+    with pytest.raises(ValueError, match="quick"):
+        form_module(module, "quick")
+    assert candidate_forms(module_of("FSRCNN_s2_D19_S12_M1"), ("naive", "fast")) == ["naive"]  # HARNESS_FORMS=naive,fast
+
+
+# --- what each form really rewrites ---------------------------------------------------------------------
+@pytest.mark.torch
+@pytest.mark.parametrize("model_id", ["eSR-MAX_s2_K3_C2", "eSR-TM_s3_K3_C2", "eSR-CNN_s2_C2_D3_S3"])
+def test_lean_with_two_channels_has_no_reduce_operator(model_id, tmp_path):
+    import onnx
+
+    from harness.export import export_model
+
+    module = module_of(model_id)
+    path, form = export_model(model_id, module, tmp_path, form="lean")
+    nodes = onnx.load(str(path)).graph.node
+    ops = {n.op_type for n in nodes}
+    assert form == "lean" and not {o for o in ops if o.startswith("Reduce")} and "Split" not in ops
+    assert ("Max" in ops) == model_id.startswith("eSR-MAX") and ("Sigmoid" in ops) != model_id.startswith("eSR-MAX")
+    groups = 1 if model_id.startswith("eSR-MAX") else 2
+    body = 2 if model_id.startswith("eSR-CNN") else 0
+    assert sum(n.op_type == "Conv" for n in nodes) == body + 2 * groups  # one conv per (group, channel)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("model_id", ["eSR-MAX_s2_K3_C1", "eSR-TR_s3_K5_C1", "eSR-CNN_s4_C1_D3_S3"])
+def test_lean_with_one_channel_computes_the_value_filters_only(model_id, tmp_path):
+    """C = 1: no reduction, and the exported graph's last conv has s*s filters, not k*s*s."""
+    import onnx
+
+    from harness.export import export_model
+
+    module = module_of(model_id)
+    s = module.scale
+    path, form = export_model(model_id, module, tmp_path, form="lean")
+    graph = onnx.load(str(path)).graph
+    ops = {n.op_type for n in graph.node}
+    assert form == "lean" and not ops & {"ReduceMax", "Softmax", "Exp", "DepthToSpace"} and "Transpose" in ops
+    dims = {i.name: list(i.dims) for i in graph.initializer}
+    last = [n for n in graph.node if n.op_type == "Conv"][-1]
+    assert dims[last.input[1]][0] == s * s
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("model_id", ["eSR-TM_s3_K3_C2", "eSR-TR_s2_K3_C2", "eSR-CNN_s4_C2_D3_S3", "eSR-TM_s2_K3_C3"])
+def test_lean_softmax_is_stable_for_huge_keys(model_id):
+    """Keys in the hundreds overflow a plain exp in fp32: lean (logistic of the difference for C = 2, the
+    fast head's max-shifted exp otherwise) stays finite and equals the naive output."""
+    module = module_of(model_id)
+    s, c = module.scale, module.channels
+    conv = module.filter if isinstance(module.filter, torch.nn.Conv2d) else module.filter[4]
+    with torch.no_grad():
+        conv.weight[c * s * s:].mul_(400.0)  # key (and query) channels only; values stay O(1)
+    x = lr((1, 1, 16, 18), seed=5)
+    with torch.no_grad():
+        naive, lean = module(x), form_module(module, "lean")(x)
+    assert torch.isfinite(naive).all() and torch.isfinite(lean).all()
+    assert (lean - naive).abs().max().item() <= 1e-5 * max(1.0, naive.abs().max().item())
+
+
+@pytest.mark.torch
+def test_lean_fsrcnn_runs_leakyrelu_with_the_prelu_slopes(tmp_path):
+    import onnx
+
+    from harness.export import export_model
+
+    module = module_of("FSRCNN_s2_D6_S3_M1")
+    slopes = [float(m.weight.detach()) for m in module.net if isinstance(m, torch.nn.PReLU)]
+    path, _ = export_model("FSRCNN_s2_D6_S3_M1", module, tmp_path, form="lean")
+    graph = onnx.load(str(path)).graph
+    alphas = [a.f for n in graph.node if n.op_type == "LeakyRelu" for a in n.attribute if a.name == "alpha"]
+    assert not any(n.op_type == "PRelu" for n in graph.node)
+    assert alphas == pytest.approx(slopes, abs=0) and len(alphas) == 4
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("slope", [-0.7, 0.0, 0.25, 1.0, 1.6, 3.0])
+def test_prelu_keeps_its_exact_value_for_every_slope(slope, tmp_path):
+    """``lean`` writes PReLU(a) as LeakyRelu(alpha=a): x if x >= 0 else a*x, for every a, in PyTorch and ONNX
+    Runtime alike. ``Max(x, a*x)`` is PReLU only for a <= 1 (the issue's 0 <= a <= 1 is on the safe side;
+    checked here: for a > 1 it returns a*x where x > 0), so it is not used."""
+    from harness.export import export_model
+    from harness.ortsession import ort_session
+
+    module = module_of("FSRCNN_s3_D6_S3_M1")
+    with torch.no_grad():
+        for m in module.net:
+            if isinstance(m, torch.nn.PReLU):
+                m.weight.fill_(slope)
+    x = lr((1, 1, 16, 20))
+    with torch.no_grad():
+        want = module(x)
+        for form in ("lean", "pad", "subpix"):
+            net = form_module(module, form)
+            if net is not None:
+                assert (net(x) - want).abs().max().item() <= 1e-5, form
+        v = torch.linspace(-3, 3, 61)
+        as_max = torch.maximum(v, slope * v)
+        assert torch.equal(as_max, torch.nn.functional.prelu(v, torch.tensor([slope]))) == (slope <= 1.0)
+    path, _ = export_model("FSRCNN_s3_D6_S3_M1", module, tmp_path, form="lean")
+    session = ort_session(path)
+    got = session.run(None, {"lr": x.numpy()})[0]
+    assert np.abs(got - want.numpy()).max() <= 1e-5
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_pad_widens_hidden_layers_to_multiples_of_16_with_zeros(scale):
+    module = module_of(f"ESPCN_s{scale}_D34_S21")
+    padded = form_module(module, "pad")
+    convs = [m for m in padded.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [48, 32, scale * scale]
+    assert torch.count_nonzero(convs[0].weight[34:]) == 0 and torch.count_nonzero(convs[1].weight[:, 34:]) == 0
+    assert torch.count_nonzero(convs[2].weight[:, 21:]) == 0
+    x = lr()
+    with torch.no_grad():
+        assert (padded(x) - module(x)).abs().max().item() <= 1e-5
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("kernel,padding,output_padding", [(9, None, None), ("bicubic", None, None)])
+def test_a_strided_deconvolution_is_a_conv_to_phases_and_a_shuffle(scale, kernel, padding, output_padding):
+    """FSRCNN's 9x9 and the official bicubic's (4s+3)x(4s+3) transposed convs, with several input channels."""
+    from harness.models.fast import deconv_phases
+
+    s = scale
+    if kernel == "bicubic":
+        deconv = torch.nn.ConvTranspose2d(3, 1, 4 * s + 3, stride=s, padding=(3 * s + 2) // 2 + 1,
+                                          output_padding=(s + 1) % 2, bias=False)
+    else:
+        deconv = torch.nn.ConvTranspose2d(3, 1, 9, stride=s, padding=(9 - 1 - s) // 2 + 1, output_padding=(s + 1) % 2)
+    with torch.no_grad():
+        deconv.weight.copy_(torch.randn(deconv.weight.shape, generator=torch.Generator().manual_seed(1)))
+    conv, got_scale = deconv_phases(deconv)
+    assert got_scale == s and conv.out_channels == s * s
+    x = lr((2, 3, 11, 13))
+    with torch.no_grad():
+        want = deconv(x)
+        got = torch.nn.functional.pixel_shuffle(conv(x), s)
+    assert got.shape == want.shape == (2, 1, 11 * s, 13 * s)
+    assert (got - want).abs().max().item() <= 1e-5
+
+
+@pytest.mark.torch
+def test_shuffle_t_is_pixel_shuffle():
+    from harness.models.nets.fast import shuffle_t
+
+    for s in (2, 3, 4):
+        y = torch.arange(2 * s * s * 5 * 7, dtype=torch.float32).reshape(2, s * s, 5, 7)
+        assert torch.equal(shuffle_t(y, s), torch.nn.functional.pixel_shuffle(y, s))
+
+
+# --- through the export path: cached, verified, refused when wrong ------------------------------------------------
+@pytest.mark.torch
+@pytest.mark.parametrize("model_id", ["eSR-TM_s3_K3_C2", "ESPCN_s2_D22_S18", "FSRCNN_s4_D19_S12_M1", "eSR-Bicubic_s3",
+                                      "Bicubic_s2"])
+def test_exported_forms_run_in_onnx_runtime_like_the_naive_graph(model_id, tmp_path):
+    from harness.export import exported_onnx
+    from harness.ortsession import ort_session
+
+    model = resolve(model_id)
+    model.module = module_of(model_id)
+    x = lr((1, 1, 21, 30)).numpy()
+    outputs = {}
+    for form in candidate_forms(model.module):
+        path, written = exported_onnx(model, form, tmp_path)
+        assert written == form and path.name == f"{model_id}.{form}.onnx"
+        assert Path(str(path) + ".sha256").is_file()  # verified against PyTorch and recorded
+        outputs[form] = ort_session(path).run(None, {"lr": x})[0]
+    for form, out in outputs.items():
+        assert np.abs(out - outputs["naive"]).max() <= 1e-5, form
+
+
+@pytest.mark.torch
+def test_a_form_that_computes_something_else_is_refused(tmp_path, monkeypatch):
+    """The export check compares every form with the PyTorch module itself: a wrong rewrite never lands."""
+    import harness.models.fast as fast
+    from harness.export import exported_onnx, module_digest
+
+    model = resolve("ESPCN_s2_D0_S3")
+    model.module = module_of("ESPCN_s2_D0_S3")
+    real = fast.lean_form
+
+    def wrong(module):
+        net = real(module)
+        return torch.nn.Sequential(net, torch.nn.Hardtanh(0.0, 0.5)) if net is not None else None
+
+    monkeypatch.setitem(fast._BUILDERS, "lean", wrong)
+    with pytest.raises(HarnessError, match="differs from PyTorch"):
+        exported_onnx(model, "lean", tmp_path)
+    assert not (tmp_path / f"{model.id}.{module_digest(model.module)}" / f"{model.id}.lean.onnx").exists()
+
+
+@pytest.mark.torch
+def test_auto_leaves_out_a_refused_form_and_says_why(tmp_path, monkeypatch):
+    """--form auto never runs a refused rewrite, and the model still runs (an explicit --form lean fails)."""
+    import harness.models.fast as fast
+    from harness.backends import make_backend
+
+    monkeypatch.delenv("HARNESS_FORMS", raising=False)
+    real = fast.lean_form
+    monkeypatch.setitem(fast._BUILDERS, "lean", lambda m: torch.nn.Sequential(real(m), torch.nn.Hardtanh(0.0, 0.5)))
+    tried = fake_timer(monkeypatch, {"naive": 0.02, "lean": 0.001})
+    model = resolve("ESPCN_s2_D0_S3")
+    session = make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form="auto").prepare(model, [(1, 1, 9, 11)])
+    assert session.form == "naive" and tried == [] and "differs from PyTorch" in session.details["form_refused"]["lean"]
+    with pytest.raises(HarnessError, match="differs from PyTorch"):
+        make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form="lean").prepare(model, [(1, 1, 9, 11)])
+
+
+# --- the official weights ------------------------------------------------------------------------------------------------
+@pytest.mark.torch
+@pytest.mark.shared
+@pytest.mark.parametrize("fixture", PARITY or [None], ids=[p.stem for p in PARITY] or ["no-shared"])
+def test_every_form_reproduces_the_official_output(fixture):
+    if fixture is None or not MODEL_FILES.is_dir():
+        pytest.skip(f"official eSR weights and parity fixtures not found under {OFFICIAL} (../shared)")
+    model_id = esr.official_id(fixture.stem)
+    module = esr.load_official(model_id, MODEL_FILES / f"{esr.official_name(model_id)}.model")
+    data = np.load(fixture)
+    x = torch.from_numpy(data["lr"][None, None])
+    with torch.no_grad():
+        for form in candidate_forms(module):
+            sr = form_module(module, form)(x)[0, 0].numpy()
+            assert np.abs(sr - data["sr"]).max() <= 1e-5, form
+
+
+@pytest.mark.torch
+@pytest.mark.shared
+@pytest.mark.parametrize("stem", ["eSR-MAX_s2_K3_C1", "ESPCN_s2_D0_S3", "FSRCNN_s2_D6_S1_M1"])
+def test_the_new_forms_of_the_slow_official_models_in_onnx_runtime(stem, tmp_path):
+    fixture = OFFICIAL / "parity" / f"{stem}.npz"
+    if not fixture.is_file() or not MODEL_FILES.is_dir():
+        pytest.skip(f"official eSR weights and parity fixtures not found under {OFFICIAL} (../shared)")
+    from harness.export import export_model
+    from harness.ortsession import ort_session
+
+    module = esr.load_official(stem, MODEL_FILES / f"{stem}.model")
+    data = np.load(fixture)
+    for form in candidate_forms(module):
+        if form in BASE_FORMS:
+            continue
+        path, written = export_model(stem, module, tmp_path, form=form)
+        assert written == form
+        sr = ort_session(path).run(None, {"lr": data["lr"][None, None]})[0][0, 0]
+        assert np.abs(sr - data["sr"]).max() <= 1e-5, form
+
+
+# --- the auto choice -----------------------------------------------------------------------------------------------------
+def fake_timer(monkeypatch, times):
+    """ONNX Runtime's brief form trial returns ``times[form]`` seconds instead of timing (each trial
+    appends its form to the list returned)."""
+    import harness.backends.onnxruntime_backend as ob
+
+    tried = []
+
+    def quick_time(session, shape, runs=3):
+        tried.append(session.form)
+        return times[session.form]
+
+    monkeypatch.setattr(ob, "quick_time", quick_time)
+    return tried
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("fastest", ["naive", "lean", "pad"])
+def test_auto_keeps_a_form_only_when_it_is_faster(fastest, tmp_path, monkeypatch):
+    from harness.backends import make_backend
+
+    monkeypatch.delenv("HARNESS_FORMS", raising=False)
+    times = {"naive": 0.020, "lean": 0.030, "pad": 0.040}
+    times[fastest] = 0.010
+    tried = fake_timer(monkeypatch, times)
+    model = resolve("ESPCN_s2_D22_S18")
+    session = make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form="auto").prepare(model, [(1, 1, 12, 16)])
+    assert sorted(tried) == ["lean"] * 3 + ["naive"] * 3 + ["pad"] * 3  # three interleaved rounds
+    assert sorted(tried[:3]) == sorted(tried[3:6]) == ["lean", "naive", "pad"]
+    assert session.form == fastest and session.details["onnx"].endswith(f".{fastest}.onnx")
+    assert session.details["form_trial_ms"] == {f: pytest.approx(t * 1e3) for f, t in times.items()}
+
+
+def test_the_trial_takes_the_median_of_interleaved_rounds(monkeypatch):
+    """One slow run (a fresh session's first, a hiccup) does not decide: the median of the rounds does."""
+    import types
+
+    import harness.backends.onnxruntime_backend as ob
+
+    samples = {"naive": iter([0.010, 0.011, 0.012]), "lean": iter([0.050, 0.008, 0.009])}
+    order = []
+
+    def quick_time(session, shape, runs=3):
+        assert runs == 1  # each round: one warm-up run, one timed run
+        order.append(session.form)
+        return next(samples[session.form])
+
+    monkeypatch.setattr(ob, "quick_time", quick_time)
+    sessions = {f: types.SimpleNamespace(form=f) for f in ("naive", "lean")}
+    times = ob.trial_times(sessions, (1, 1, 4, 4))
+    assert order == ["naive", "lean"] * 3
+    assert times == {"naive": pytest.approx(0.011), "lean": pytest.approx(0.009)}
+
+
+@pytest.mark.torch
+def test_a_slower_new_form_is_not_kept_and_harness_forms_limits_the_trial(tmp_path, monkeypatch):
+    from harness.backends import make_backend
+
+    tried = fake_timer(monkeypatch, {"naive": 0.020, "fast": 0.015, "lean": 0.016})
+    model = resolve("eSR-TM_s2_K3_C2")
+    be = make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form="auto")
+    assert be.prepare(model, [(1, 1, 12, 16)]).form == "fast"  # lean timed, slower by a hair: not kept
+    assert sorted(set(tried)) == ["fast", "lean", "naive"]
+    tried.clear()
+    monkeypatch.setenv("HARNESS_FORMS", "naive,fast")
+    assert be.prepare(model, [(1, 1, 12, 16)]).form == "fast" and sorted(set(tried)) == ["fast", "naive"]
+    monkeypatch.setenv("HARNESS_FORMS", "naive,quick")
+    with pytest.raises(HarnessError, match="HARNESS_FORMS.*quick"):
+        be.prepare(model, [(1, 1, 12, 16)])
+
+
+@pytest.mark.torch
+def test_an_explicit_form_runs_that_form_alone(tmp_path, monkeypatch):
+    from harness.backends import make_backend
+
+    tried = fake_timer(monkeypatch, {})
+    model = resolve("FSRCNN_s2_D6_S1_M1")
+    for form in ("subpix", "lean", "pad"):  # FSRCNN D6 has no width to pad: its naive graph runs
+        session = make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form=form).prepare(model, [(1, 1, 9, 11)])
+        assert session.form == (form if form != "pad" else "naive") and "form_trial_ms" not in session.details
+    assert tried == []
+
+
+@pytest.mark.torch
+def test_an_export_folder_holds_the_new_forms_and_the_device_path_chooses_among_them(tmp_path, monkeypatch):
+    """export_models writes each form the family has (a form it lacks is left out, not written as a copy of
+    naive); an ONNX Runtime session on the folder's files (no PyTorch needed) times them all and keeps the fastest."""
+    from harness.backends import make_backend
+    from harness.exported import export_models, resolve_model
+
+    out = tmp_path / "onnx"
+    manifest = export_models([("FSRCNN_s2_D6_S1_M1", 2)], out, weights="init", forms=FORMS)
+    (entry,) = manifest["models"]
+    assert set(entry["files"]) == {"naive", "lean", "subpix"}
+    model = resolve_model("FSRCNN_s2_D6_S1_M1", 2, onnx_dir=out)
+    assert set(model.onnx_forms) == {"naive", "lean", "subpix"}
+    monkeypatch.delenv("HARNESS_FORMS", raising=False)
+    tried = fake_timer(monkeypatch, {"naive": 0.03, "lean": 0.02, "subpix": 0.01})
+    session = make_backend("onnxruntime", threads=1, form="auto").prepare(model, [(1, 1, 9, 11)])
+    assert session.form == "subpix" and sorted(set(tried)) == ["lean", "naive", "subpix"]
+    x = lr((1, 1, 9, 11)).numpy()
+    want = make_backend("onnxruntime", threads=1, form="naive").prepare(model, [(1, 1, 9, 11)]).infer(x)
+    assert np.abs(session.infer(x) - want).max() <= 1e-5
