@@ -21,7 +21,6 @@ one-line error (a half-copied folder must not be measured).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -34,6 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .cachefile import sha256_of
 from .errors import HarnessError
 from .models.base import Upscaler
 from .models.onnx_file import OnnxFileUpscaler
@@ -43,14 +43,6 @@ FORMAT = "sr-edge-harness/export"
 FORMAT_VERSION = 1
 PROBE_HW = (32, 48)   # LR probe (H, W): a real image crop, small enough for 1185 models
 PRECISIONS = ("fp32", "int8")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_slug(model_id: str, scale: int) -> str:
@@ -175,7 +167,7 @@ def export_models(pairs: Sequence[Tuple[str, int]], out: Union[str, Path], weigh
         for name in os.listdir(folder):  # intermediates (ORT's quantization pre-processing) are not kept
             if name not in keep:
                 (folder / name).unlink()
-        entry["sha256"] = {name: _sha256(folder / name) for name in sorted(keep)}
+        entry["sha256"] = {name: sha256_of(folder / name) for name in sorted(keep)}
         entries[(model.id, model.scale)] = entry
         written += 1
         if log:
@@ -281,7 +273,7 @@ class ExportFolder:
             raise HarnessError(f"--onnx-dir {path}: no such folder; copy the folder written by "
                                f"'python -m harness export --out DIR' here")
         self.manifest = _read_manifest(self.path)
-        self.digest = _sha256(self.path / MANIFEST_NAME)[:16]
+        self.digest = sha256_of(self.path / MANIFEST_NAME)[:16]
         self.entries = {(e["id"], int(e["scale"])): e for e in self.manifest["models"]}
         self._checked: Dict[Tuple[str, int], bool] = {}
 
@@ -307,7 +299,7 @@ class ExportFolder:
                 if not f.is_file():
                     raise HarnessError(f"{f} is missing (listed in {self.path / MANIFEST_NAME}); copy the whole "
                                        f"export folder again")
-                if _sha256(f) != want:
+                if sha256_of(f) != want:
                     raise HarnessError(f"{f} does not match its SHA-256 in {self.path / MANIFEST_NAME} (damaged or "
                                        f"half-copied); copy the export folder again or re-export the model")
             self._checked[key] = True

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from .cachefile import atomic_write_bytes
+from .cachefile import atomic_write_bytes, sha256_of
 from .errors import HarnessError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def bsrn_manifest() -> Dict[str, Dict]:
 def _check_imported(path: Path, entry: Optional[Dict], how: str) -> Path:
     """``path`` when it still matches its manifest's SHA-256 (the store is a cache of verified
     imports: a file damaged since is never loaded); a one-line error saying how to re-import it."""
-    if entry is not None and hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+    if entry is not None and sha256_of(path) != entry["sha256"]:
         raise HarnessError(f"{path} does not match its SHA-256 in the manifest (damaged since it was imported); "
                            f"delete it and import it again: {how}")
     return path
@@ -114,7 +114,7 @@ def shipped_file(model_id: str) -> Path:
                            f"weights (eSR pool: after zoo import-esr PATH), --weights FILE (e.g. trained with "
                            f"python -m harness train), or --weights init for timing only")
     path = SHIPPED_DIR / entry["file"]
-    if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+    if not path.is_file() or sha256_of(path) != entry["sha256"]:
         raise HarnessError(f"shipped weights file {path} is missing or does not match its SHA-256 in "
                            f"{SHIPPED_MANIFEST}; restore it with git checkout -- {path}")
     return path
@@ -199,7 +199,7 @@ def _import_verified(path, known: Dict[str, Dict], dest: Path, suffix: str, what
             continue
         target = dest / f"{stem}{suffix}"
         if target.is_file() and target.stat().st_size == len(data) and \
-                hashlib.sha256(target.read_bytes()).hexdigest() == entry["sha256"]:
+                sha256_of(target) == entry["sha256"]:
             report.unchanged.append(stem)
             continue
         atomic_write_bytes(target, data)  # a killed import never leaves a half file under the real name

@@ -8,6 +8,9 @@ import pytest
 os.environ.setdefault("HARNESS_NO_PROGRESS", "1")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DATASETS = SHARED / "datasets"
+OFFICIAL = SHARED / "esr-official"  # the official eSR weights and their parity data
+MODEL_FILES = OFFICIAL / "model-files"
+PARITY = sorted((OFFICIAL / "parity").glob("*.npz")) if (OFFICIAL / "parity").is_dir() else []
 # PyTorch is optional (the [torch] extra): a device venv, e.g. scripts/test-py38.sh's, has none.
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
@@ -55,4 +58,23 @@ def write_png(path, array):
 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)
+    return path
+
+
+def tiny_y_onnx(path, scale: int = 2):
+    """A user's Y model file without PyTorch: 0.9 * lr + 0.05, nearest-neighbour x``scale`` (DepthToSpace)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("lr", TensorProto.FLOAT, ["n", 1, "h", "w"])
+    y = helper.make_tensor_value_info("sr", TensorProto.FLOAT, ["n", 1, "H", "W"])
+    consts = [helper.make_tensor("a", TensorProto.FLOAT, [], [0.9]), helper.make_tensor("b", TensorProto.FLOAT, [], [0.05])]
+    nodes = [helper.make_node("Mul", ["lr", "a"], ["m"]), helper.make_node("Add", ["m", "b"], ["t"]),
+             helper.make_node("Concat", ["t"] * (scale * scale), ["c"], axis=1),
+             helper.make_node("DepthToSpace", ["c"], ["sr"], blocksize=scale)]
+    model = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], initializer=consts),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    helper.set_model_props(model, {"scale": str(scale)})  # what the fake TensorRT parser reads
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
     return path

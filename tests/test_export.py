@@ -3,11 +3,11 @@ dynamic H/W; the fast eSR form equals the naive one (also with official weights 
 keys); user ONNX files with the wrong I/O are rejected with a one-line error."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnx
 import pytest
+
+from conftest import MODEL_FILES, OFFICIAL, PARITY
 
 try:
     import torch
@@ -21,10 +21,6 @@ from harness.models import esr, resolve
 from harness.models.fast import fast_form
 from harness.models.onnx_file import check_onnx_io, onnx_io
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-OFFICIAL = SHARED / "esr-official"
-MODEL_FILES = OFFICIAL / "model-files"
-PARITY = sorted((OFFICIAL / "parity").glob("*.npz")) if (OFFICIAL / "parity").is_dir() else []
 FAST_FAMILIES = ("eSR-MAX", "eSR-TM", "eSR-TR", "eSR-CNN")
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import MODEL_FILES, OFFICIAL, PARITY
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
@@ -17,10 +19,6 @@ from harness.errors import HarnessError
 from harness.models import esr, resolve
 from harness.models.fast import BASE_FORMS, FORMS, candidate_forms, form_module
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-OFFICIAL = SHARED / "esr-official"
-MODEL_FILES = OFFICIAL / "model-files"
-PARITY = sorted((OFFICIAL / "parity").glob("*.npz")) if (OFFICIAL / "parity").is_dir() else []
 NEW_FORMS = tuple(f for f in FORMS if f not in BASE_FORMS)
 
 # model -> the forms its family has (one small model per family and rule; all three scales below)

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
+from conftest import tiny_y_onnx
 from harness.backends import as_nchw, make_backend
 from harness.backends.base import timed_compute
 from harness.color import rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
@@ -20,20 +19,6 @@ from harness.models import resolve
 from harness.pipeline import BIAS, FWD, INV, OFFSET, ColorPipeline, lr_rgb_inputs
 
 H, W = 18, 26
-
-
-def tiny_y_onnx(path, scale: int = 2):
-    """A Y model without PyTorch: 0.9 * lr + 0.05, nearest-neighbour x``scale`` (DepthToSpace)."""
-    x = helper.make_tensor_value_info("lr", TensorProto.FLOAT, ["n", 1, "h", "w"])
-    y = helper.make_tensor_value_info("sr", TensorProto.FLOAT, ["n", 1, "H", "W"])
-    consts = [helper.make_tensor("a", TensorProto.FLOAT, [], [0.9]), helper.make_tensor("b", TensorProto.FLOAT, [], [0.05])]
-    nodes = [helper.make_node("Mul", ["lr", "a"], ["m"]), helper.make_node("Add", ["m", "b"], ["t"]),
-             helper.make_node("Concat", ["t"] * (scale * scale), ["c"], axis=1),
-             helper.make_node("DepthToSpace", ["c"], ["sr"], blocksize=scale)]
-    model = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], initializer=consts),
-                              opset_imports=[helper.make_opsetid("", 13)])
-    onnx.save(model, str(path))
-    return path
 
 
 def ort(tmp_path):

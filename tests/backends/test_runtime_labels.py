@@ -8,10 +8,9 @@ import importlib.util
 import types
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
+from conftest import tiny_y_onnx
 from harness.backends import make_backend
 from harness.backends.native import NativeSession
 from harness.models import resolve
@@ -22,22 +21,6 @@ from .test_tensorrt_backend import fake  # noqa: F401 - the fake tensorrt/pycuda
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 BACKENDS = ["onnxruntime", "torch", "tensorrt"]
 SHAPE_Y, SHAPE_RGB = (1, 1, 12, 16), (1, 3, 12, 16)
-
-
-def tiny_y_onnx(path, scale: int = 2):
-    """A user's Y model file without PyTorch: 0.9 * lr + 0.05, nearest-neighbour x``scale`` (DepthToSpace)."""
-    x = helper.make_tensor_value_info("lr", TensorProto.FLOAT, ["n", 1, "h", "w"])
-    y = helper.make_tensor_value_info("sr", TensorProto.FLOAT, ["n", 1, "H", "W"])
-    consts = [helper.make_tensor("a", TensorProto.FLOAT, [], [0.9]), helper.make_tensor("b", TensorProto.FLOAT, [], [0.05])]
-    nodes = [helper.make_node("Mul", ["lr", "a"], ["m"]), helper.make_node("Add", ["m", "b"], ["t"]),
-             helper.make_node("Concat", ["t"] * (scale * scale), ["c"], axis=1),
-             helper.make_node("DepthToSpace", ["c"], ["sr"], blocksize=scale)]
-    model = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], initializer=consts),
-                              opset_imports=[helper.make_opsetid("", 13)])
-    helper.set_model_props(model, {"scale": str(scale)})  # what the fake TensorRT parser reads
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
 
 
 def backend(name, request, tmp_path):

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import MODEL_FILES, OFFICIAL, PARITY
+
 try:
     import torch
 except ImportError:  # no PyTorch here (a device venv): the tests marked `torch` skip, the others run
@@ -16,11 +18,6 @@ except ImportError:  # no PyTorch here (a device venv): the tests marked `torch`
 from harness.errors import HarnessError
 from harness.imresize import upscale
 from harness.models import esr, id_scale, pools, resolve
-
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-OFFICIAL = SHARED / "esr-official"
-MODEL_FILES = OFFICIAL / "model-files"
-PARITY = sorted((OFFICIAL / "parity").glob("*.npz")) if (OFFICIAL / "parity").is_dir() else []
 
 
 def need_official():
