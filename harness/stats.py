@@ -28,19 +28,22 @@ def _binom():
     return binom
 
 
+def _cut(n: int, confidence: float) -> int:
+    """Samples cut from each end for the median's interval: the largest j with P(B <= j - 1) <= alpha/2,
+    B ~ Binomial(n, 1/2), as a 0-based index (-1: no interval at this n)."""
+    alpha = 1.0 - confidence
+    j = int(_binom().ppf(alpha / 2.0, n, 0.5))
+    if _binom().cdf(j, n, 0.5) > alpha / 2.0:
+        j -= 1
+    return j  # P(B <= j) <= alpha/2: (x[j], x[n-1-j]) covers the median with >= confidence
+
+
 def median_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> Optional[Tuple[float, float]]:
     """The distribution-free ``confidence`` interval of the median of ``values``; None when the
     sample is too small for one (fewer than 6 values at 95 %)."""
     x = np.sort(np.asarray(values, dtype=np.float64))
     n = x.size
-    alpha = 1.0 - confidence
-    if n == 0:
-        return None
-    # j = the number of samples cut from each end: P(B <= j - 1) <= alpha / 2, B ~ Binomial(n, 1/2)
-    j = int(_binom().ppf(alpha / 2.0, n, 0.5))
-    if _binom().cdf(j, n, 0.5) > alpha / 2.0:
-        j -= 1
-    # now P(B <= j) <= alpha/2: the interval (x[j], x[n-1-j]) (0-based) covers the median with >= confidence
+    j = _cut(n, confidence) if n else -1
     if j < 0:
         return None
     return float(x[j]), float(x[n - 1 - j])
@@ -48,10 +51,7 @@ def median_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> Option
 
 def median_ci_coverage(n: int, confidence: float = CONFIDENCE) -> Optional[float]:
     """The exact coverage of :func:`median_ci`'s interval for ``n`` samples (at least ``confidence``)."""
-    alpha = 1.0 - confidence
-    j = int(_binom().ppf(alpha / 2.0, n, 0.5))
-    if _binom().cdf(j, n, 0.5) > alpha / 2.0:
-        j -= 1
+    j = _cut(n, confidence)
     if j < 0:
         return None
     return float(1.0 - 2.0 * _binom().cdf(j, n, 0.5))
