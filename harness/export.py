@@ -185,15 +185,18 @@ def module_digest(module) -> str:
 
 def exported_onnx(model, form: str, workdir: Path) -> Tuple[Path, str]:
     """The model's ONNX file in the requested form, cached in ``<workdir>/<id>.<module_digest>/`` (by id,
-    weights and form); returns (path, the form written: ``naive`` for families without that form).
+    weights, form and the form's revision, :data:`harness.models.fast.FORM_REVISION`, in the file name
+    ``<id>.r<revision>.<form>.onnx``); returns (path, the form written: ``naive`` for families without that form).
 
     A new file is exported under a temporary name, verified against PyTorch (:func:`verify_onnx`)
     and renamed into place with its SHA-256 beside it (``<file>.sha256``), under a lock on the
     entry; a cached file is used only when it matches that record, else it is rebuilt with a warning.
     """
+    from .models.fast import FORM_REVISION
+
     net, form = form_net(model.module, form, model.id)  # families without the form export their naive graph
     folder = Path(workdir) / f"{model.id}.{module_digest(model.module)}"
-    cached = folder / f"{model.id}.{form}.onnx"
+    cached = folder / f"{model.id}.r{FORM_REVISION[form]}.{form}.onnx"
     channels = _infer_channels(model.module)
 
     def build(tmp: Path) -> Path:

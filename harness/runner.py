@@ -611,7 +611,7 @@ def _build_child(conn, model_id, scale, cfg):
         t0 = time.perf_counter()
         session = backend.prepare(model, [(1, model.channels, FHD_HEIGHT // scale, FHD_WIDTH // scale)])
         details = {k: session.details.get(k) for k in ("engine_source", "build_s", "engine", "form_trial_ms",
-                                                        "timing_cache", "layer_precisions") if k in session.details}
+                                                        "form_trial_runs", "timing_cache", "layer_precisions") if k in session.details}
         details.update(form=session.form, prepare_s=time.perf_counter() - t0)
         session.close()
         conn.send(("ok", details))

@@ -262,7 +262,7 @@ def test_exported_forms_run_in_onnx_runtime_like_the_naive_graph(model_id, tmp_p
     outputs = {}
     for form in candidate_forms(model.module):
         path, written = exported_onnx(model, form, tmp_path)
-        assert written == form and path.name == f"{model_id}.{form}.onnx"
+        assert written == form and path.name == f"{model_id}.r1.{form}.onnx"  # every form at its first revision
         assert Path(str(path) + ".sha256").is_file()  # verified against PyTorch and recorded
         outputs[form] = ort_session(path).run(None, {"lr": x})[0]
     for form, out in outputs.items():
@@ -286,7 +286,23 @@ def test_a_form_that_computes_something_else_is_refused(tmp_path, monkeypatch):
     monkeypatch.setitem(fast._BUILDERS, "lean", wrong)
     with pytest.raises(HarnessError, match="differs from PyTorch"):
         exported_onnx(model, "lean", tmp_path)
-    assert not (tmp_path / f"{model.id}.{module_digest(model.module)}" / f"{model.id}.lean.onnx").exists()
+    assert not list((tmp_path / f"{model.id}.{module_digest(model.module)}").glob("*.onnx"))  # nothing kept
+
+
+@pytest.mark.torch
+def test_a_new_form_revision_is_exported_again_not_taken_from_the_cache(tmp_path, monkeypatch):
+    """A changed form definition (its revision raised) must not reuse the verified file of the old one."""
+    import harness.models.fast as fast
+    from harness.export import exported_onnx
+
+    model = resolve("ESPCN_s2_D0_S3")
+    model.module = module_of("ESPCN_s2_D0_S3")
+    first, _ = exported_onnx(model, "lean", tmp_path)
+    assert exported_onnx(model, "lean", tmp_path)[0] == first  # the same revision: the cached file
+    monkeypatch.setitem(fast.FORM_REVISION, "lean", 2)
+    second, written = exported_onnx(model, "lean", tmp_path)
+    assert written == "lean" and second != first and second.name == "ESPCN_s2_D0_S3.r2.lean.onnx"
+    assert Path(str(second) + ".sha256").is_file()  # built and verified again
 
 
 @pytest.mark.torch
@@ -352,7 +368,7 @@ def fake_timer(monkeypatch, times):
 
     tried = []
 
-    def quick_time(session, shape, runs=3):
+    def quick_time(session, shape, runs=3, warm=True):
         tried.append(session.form)
         return times[session.form]
 
@@ -366,7 +382,7 @@ def test_auto_keeps_a_form_only_when_it_is_faster(fastest, tmp_path, monkeypatch
     from harness.backends import make_backend
 
     monkeypatch.delenv("HARNESS_FORMS", raising=False)
-    times = {"naive": 0.020, "lean": 0.030, "pad": 0.040}
+    times = {"naive": 0.012, "lean": 0.013, "pad": 0.014}  # all within the trial's cuts: three full rounds
     times[fastest] = 0.010
     tried = fake_timer(monkeypatch, times)
     model = resolve("ESPCN_s2_D22_S18")
@@ -375,27 +391,49 @@ def test_auto_keeps_a_form_only_when_it_is_faster(fastest, tmp_path, monkeypatch
     assert sorted(tried[:3]) == sorted(tried[3:6]) == ["lean", "naive", "pad"]
     assert session.form == fastest and session.details["onnx"].endswith(f".{fastest}.onnx")
     assert session.details["form_trial_ms"] == {f: pytest.approx(t * 1e3) for f, t in times.items()}
+    assert session.details["form_trial_runs"] == {"naive": 3, "lean": 3, "pad": 3}
 
 
-def test_the_trial_takes_the_median_of_interleaved_rounds(monkeypatch):
-    """One slow run (a fresh session's first, a hiccup) does not decide: the median of the rounds does."""
+def _scripted_trial(monkeypatch, samples):
+    """Run :func:`trial_times` on fake sessions whose successive trial runs take ``samples[form]`` seconds;
+    returns (the order of the runs, whether each run was a warm one, the trial's result)."""
     import types
 
     import harness.backends.onnxruntime_backend as ob
 
-    samples = {"naive": iter([0.010, 0.011, 0.012]), "lean": iter([0.050, 0.008, 0.009])}
-    order = []
+    runs_of = {form: iter(values) for form, values in samples.items()}
+    order, warm_runs = [], []
 
-    def quick_time(session, shape, runs=3):
-        assert runs == 1  # each round: one warm-up run, one timed run
+    def quick_time(session, shape, runs=3, warm=True):
+        assert runs == 1  # each round: one timed run (after one warm-up run in the first round)
         order.append(session.form)
-        return next(samples[session.form])
+        warm_runs.append(warm)
+        return next(runs_of[session.form])
 
     monkeypatch.setattr(ob, "quick_time", quick_time)
-    sessions = {f: types.SimpleNamespace(form=f) for f in ("naive", "lean")}
-    times = ob.trial_times(sessions, (1, 1, 4, 4))
+    sessions = {f: types.SimpleNamespace(form=f) for f in samples}
+    return order, warm_runs, ob.trial_times(sessions, (1, 1, 4, 4))
+
+
+def test_the_trial_takes_the_median_of_interleaved_rounds(monkeypatch):
+    """One slow run (a hiccup, within the first cut of 2x) does not decide: the median of the rounds does."""
+    order, warm, times = _scripted_trial(monkeypatch, {"naive": [0.010, 0.011, 0.012], "lean": [0.015, 0.008, 0.009]})
     assert order == ["naive", "lean"] * 3
-    assert times == {"naive": pytest.approx(0.011), "lean": pytest.approx(0.009)}
+    assert warm == [True, True, False, False, False, False]  # a warm-up run in the first round only
+    assert times == {"naive": [0.010, 0.011, 0.012], "lean": [0.015, 0.008, 0.009]}  # medians 11 ms and 9 ms
+
+
+def test_a_clearly_slower_form_leaves_the_trial_early(monkeypatch):
+    """3x slower after one round (over the first cut, 2x): not run again; 1.7x after two rounds (over 1.5x): out
+    before the third; the trial stops when one form is left."""
+    order, _, times = _scripted_trial(monkeypatch, {"naive": [0.030], "fast": [0.010, 0.010, 0.011],
+                                                    "lean": [0.011, 0.023, 0.012]})
+    # round 1: naive 30 ms > 2 x 10 ms -> out; round 2: lean median 17 ms > 1.5 x fast's 10 ms -> out; fast alone
+    assert order == ["naive", "fast", "lean", "fast", "lean"]
+    assert times == {"naive": [0.030], "fast": [0.010, 0.010], "lean": [0.011, 0.023]}
+    order, _, times = _scripted_trial(monkeypatch, {"naive": [0.019, 0.020, 0.021], "fast": [0.010, 0.010, 0.010]})
+    # 1.9x after round 1 (within 2x) stays; 1.95x after round 2 (over 1.5x) leaves; two rounds, not three
+    assert order == ["naive", "fast", "naive", "fast"] and len(times["fast"]) == 2
 
 
 @pytest.mark.torch

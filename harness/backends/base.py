@@ -111,12 +111,14 @@ def timed_compute(session: Session) -> Tuple[float, Optional[float]]:
     return wall, None if gpu_ms is None else float(gpu_ms)
 
 
-def quick_time(session: Session, shape: Shape, runs: int = 3) -> float:
-    """Median seconds of a few runs after one warm-up: enough to rank two graph forms.
-    Uses the session's GPU-side time (``last_gpu_ms``) where the backend measures one."""
+def quick_time(session: Session, shape: Shape, runs: int = 3, warm: bool = True) -> float:
+    """Median seconds of a few runs after one warm-up (``warm=False``: none, the session already ran at
+    ``shape``): enough to rank two graph forms. Uses the session's GPU-side time (``last_gpu_ms``) where
+    the backend measures one."""
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     session.load(x)
-    session.compute()
+    if warm:
+        session.compute()
     times = []
     for _ in range(runs):
         wall, gpu_ms = timed_compute(session)

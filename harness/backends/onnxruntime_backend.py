@@ -4,8 +4,8 @@ On CPU, inputs are fed as NumPy arrays; on GPU providers an IOBinding keeps the 
 output on the device, so ``compute`` times the inference alone and ``load``/``fetch`` the
 copies. The graph form (``naive`` export, or one of the rewrites of :mod:`harness.models.fast`:
 ``fast``, ``lean``, ``pad``, ``subpix``) is chosen per model: ``auto`` exports every form the model
-has, times each briefly on this backend (interleaved rounds, :func:`trial_times`) and keeps the
-fastest, recording every trial (``form_trial_ms``); a rewrite whose export fails or differs from PyTorch is left out, with the
+has, times each briefly on this backend (interleaved rounds that drop a clearly slower form as soon as
+one round shows it, :func:`trial_times`) and keeps the fastest, recording every trial (``form_trial_ms``); a rewrite whose export fails or differs from PyTorch is left out, with the
 reason (``form_refused``). ``HARNESS_FORMS`` (comma-separated) limits the forms ``auto`` tries, e.g.
 ``naive,fast`` to measure as before issue 22.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from .base import Backend, BackendUnavailable, Session, Shape, quick_time
 from .native import NativeSession
 
 TRIAL_ROUNDS = 3  # interleaved rounds of the form trial (--form auto)
+# a form whose median is this many times the best one's leaves the trial after round 1, 2, ...: one run can
+# swing by ~30 % (a hiccup more), so the first cut is wider
+TRIAL_DROP = (2.0, 1.5)
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
@@ -40,17 +43,28 @@ def auto_forms(module) -> List[str]:
     return candidate_forms(module, allowed)
 
 
-def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_ROUNDS) -> Dict[str, float]:
-    """form -> median seconds of ``rounds`` interleaved trials (each one warm-up run then one timed run
-    of the form's session, :func:`~harness.backends.base.quick_time`): forms are compared under the
-    same conditions, and the first, slow runs of a fresh session count for none of them."""
+def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_ROUNDS,
+                drop: Sequence[float] = TRIAL_DROP) -> Dict[str, List[float]]:
+    """form -> seconds of each of its interleaved trial rounds (:func:`~harness.backends.base.quick_time`,
+    one timed run a round; the first round adds one warm-up run, so the first, slow run of a fresh
+    session counts for none of them). Forms are compared under the same conditions; after round ``r``
+    a form whose median is over ``drop[r]`` (the last entry for later rounds) times the best one's
+    leaves the trial (the naive export of a model with a fast form is often 3-10x slower, and its runs
+    were most of the trial), and the trial ends when one form is left."""
     import statistics
 
     times: Dict[str, List[float]] = {form: [] for form in sessions}
-    for _ in range(rounds):
-        for form, session in sessions.items():
-            times[form].append(quick_time(session, shape, runs=1))
-    return {form: float(statistics.median(t)) for form, t in times.items()}
+    alive = list(sessions)
+    for r in range(rounds):
+        for form in alive:
+            times[form].append(quick_time(sessions[form], shape, runs=1, warm=r == 0))
+        medians = {form: statistics.median(times[form]) for form in alive}
+        best = min(medians.values())
+        cut = drop[min(r, len(drop) - 1)]
+        alive = [form for form in alive if medians[form] <= cut * best]
+        if len(alive) == 1:
+            break
+    return times
 
 
 class OrtSession(Session):
@@ -234,10 +248,14 @@ class OnnxRuntimeBackend(Backend):
         if len(sessions) == 1:
             chosen = next(iter(sessions.values()))
         else:
-            timings = trial_times(sessions, input_shapes[0])
+            import statistics
+
+            runs = trial_times(sessions, input_shapes[0])
+            timings = {form: statistics.median(t) for form, t in runs.items()}
             best = min(timings, key=timings.get)
             chosen = sessions[best]
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
+            chosen.details["form_trial_runs"] = {k: len(t) for k, t in runs.items()}
         chosen.details["onnx"] = str(candidates[chosen.form])
         return chosen
 

@@ -70,6 +70,10 @@ if TYPE_CHECKING:  # pragma: no cover - the type only; torch is imported where a
 
 #: every export form, in the order the backends try them (naive last: the fallback)
 FORMS = ("fast", "lean", "pad", "subpix", "naive")
+#: each form's definition revision: raise a form's number whenever the graph it exports changes, so that
+#: the export cache (:func:`harness.export.exported_onnx`) builds and verifies it again instead of reusing a
+#: file of the old definition (the weights alone key the cache folder)
+FORM_REVISION = {"fast": 1, "lean": 1, "pad": 1, "subpix": 1, "naive": 1}
 #: the forms that existed before issue 22 (bench-forms.py --forms naive,fast times only these)
 BASE_FORMS = ("fast", "naive")
 NARROW = 16   # a conv with fewer input and output channels runs as a 3-D conv in ``lean`` (ORT's x86 NCHWc block)
