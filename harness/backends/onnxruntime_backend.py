@@ -5,8 +5,9 @@ output on the device, so ``compute`` times the inference alone and ``load``/``fe
 copies. The graph form (``naive`` export, or one of the rewrites of :mod:`harness.models.fast`:
 ``fast``, ``lean``, ``pad``, ``subpix``) is chosen per model: ``auto`` exports every form the model
 has, times each briefly on this backend (interleaved rounds that drop a clearly slower form as soon as
-one round shows it, :func:`trial_times`) and keeps the fastest, recording every trial (``form_trial_ms``); a rewrite whose export fails or differs from PyTorch is left out, with the
-reason (``form_refused``). ``HARNESS_FORMS`` (comma-separated) limits the forms ``auto`` tries, e.g.
+one round shows it, :func:`trial_times`) and keeps the fastest, recording every trial (``form_trial_ms``,
+``form_trial_runs``); a rewrite whose export fails or differs from PyTorch is left out, with the reason
+(``form_refused``). ``HARNESS_FORMS`` (comma-separated) limits the forms ``auto`` tries, e.g.
 ``naive,fast`` to measure as before issue 22.
 """
 from __future__ import annotations
