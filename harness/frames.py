@@ -103,41 +103,51 @@ def load_frames(frames_dir: Optional[str] = None, count: int = N_FRAMES) -> List
     return folder_frames(frames_dir, count) if frames_dir else embedded_frames(count)
 
 
-def lr_input(frame: Frame, scale: int, input_space: str = "y") -> np.ndarray:
-    """A frame's LR model input: MATLAB bicubic of the frame, as float32 Y (HxW) or RGB (HxWx3) in [0, 1]."""
-    if FHD_HEIGHT % scale or FHD_WIDTH % scale:
-        raise HarnessError(f"x{scale} does not divide {FHD_WIDTH}x{FHD_HEIGHT}; use scale 2, 3 or 4")
-    lr = downscale(frame.rgb, scale)
+def _as_input(lr: np.ndarray, input_space: str) -> np.ndarray:
+    """A uint8 RGB LR frame as a model input: float32 Y (HxW) or RGB (HxWx3) in [0, 1]."""
     if input_space == "y":
         return (rgb_to_y(lr) / 255.0).astype(np.float32)
     return (lr.astype(np.float32) / 255.0)
 
 
+def lr_input(frame: Frame, scale: int, input_space: str = "y") -> np.ndarray:
+    """A frame's LR model input: MATLAB bicubic of the frame, as float32 Y (HxW) or RGB (HxWx3) in [0, 1]."""
+    if FHD_HEIGHT % scale or FHD_WIDTH % scale:
+        raise HarnessError(f"x{scale} does not divide {FHD_WIDTH}x{FHD_HEIGHT}; use scale 2, 3 or 4")
+    return _as_input(downscale(frame.rgb, scale), input_space)
+
+
 def lr_inputs(frames: List[Frame], scale: int, input_space: str = "y", cache: bool = True) -> List[np.ndarray]:
-    """The LR inputs of all frames at ``scale``; cached on disk (the MATLAB resize of 14 Full-HD
-    frames takes seconds, and every model at that scale reuses the same inputs)."""
+    """The LR inputs of all frames at ``scale``. The uint8 RGB LR frames are cached on disk, one entry
+    per scale for both colour spaces (the MATLAB resize of 14 Full-HD frames takes seconds, and every
+    model at that scale reuses them; Y is derived from them, as :func:`lr_input` does)."""
     import hashlib
 
     from .weights import cache_dir
 
-    digest = hashlib.sha1(f"{scale}:{input_space}:{len(frames)}".encode())
+    if not cache:
+        return [lr_input(f, scale, input_space) for f in frames]
+    if FHD_HEIGHT % scale or FHD_WIDTH % scale:
+        raise HarnessError(f"x{scale} does not divide {FHD_WIDTH}x{FHD_HEIGHT}; use scale 2, 3 or 4")
+    digest = hashlib.sha1(f"{scale}:rgb8:{len(frames)}".encode())
     for f in frames:
         digest.update(f.name.encode())
         digest.update(f.rgb.tobytes())
-    path = cache_dir() / "frames" / f"lr_x{scale}_{input_space}_{digest.hexdigest()[:16]}.npz"
-    if not cache:
-        return [lr_input(f, scale, input_space) for f in frames]
+    path = cache_dir() / "frames" / f"lr_x{scale}_rgb8_{digest.hexdigest()[:16]}.npz"
 
     def load(p: Path) -> List[np.ndarray]:  # a damaged entry (truncated zip, missing key) raises: rebuilt
         with np.load(p) as data:
-            return [data[f"f{i:02d}"] for i in range(len(frames))]
+            out = [data[f"f{i:02d}"] for i in range(len(frames))]
+        if any(x.dtype != np.uint8 or x.shape != (FHD_HEIGHT // scale, FHD_WIDTH // scale, 3) for x in out):
+            raise ValueError("an LR frame of the wrong type or shape")
+        return out
 
     def build(tmp: Path) -> List[np.ndarray]:
-        out = [lr_input(f, scale, input_space) for f in frames]
+        out = [downscale(f.rgb, scale) for f in frames]
         with open(tmp, "wb") as fh:
             np.savez(fh, **{f"f{i:02d}": x for i, x in enumerate(out)})
         return out
 
     # written under a name of its own and renamed, built under a lock: runs sharing the cache never
     # read each other's half file, and build each entry once
-    return load_or_build(path, load, build, what="LR-frame cache")
+    return [_as_input(lr, input_space) for lr in load_or_build(path, load, build, what="LR-frame cache")]

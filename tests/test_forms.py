@@ -387,8 +387,8 @@ def test_auto_keeps_a_form_only_when_it_is_faster(fastest, tmp_path, monkeypatch
     tried = fake_timer(monkeypatch, times)
     model = resolve("ESPCN_s2_D22_S18")
     session = make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form="auto").prepare(model, [(1, 1, 12, 16)])
-    assert sorted(tried) == ["lean"] * 3 + ["naive"] * 3 + ["pad"] * 3  # three interleaved rounds
-    assert sorted(tried[:3]) == sorted(tried[3:6]) == ["lean", "naive", "pad"]
+    assert sorted(tried) == ["lean"] * 4 + ["naive"] * 4 + ["pad"] * 4  # a first run, then three interleaved rounds
+    assert sorted(tried[:3]) == sorted(tried[3:6]) == sorted(tried[9:]) == ["lean", "naive", "pad"]
     assert session.form == fastest and session.details["onnx"].endswith(f".{fastest}.onnx")
     assert session.details["form_trial_ms"] == {f: pytest.approx(t * 1e3) for f, t in times.items()}
     assert session.details["form_trial_runs"] == {"naive": 3, "lean": 3, "pad": 3}
@@ -405,7 +405,7 @@ def _scripted_trial(monkeypatch, samples):
     order, warm_runs = [], []
 
     def quick_time(session, shape, runs=3, warm=True):
-        assert runs == 1  # each round: one timed run (after one warm-up run in the first round)
+        assert runs == 1  # one run at a time: the first (warm-up) run, then one per round
         order.append(session.form)
         warm_runs.append(warm)
         return next(runs_of[session.form])
@@ -416,24 +416,32 @@ def _scripted_trial(monkeypatch, samples):
 
 
 def test_the_trial_takes_the_median_of_interleaved_rounds(monkeypatch):
-    """One slow run (a hiccup, within the first cut of 2x) does not decide: the median of the rounds does."""
-    order, warm, times = _scripted_trial(monkeypatch, {"naive": [0.010, 0.011, 0.012], "lean": [0.015, 0.008, 0.009]})
-    assert order == ["naive", "lean"] * 3
-    assert warm == [True, True, False, False, False, False]  # a warm-up run in the first round only
-    assert times == {"naive": [0.010, 0.011, 0.012], "lean": [0.015, 0.008, 0.009]}  # medians 11 ms and 9 ms
+    """Each form's first run (its warm-up) is timed apart; one slow timed run (a hiccup, within the first cut
+    of 2x) does not decide: the median of the rounds does."""
+    order, warm, trial = _scripted_trial(monkeypatch, {"naive": [0.030, 0.010, 0.011, 0.012],
+                                                       "lean": [0.040, 0.015, 0.008, 0.009]})
+    assert order == ["naive", "lean"] * 4  # the first runs, then three interleaved rounds
+    assert warm == [False] * 8  # the first run is the warm-up: no hidden extra run
+    assert trial == {"naive": {"first": 0.030, "runs": [0.010, 0.011, 0.012]},
+                     "lean": {"first": 0.040, "runs": [0.015, 0.008, 0.009]}}  # medians 11 ms and 9 ms
 
 
 def test_a_clearly_slower_form_leaves_the_trial_early(monkeypatch):
-    """3x slower after one round (over the first cut, 2x): not run again; 1.7x after two rounds (over 1.5x): out
-    before the third; the trial stops when one form is left."""
-    order, _, times = _scripted_trial(monkeypatch, {"naive": [0.030], "fast": [0.010, 0.010, 0.011],
-                                                    "lean": [0.011, 0.023, 0.012]})
-    # round 1: naive 30 ms > 2 x 10 ms -> out; round 2: lean median 17 ms > 1.5 x fast's 10 ms -> out; fast alone
-    assert order == ["naive", "fast", "lean", "fast", "lean"]
-    assert times == {"naive": [0.030], "fast": [0.010, 0.010], "lean": [0.011, 0.023]}
-    order, _, times = _scripted_trial(monkeypatch, {"naive": [0.019, 0.020, 0.021], "fast": [0.010, 0.010, 0.010]})
-    # 1.9x after round 1 (within 2x) stays; 1.95x after round 2 (over 1.5x) leaves; two rounds, not three
-    assert order == ["naive", "fast", "naive", "fast"] and len(times["fast"]) == 2
+    """A first run over 3x the fastest first run: never timed again; 3x slower after one round (over the
+    first cut, 2x): not run again; 1.7x after two rounds (over 1.5x): out before the third; the trial stops
+    when one form is left."""
+    order, _, trial = _scripted_trial(monkeypatch, {"naive": [0.100], "subpix": [0.020, 0.030],
+                                                    "fast": [0.020, 0.010, 0.010, 0.011],
+                                                    "lean": [0.025, 0.011, 0.023, 0.012]})
+    # first runs: naive 100 ms > 3 x 20 ms -> out; round 1: subpix 30 ms > 2 x 10 ms -> out;
+    # round 2: lean median 17 ms > 1.5 x fast's 10 ms -> out; fast alone
+    assert order == ["naive", "subpix", "fast", "lean", "subpix", "fast", "lean", "fast", "lean"]
+    assert trial["naive"] == {"first": 0.100, "runs": []} and trial["subpix"]["runs"] == [0.030]
+    assert trial["fast"]["runs"] == [0.010, 0.010] and trial["lean"]["runs"] == [0.011, 0.023]
+    order, _, trial = _scripted_trial(monkeypatch, {"naive": [0.050, 0.019, 0.020, 0.021],
+                                                    "fast": [0.020, 0.010, 0.010, 0.010]})
+    # a first run 2.5x (within 3x) is timed; 1.9x after round 1 (within 2x) stays; 1.95x after round 2 leaves
+    assert order == ["naive", "fast"] * 3 and len(trial["fast"]["runs"]) == 2
 
 
 @pytest.mark.torch

@@ -61,10 +61,26 @@ def test_a_damaged_lr_cache_is_rebuilt_with_a_warning(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     frame = Frame(name="f0", source="test", rgb=rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8))
     first = lr_inputs([frame], 4)
-    (cached,) = list((tmp_path / "frames").glob("lr_x4_y_*.npz"))
+    (cached,) = list((tmp_path / "frames").glob("lr_x4_rgb8_*.npz"))
     cached.write_bytes(cached.read_bytes()[:100])
     with pytest.warns(UserWarning, match="damaged LR-frame cache"):
         again = lr_inputs([frame], 4)
     np.testing.assert_array_equal(again[0], first[0])
     assert list((tmp_path / "frames").glob("*.tmp.npz")) == []  # no stray temp file
     np.testing.assert_array_equal(lr_inputs([frame], 4)[0], first[0])  # and the rebuilt file reads back
+
+
+def test_both_colour_spaces_share_one_cached_resize_and_match_the_direct_path(tmp_path, monkeypatch):
+    """The Y and RGB inputs at a scale come from one cached MATLAB resize (one file), and equal the uncached
+    inputs, where each frame is resized on its own and Y taken from that resize (BT.601 of the uint8 LR)."""
+    from harness.frames import Frame, lr_inputs
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    rng = np.random.default_rng(1)
+    frames = [Frame(name=f"f{i}", source="test", rgb=rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8))
+              for i in range(2)]
+    ys, rgbs = lr_inputs(frames, 4, "y"), lr_inputs(frames, 4, "rgb")
+    assert len(list((tmp_path / "frames").glob("*.npz"))) == 1
+    for cached, direct in ((ys, lr_inputs(frames, 4, "y", cache=False)), (rgbs, lr_inputs(frames, 4, "rgb", cache=False))):
+        assert all(a.dtype == np.float32 and np.array_equal(a, b) for a, b in zip(cached, direct))
+    assert ys[0].shape == (270, 480) and rgbs[0].shape == (270, 480, 3)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from .base import Backend, BackendUnavailable, Session, Shape, quick_time
 from .native import NativeSession
 
 TRIAL_ROUNDS = 3  # interleaved rounds of the form trial (--form auto)
+# a form whose first run (a fresh session's, warm-up included) takes this many times the fastest first run is
+# not timed further: the naive graph of a family with a fast form is often 3-10x slower
+FIRST_CUT = 3.0
 # a form whose median is this many times the best one's leaves the trial after round 1, 2, ...: one run can
 # swing by ~30 % (a hiccup more), so the first cut is wider
 TRIAL_DROP = (2.0, 1.5)
@@ -45,27 +48,32 @@ def auto_forms(module) -> List[str]:
 
 
 def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_ROUNDS,
-                drop: Sequence[float] = TRIAL_DROP) -> Dict[str, List[float]]:
-    """form -> seconds of each of its interleaved trial rounds (:func:`~harness.backends.base.quick_time`,
-    one timed run a round; the first round adds one warm-up run, so the first, slow run of a fresh
-    session counts for none of them). Forms are compared under the same conditions; after round ``r``
-    a form whose median is over ``drop[r]`` (the last entry for later rounds) times the best one's
-    leaves the trial (the naive export of a model with a fast form is often 3-10x slower, and its runs
-    were most of the trial), and the trial ends when one form is left."""
+                drop: Sequence[float] = TRIAL_DROP, first_cut: float = FIRST_CUT) -> Dict[str, Dict[str, Any]]:
+    """form -> ``{"first": seconds of its first run, "runs": seconds of each timed round}``.
+
+    Every form's session first runs once (its warm-up, timed: :func:`~harness.backends.base.quick_time`
+    with ``warm=False``); a form whose first run took over ``first_cut`` times the fastest first run is
+    not timed further (``runs`` empty). The others are timed in up to ``rounds`` interleaved rounds of
+    one run each, so they are compared under the same conditions; after round ``r`` a form whose median
+    is over ``drop[r]`` (the last entry for later rounds) times the best one's leaves the trial, and the
+    trial ends when one form is left."""
     import statistics
 
-    times: Dict[str, List[float]] = {form: [] for form in sessions}
-    alive = list(sessions)
+    trial: Dict[str, Dict[str, Any]] = {}
+    for form, session in sessions.items():
+        trial[form] = {"first": quick_time(session, shape, runs=1, warm=False), "runs": []}
+    fastest = min(t["first"] for t in trial.values())
+    alive = [form for form in sessions if trial[form]["first"] <= first_cut * fastest]
     for r in range(rounds):
+        if len(alive) == 1:
+            break
         for form in alive:
-            times[form].append(quick_time(sessions[form], shape, runs=1, warm=r == 0))
-        medians = {form: statistics.median(times[form]) for form in alive}
+            trial[form]["runs"].append(quick_time(sessions[form], shape, runs=1, warm=False))
+        medians = {form: statistics.median(trial[form]["runs"]) for form in alive}
         best = min(medians.values())
         cut = drop[min(r, len(drop) - 1)]
         alive = [form for form in alive if medians[form] <= cut * best]
-        if len(alive) == 1:
-            break
-    return times
+    return trial
 
 
 class OrtSession(Session):
@@ -251,12 +259,15 @@ class OnnxRuntimeBackend(Backend):
         else:
             import statistics
 
-            runs = trial_times(sessions, input_shapes[0])
-            timings = {form: statistics.median(t) for form, t in runs.items()}
-            best = min(timings, key=timings.get)
+            trial = trial_times(sessions, input_shapes[0])
+            # a form screened out by its first run ranks by that run (it is over 3x the fastest first run)
+            timings = {form: statistics.median(t["runs"]) if t["runs"] else t["first"] for form, t in trial.items()}
+            timed = [f for f in trial if trial[f]["runs"]] or [min(trial, key=lambda f: trial[f]["first"])]
+            best = min(timed, key=timings.get)
             chosen = sessions[best]
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
-            chosen.details["form_trial_runs"] = {k: len(t) for k, t in runs.items()}
+            chosen.details["form_trial_runs"] = {k: len(t["runs"]) for k, t in trial.items()}
+            chosen.details["form_first_run_ms"] = {k: round(t["first"] * 1e3, 3) for k, t in trial.items()}
         chosen.details["onnx"] = str(candidates[chosen.form])
         return chosen
 
