@@ -8,13 +8,26 @@ only when a function needs it)::
     r = harness.bench("eSR-TM_s2_K7_C4", device="cpu")
     run = harness.run_all(device="cpu", pool="none", models=["eSR-MAX_s{scale}_K3_C1"], scales=[2])
     df = harness.load_results("results/harness.db")
+    harness.import_paper("eSR/data/tests.pkl"); harness.paper_figures()   # the eSR paper's own figures
 """
 from typing import TYPE_CHECKING
 
-__all__ = ["BenchResult", "Latency", "RunResult", "bench", "load_results", "quality", "run_all"]
+__all__ = ["BenchResult", "Latency", "RunResult", "bench", "import_paper", "load_results", "paper_figures",
+           "paper_overlay", "quality", "run_all"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers; at run time the names load on first use
-    from .api import BenchResult, Latency, RunResult, bench, load_results, quality, run_all
+    from .api import (
+        BenchResult,
+        Latency,
+        RunResult,
+        bench,
+        import_paper,
+        load_results,
+        paper_figures,
+        paper_overlay,
+        quality,
+        run_all,
+    )
 
 
 def __getattr__(name: str):

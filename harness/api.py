@@ -825,3 +825,80 @@ def load_results(path: Union[str, Path], run_id: Optional[str] = None):
     from .results.table import load_results as load
 
     return load(path, run_id)
+
+
+# --------------------------------------------------------------------------- the eSR paper's own table
+
+PAPER_SET = "Set14"  # the set the paper figures plot by default (the set the shipped weights are accepted on)
+
+
+def _paper_db(out: Union[str, Path]) -> Path:
+    """The results store of an ``--out`` folder (``DIR/harness.db``), or the ``.db`` file given."""
+    out = Path(out)
+    return out if out.suffix == ".db" else out / "harness.db"
+
+
+def import_paper(path: Union[str, Path], out: Union[str, Path] = PROJECT_ROOT / "results"):
+    """Read the eSR authors' ``data/tests.pkl`` safely (the file, or the repository's folder or archive) and
+    keep it in the results store ``out/harness.db`` as devices ``paper-agx``, ``paper-maxq``, ``paper-rpi``,
+    replacing an earlier import. Returns a :class:`harness.results.paper.PaperImport` (``summary()``; a
+    ``warning`` when the file is not the published one)."""
+    from .results.paper import import_table
+    from .results.store import ResultStore
+
+    with ResultStore(_paper_db(out)) as store:
+        return import_table(path, store)
+
+
+def _paper_points(out: Union[str, Path]):
+    from .results.paper import IMPORT_FIX, is_paper_device
+    from .results.plots import collect
+    from .results.store import ResultStore
+
+    db = _paper_db(out)
+    if not db.is_file():
+        raise HarnessError(f"{db}: no results database, so no eSR paper table; import it with {IMPORT_FIX}")
+    with ResultStore(db, readonly=True) as store:
+        points = collect(store)
+    if not any(is_paper_device(p["device"]) for p in points):
+        raise HarnessError(f"{db}: holds no eSR paper table; import it with {IMPORT_FIX}")
+    return points
+
+
+def paper_overlay(out: Union[str, Path] = PROJECT_ROOT / "results", device: Optional[str] = None, scales=(),
+                  set_name: str = PAPER_SET) -> List[Dict[str, Any]]:
+    """The harness's own measurements of the paper's models (weights official) beside the paper's: one dict per
+    own device/backend/precision group and scale (:func:`harness.results.overlay.compare`: ``psnr_diffs``,
+    ``mean_diff``, ``rho``, ``paper_front``, ``my_front``, ``paper_on_mine``, ``mine_on_paper``) with its
+    ``line``. ``device``: the paper device compared (``agx``, ``maxq``, ``rpi``; default: the one matching each
+    group). Empty when the store holds no own measurement of those models."""
+    from .results.overlay import overlay
+    from .results.paper_plots import set_key
+
+    return overlay(_paper_points(out), device, [int(s) for s in _as_list(scales)], set_key(set_name))
+
+
+def paper_figures(out: Union[str, Path] = PROJECT_ROOT / "results", device: Optional[str] = None, scales=(),
+                  set_name: str = PAPER_SET, plots: Union[str, Path] = PROJECT_ROOT / "plots",
+                  predicted: Optional[List[Dict[str, Any]]] = None, overlay: bool = True,
+                  progress: bool = False) -> Dict[str, Any]:
+    """The paper's trade-off figures (PSNR on ``set_name`` against FHD/s, and power against FHD/s) from the
+    authors' table in ``out/harness.db``, per paper device (``device``, default all three) and scale (default
+    2, 3, 4), written into ``plots`` as ``paper_<device>_x<scale>_<set>`` and ``paper_power_<device>_x<scale>``
+    (PNG and SVG); with ``overlay``, the harness's own measurements of the same models on top and the
+    statistics of :func:`paper_overlay`. ``predicted``: extra points (``model``, ``scale``, ``psnr``: set ->
+    dB, ``fhd_per_s``, ``fhd_per_s_low``, ``fhd_per_s_high``) drawn hollow and labelled ``(predicted)``.
+    Returns ``files`` and ``verdicts`` (the :func:`paper_overlay` dicts)."""
+    from .results.overlay import overlay as compare_all
+    from .results.paper import device_key
+    from .results.paper_plots import draw_paper, set_key
+
+    key = set_key(set_name)
+    points = _paper_points(out)
+    scale_list = [int(s) for s in _as_list(scales)]
+    devices = [device_key(device)] if device else []
+    writable_folder(Path(plots), "--plots")
+    files = draw_paper(points, plots, devices, scale_list, key, overlay=overlay, predicted=predicted,
+                       compare_with=device, log=_log(progress))
+    verdicts = compare_all(points, device, scale_list, key) if overlay else []
+    return {"files": files, "verdicts": verdicts}

@@ -160,6 +160,17 @@ def _sources(path: Path, suffix: str = ".model", what: str = "the eSR repository
         raise HarnessError(f"{path}: no such file or folder; give {what}")
 
 
+def holds_model_files(path) -> bool:
+    """Whether ``path`` is a folder (searched recursively) or a zip archive holding eSR ``.model`` files."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return next(path.rglob("*.model"), None) is not None
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith(".model") for n in zf.namelist())
+    return False
+
+
 def import_esr(path, show_progress: bool = False) -> ImportReport:
     """Verify each official ``.model`` file against the manifest and copy it into the store."""
     return _import_verified(path, manifest(), official_dir(), ".model",

@@ -5,7 +5,7 @@ Every command that prints a table takes ``--json``. Errors the user can fix prin
 (``error: ...``) and exit with status 2. Commands live beside their parsers, by area:
 :mod:`.measure` (quality, bench, run-all, selfcheck, compare, export, doctor), :mod:`.catalogue`
 (data, frames, zoo, upscale), :mod:`.reports` (plot, report, results, int8-report, ghost-report),
-and ``train`` (:mod:`harness.train.cli`).
+:mod:`.paper` (paper: the eSR authors' figures), and ``train`` (:mod:`harness.train.cli`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import warnings
 from typing import Optional, Sequence
 
 from ..errors import HarnessError
-from . import catalogue, measure, reports
+from . import catalogue, measure, paper, reports
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_parsers(sub)
     catalogue.add_parsers(sub)
     reports.add_parsers(sub)
+    paper.add_parsers(sub)
     add_train_parser(sub)
     return parser
 

@@ -140,11 +140,26 @@ def _complexity(model) -> dict:
 
 
 def cmd_zoo_import_esr(args) -> int:
-    from ..weights import import_esr
+    from ..api import import_paper
+    from ..results.paper import holds_table
+    from ..weights import holds_model_files, import_esr
 
-    report = import_esr(args.path, show_progress=sys.stderr.isatty())
-    print(report.summary())
-    return 1 if report.mismatched else 0
+    weights, table = holds_model_files(args.path), holds_table(args.path)
+    if not weights and not table:
+        raise HarnessError(f"{args.path}: holds neither eSR .model files nor data/tests.pkl; give the eSR "
+                           f"repository's folder or zip archive, its model-files/ folder or its data/tests.pkl")
+    status = 0
+    if weights:
+        report = import_esr(args.path, show_progress=sys.stderr.isatty())
+        print(report.summary())
+        status = 1 if report.mismatched else 0
+    if table:
+        done = import_paper(args.path, out=args.out)
+        if done["warning"]:
+            print(f"warning: {done['warning']}", file=sys.stderr)
+        print(done.summary())
+        print(f"draw the paper's figures with: python -m harness paper --out {args.out}")
+    return status
 
 
 def cmd_zoo_import_bsrn(args) -> int:
@@ -205,8 +220,12 @@ def add_parsers(sub) -> None:
                                                  "acceptance figures; without it they are kept only for unchanged files")
     q.add_argument("--sets", default="Set5,Set14", help="sets measured (default Set5,Set14; Set14 decides acceptance)")
     q.set_defaults(func=cmd_zoo_ship)
-    q = zsub.add_parser("import-esr", help="verify (SHA-256) and store the official eSR weights for --weights official")
-    q.add_argument("path", help="a folder of eSR .model files (searched recursively) or the pnavarre/eSR zip archive")
+    q = zsub.add_parser("import-esr", help="verify (SHA-256) and store the official eSR weights for --weights "
+                                           "official, and the authors' measurement table (data/tests.pkl) for paper")
+    q.add_argument("path", help="the pnavarre/eSR repository's folder or zip archive (weights and table), a folder "
+                                "of eSR .model files (searched recursively), or its data/tests.pkl alone")
+    q.add_argument("--out", default=str(PROJECT_ROOT / "results"),
+                   help="folder of the results store (harness.db) the table goes into (default results/)")
     q.set_defaults(func=cmd_zoo_import_esr)
     q = zsub.add_parser("import-bsrn", help="verify (SHA-256) and store the official BSRN weights for --weights official")
     q.add_argument("path", help="a folder holding net_g_BSRN_x{2,3,4}.pth (searched recursively; xiaom233/BSRN "

@@ -37,7 +37,7 @@ def collect(store, run_id: Optional[str] = None) -> List[Dict]:
         if not rec["speed_ok"]:
             continue
         point = {k: rec.get(k) for k in ("device", "backend", "precision", "model", "scale", "weights", "fhd_per_s",
-                                          "fhd_per_s_low", "fhd_per_s_high", "runtime", "mj_per_frame", "family",
+                                          "fhd_per_s_low", "fhd_per_s_high", "runtime", "mj_per_frame", "mean_w", "family",
                                           "emulated")}
         point["family"] = point["family"] or ""
         point["colour_space"] = colour_of(rec)
@@ -390,8 +390,11 @@ def set_title(key: str, sets: List[str]) -> str:
 
 
 def draw_all(store, out_dir, run_id: Optional[str] = None) -> List[Path]:
-    """Every figure the store supports: per device/backend/precision and scale, per set and the mean."""
-    points = collect(store, run_id)
+    """Every figure the store supports: per device/backend/precision and scale, per set and the mean.
+    The eSR paper's published table (devices ``paper-*``) is left out: ``python -m harness paper`` draws it."""
+    from .paper import is_paper_device
+
+    points = [p for p in collect(store, run_id) if not is_paper_device(p["device"])]
     groups = defaultdict(list)
     for p in points:
         groups[(p["device"], p["backend"], p["precision"], p["scale"])].append(p)

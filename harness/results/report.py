@@ -426,6 +426,48 @@ def visual_files(plots_dir: Optional[Path], entries: List[Dict]) -> List[Path]:
     return out
 
 
+BESIDE_NOTE = ("Your measurements of the eSR paper's models (same id and scale, weights official) beside the "
+               "authors' published table (python -m harness zoo import-esr): PSNR difference is the harness protocol "
+               "minus the paper's; rho is Spearman's rank correlation of your FHD/s with the paper device's (1: the "
+               "same order); the fronts are taken over the models both measured. Figures: python -m harness paper.")
+
+
+def beside_paper(store, run_id: Optional[str] = None, set_name: str = "Set14"
+                 ) -> Optional[Tuple[List[str], Table, Table]]:
+    """The section "Beside the paper": (verdict lines, one row per comparison, the per-model PSNR differences),
+    or None when the store lacks the paper's table or any own measurement of its models."""
+    from .overlay import overlay
+    from .paper import is_paper_device
+    from .plots import collect
+
+    paper = [p for p in collect(store) if is_paper_device(p["device"])]
+    if not paper:
+        return None
+    mine = [p for p in collect(store, run_id) if not is_paper_device(p["device"])]
+    results = overlay(paper + mine, None, (), set_name)
+    if not results:
+        return None
+    sets = sets_order(s for r in results for s in r["mean_diff"])
+    cols = [Col("device", "device"), Col("backend", "backend"), Col("paper", "paper device"),
+            Col("scale", "scale", "int"), Col("models", "models in common", "int"), Col("rho", "speed rank rho", "cov"),
+            Col("paper_on_mine", "paper front on yours"), Col("mine_on_paper", "your front on the paper's")]
+    cols += [Col(f"diff:{s}", f"Δ PSNR {s} (mean)", "delta") for s in sets]
+    rows = []
+    for r in results:
+        row = {"device": r["device"], "backend": f"{r['backend']} {r['precision']}", "paper": r["paper_name"],
+               "scale": r["scale"], "models": r["models"], "rho": r["rho"],
+               "paper_on_mine": f"{r['paper_on_mine']} of {len(r['paper_front'])}",
+               "mine_on_paper": f"{r['mine_on_paper']} of {len(r['my_front'])}"}
+        row.update({f"diff:{s}": r["mean_diff"].get(s) for s in sets})
+        rows.append(row)
+    diff_cols = [Col("device", "device"), Col("model", "model"), Col("scale", "scale", "int"), Col("set", "set"),
+                 Col("psnr", "PSNR, harness (dB)", "psnr"), Col("paper_psnr", "PSNR, paper (dB)", "psnr"),
+                 Col("diff", "Δ PSNR (harness − paper)", "delta")]
+    diffs = [dict(d, device=f"{r['device']} {r['backend']} {r['precision']}") for r in results for d in r["psnr_diffs"]]
+    return ([r["line"] for r in results], Table("paper", cols, rows, BESIDE_NOTE),
+            Table("paper-psnr", diff_cols, diffs))
+
+
 NO_FIGURE = "<p>No figure: no model of this run has both quality and speed measured.</p>"
 NO_CROPS = ("<p>No crops: run-all draws them (they need the test images and the models); the report command "
             "embeds those it finds in the figures folder (--plots).</p>")
@@ -505,14 +547,18 @@ def _section(title: str, body: str, sid: str) -> str:
 
 def render_html(title: str, head: List[Tuple[str, str]], figures: str, models: Table, pareto: Table,
                 problems: Table, power: Table, envs: List[Tuple[str, Table]], routing: Optional[Table] = None,
-                crops: str = NO_CROPS) -> str:
+                crops: str = NO_CROPS, beside: Optional[Tuple[List[str], Table, Table]] = None) -> str:
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in head)
+    paper = [] if not beside else [_section(
+        "Beside the paper", "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in beside[0]) + "</ul>" +
+        html_table(beside[1]) + "<h3>PSNR per model and set</h3>" + html_table(beside[2]), "paper")]
     sections = [
         f'<section id="headline"><h1>{_e(title)}</h1><dl class="headline">{dl}</dl></section>',
         _section("Quality–speed trade-off", figures, "figures"),
         _section("Zoomed crops: bicubic, the front and the best model", crops, "crops"),
         _section("Pareto front per device and scale", html_table(pareto) if pareto.rows else
                  "<p>No model has both quality and speed measured.</p>", "front"),
+    ] + paper + [
         _section("All models", html_table(models) + '<p class="note">Click a column header to sort; '
                  'hover a status for its reason.</p>', "all-models"),
     ] + ([_section("Routed models (ClassSR)", html_table(routing), "routing")] if routing and routing.rows else []) + [
@@ -530,11 +576,14 @@ def render_html(title: str, head: List[Tuple[str, str]], figures: str, models: T
 MD_MODEL_KEYS = ("model", "device", "backend", "scale", "fhd_per_s", "median_ms", "mj_per_frame", "status")
 
 
-def render_md(title: str, head: List[Tuple[str, str]], models: Table, pareto: Table, problems: Table) -> str:
+def render_md(title: str, head: List[Tuple[str, str]], models: Table, pareto: Table, problems: Table,
+              beside: Optional[Tuple[List[str], Table, Table]] = None) -> str:
     keys = list(MD_MODEL_KEYS[:4]) + [c.key for c in models.columns if c.key.startswith("psnr:")] + \
         list(MD_MODEL_KEYS[4:])
+    paper = [] if not beside else ["## Beside the paper", "\n".join(f"- {_md(line)}" for line in beside[0]),
+                                   md_table(beside[1])]
     parts = [f"# {_md(title)}", "\n".join(f"- **{_md(k)}**: {_md(v)}" for k, v in head),
-             "## Pareto front per device and scale", md_table(pareto) if pareto.rows else "No front.",
+             "## Pareto front per device and scale", md_table(pareto) if pareto.rows else "No front."] + paper + [
              "## All models", md_table(models, keys),
              "## Failures and flagged measurements", md_table(problems) if problems.rows else "None."]
     return "\n\n".join(parts) + "\n"
@@ -551,10 +600,16 @@ def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None,
     without them the figures are drawn afresh by :func:`harness.results.plots.draw_all` (into
     ``plots_dir``, or a temporary folder) so the report always shows exactly what the store holds.
     """
+    from .paper import is_paper_device
     from .plots import draw_all
 
     rows = latest_rows(store, run_id)
+    published = any(is_paper_device(r["device"]) for r in rows)
+    rows = [r for r in rows if not is_paper_device(r["device"])]  # the paper's table: its own section
     if not rows:
+        if published:
+            raise HarnessError(f"{store.path}: holds only the eSR paper's published table, no measurement of this "
+                               f"harness; draw the paper's figures with python -m harness paper")
         raise HarnessError(f"{store.path}: no measurements" + (f" for run {run_id}" if run_id else ""))
     runs = runs_of(store, run_id, rows)
     entries = collect_entries(rows, store.emulated_runs())
@@ -585,8 +640,9 @@ def write_report(store, out_dir, run_id: Optional[str] = None, plots_dir=None,
     out_dir = Path(out_dir)
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
     # each to a temp name, then renamed: a full disk leaves the previous report, not a truncated one
+    beside = beside_paper(store, run_id)
     write_text_atomic(html_path, render_html(title, head, figures_block, models, pareto, problems, power,
-                                             environment_tables(runs), routing_table(entries), crops_block),
+                                             environment_tables(runs), routing_table(entries), crops_block, beside),
                       elsewhere=ELSEWHERE)
-    write_text_atomic(md_path, render_md(title, head, models, pareto, problems), elsewhere=ELSEWHERE)
+    write_text_atomic(md_path, render_md(title, head, models, pareto, problems, beside), elsewhere=ELSEWHERE)
     return html_path, md_path

@@ -3,7 +3,9 @@
 One row per (device, backend, precision, model, scale, weights) that has a speed measurement, plus
 one row per model measured for quality only. Quality is device-independent (the protocol runs in
 fp32 on the CPU), so a row takes the quality measured on its own device, else the same model,
-scale and weights measured anywhere in the store. Where a store holds the same measurement from
+scale and weights measured anywhere in the store, except that the eSR paper's published measurements
+(devices ``paper-*``, :mod:`harness.results.paper`) and the harness's own never lend each other
+quality. Where a store holds the same measurement from
 several runs, the newest is kept. Plots, the report, the CSV files, ``run.table`` and
 :func:`harness.load_results` all read this table.
 
@@ -21,6 +23,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union, cast
 
 from ..datasets import EMBEDDED, STANDARD_SETS
 from ..numeric import number_or_none
+from .paper import is_paper_device
 
 KEY = ["device", "backend", "precision", "model", "scale", "weights"]
 GROUP = ["device", "backend", "precision", "scale"]
@@ -113,8 +116,9 @@ def build_records(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]
     records, used = [], set()
     for r in speed:
         qkey = (r["device"], r["model"], r["scale"], r["weights"])
-        if qkey not in quality:  # quality is device-independent: take it from any device
-            qkey = next((k for k in quality if k[1:] == qkey[1:]), qkey)
+        if qkey not in quality:  # quality is device-independent: take it from any device of the same kind
+            published = is_paper_device(r["device"])  # the paper's figures and the harness's never mix
+            qkey = next((k for k in quality if k[1:] == qkey[1:] and is_paper_device(k[0]) == published), qkey)
         used.add(qkey)
         d = _data(r)
         shape = d.get("input_shape")
