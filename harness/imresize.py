@@ -64,12 +64,20 @@ def _round_uint8(values: np.ndarray) -> np.ndarray:
 def _resize_axis(img: np.ndarray, axis: int, out_len: int, scale: float, antialiasing: bool) -> np.ndarray:
     in_len = img.shape[axis]
     weights, indices = contributions(in_len, out_len, scale, antialiasing)
-    src = np.moveaxis(img, axis, 0).astype(np.float64, copy=False)
-    out = np.zeros((out_len,) + src.shape[1:], dtype=np.float64)
-    extra = (1,) * (src.ndim - 1)
-    for k in range(weights.shape[1]):
-        out += weights[:, k].reshape((out_len,) + extra) * src[indices[:, k]]
-    out = np.moveaxis(out, 0, axis)
+    # the resized axis first and contiguous, so each tap gathers whole rows (np.take into a reused buffer);
+    # the taps are summed in the same order and precision as MATLAB's loop (w0*x0, then += w1*x1, ...)
+    src = np.ascontiguousarray(np.moveaxis(img, axis, 0), dtype=np.float64)
+    rest = src.shape[1:]
+    flat = src.reshape(in_len, -1)
+    out = np.empty((out_len, flat.shape[1]), dtype=np.float64)
+    tap = np.empty_like(out)
+    np.take(flat, indices[:, 0], axis=0, out=out)
+    out *= weights[:, :1]
+    for k in range(1, weights.shape[1]):
+        np.take(flat, indices[:, k], axis=0, out=tap)
+        tap *= weights[:, k:k + 1]
+        out += tap
+    out = np.moveaxis(out.reshape((out_len,) + rest), 0, axis)
     if img.dtype == np.uint8:
         return _round_uint8(out)
     return out.astype(img.dtype if np.issubdtype(img.dtype, np.floating) else np.float64)
