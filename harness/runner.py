@@ -330,8 +330,15 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         record["input_shape"] = list(batch[0].shape)
 
     clock.mark("reference")
-    warm = [batch[i % len(batch)] for i in range(cfg.warmup_frames)] if cfg.warmup_frames > 0 else \
-        [x for _ in range(max(cfg.warmup, 0)) for x in batch]
+    if cfg.warmup_frames > 0:  # a sweep's warm-up counts the full-size runs the session has had since its creation:
+        # the output check above, and the form trial's runs of the chosen form (its first run and timed rounds)
+        ran = 1 + sum(1 + n for form, n in (session.details.get("form_trial_runs") or {}).items()
+                      if form == session.form)
+        warm = [batch[i % len(batch)] for i in range(max(1, cfg.warmup_frames - ran))]
+        record["warmup_runs_before"] = ran
+    else:
+        warm = [x for _ in range(max(cfg.warmup, 0)) for x in batch]
+    record["warmup_frames_run"] = len(warm)
     for x in warm:
         session.load(x)
         session.compute()
@@ -584,6 +591,9 @@ def measure_task(task: Dict, state: Dict, tick) -> Dict:
         return with_status(measure(task["model"], task["scale"], task["cfg"], inputs_cache=state.setdefault("lr", {})))
     finally:
         gc.collect()  # the model's session and arrays go before the next model is timed
+        # what outlives a model (modules imported for it, caches) is not scanned again: each collect then
+        # looks at one model's objects (ms), not at PyTorch's and ONNX Runtime's modules (~80 ms)
+        gc.freeze()
 
 
 def failure_record(model_id: str, scale: int, cfg: BenchConfig, reason: str) -> Dict:
