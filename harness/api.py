@@ -769,7 +769,9 @@ def compare(model: str, device: str = "cpu", scale=None, weights: Optional[str] 
     """Measure a new model like the pool (quality and speed into the store ``db``, with the same
     backend's bicubic if the store lacks it), redraw the figures, and say whether it beats bicubic
     and where it sits against the pool: :func:`harness.compare.verdict` plus ``line`` (one sentence)
-    and ``only_bicubic`` (the store held nothing else to compare with on this device and scale)."""
+    and ``only_bicubic`` (the store held nothing else to compare with on this device and scale). Where the
+    store holds the eSR paper's table, ``paper`` places the model on the paper's AGX and RPi figures as
+    predicted (:func:`paper_predictions`)."""
     from .compare import verdict, verdict_line
     from .datasets import data_root, resolve_sets
     from .environment import capture
@@ -813,8 +815,9 @@ def compare(model: str, device: str = "cpu", scale=None, weights: Optional[str] 
             raise HarnessError(f"{model} could not be measured on {cfg.device}/{cfg.backend} ({why})")
         result = verdict(mine, points)
         draw_all(store, plots)
+        paper = paper_predictions(db, built, built.scale, mine.get("psnr") or {}, plots)
         return dict(result, line=verdict_line(result), only_bicubic=result["compared_with"] <= 1, run_id=run_id,
-                    device=cfg.device, scale=built.scale)
+                    device=cfg.device, scale=built.scale, paper=paper)
     finally:
         store.close()
 
@@ -902,3 +905,45 @@ def paper_figures(out: Union[str, Path] = PROJECT_ROOT / "results", device: Opti
                        compare_with=device, log=_log(progress))
     verdicts = compare_all(points, device, scale_list, key) if overlay else []
     return {"files": files, "verdicts": verdicts}
+
+
+PREDICTED_ON = ("agx", "rpi")  # the paper devices a new model is placed on by compare (the issue's edge devices)
+
+
+def paper_predictions(db: Union[str, Path], model, scale: int, psnr: Dict[str, float],
+                      plots: Union[str, Path] = PROJECT_ROOT / "plots", devices: Sequence[str] = PREDICTED_ON,
+                      set_name: str = PAPER_SET) -> Dict[str, Any]:
+    """A model placed on the eSR paper's figures of ``devices`` as **predicted**: its FHD/s there from
+    :mod:`harness.predict` (fitted on the paper's table in ``db``), with the 90 % band and the reasons it is
+    unlike the fitted pool, drawn on the paper's figure at ``scale`` with the quality measured here
+    (``psnr``: set -> dB, this harness's protocol). Returns ``{device: {prediction..., files}}``, or
+    ``{"reason": ...}`` when nothing can be predicted (no table in the store, no PyTorch module to
+    compute features from)."""
+    from .predict import fit, predict_model
+    from .results.paper import frame_from_store, stored_rows
+    from .results.store import ResultStore
+
+    db = _paper_db(db)
+    if not db.is_file():
+        return {"reason": f"{db}: no results store"}
+    with ResultStore(db, readonly=True) as store:
+        if not stored_rows(store):
+            return {"reason": f"no eSR paper table in {db} (python -m harness zoo import-esr PATH adds it)"}
+        table = frame_from_store(store)
+    module = getattr(model, "module", None)
+    if module is None:
+        return {"reason": f"{model.id} has no PyTorch module to compute the predictor's features from"}
+    out: Dict[str, Any] = {}
+    for device in devices:
+        try:
+            p = predict_model(module, scale, device, predictor=fit(table, device))
+        except HarnessError as exc:
+            out[device] = {"reason": str(exc)}
+            continue
+        p.model = model.id
+        point = {"model": model.id, "scale": scale, "psnr": dict(psnr), "fhd_per_s": p.fhd_per_s,
+                 "fhd_per_s_low": p.low, "fhd_per_s_high": p.high}
+        files = paper_figures(db, device=device, scales=[scale], set_name=set_name, plots=plots, predicted=[point],
+                              overlay=False)["files"]
+        out[device] = dict(p.to_dict(), label=p.label, files=[str(f) for f in files])
+    return out

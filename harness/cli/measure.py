@@ -150,6 +150,26 @@ def cmd_selfcheck(args) -> int:
     return 0
 
 
+def paper_lines(paper: dict) -> list:
+    """compare's lines for the model placed on the eSR paper's devices as predicted."""
+    from ..predict import DEVICE_NAMES
+
+    if "reason" in paper:
+        return [f"not placed on the eSR paper's figures: {paper['reason']}"]
+    lines = []
+    for device, p in paper.items():
+        name = DEVICE_NAMES.get(device, device)
+        if "reason" in p:
+            lines.append(f"predicted on {name}: none ({p['reason']})")
+            continue
+        basis = "its family's fit" if p["basis"] == "family" else "the features alone (its family is not in the table)"
+        lines.append(f"predicted on {name}: {p['fhd_per_s']:.3g} FHD/s ({p['band_share']:.0%} band "
+                     f"{p['low']:.3g}-{p['high']:.3g}; from the eSR authors' measurements, {basis}); figure: "
+                     f"{', '.join(f for f in p['files'] if f.endswith('.png')) or 'none'}")
+        lines += [f"warning: unlike the predictor's pool on {name}: {w}" for w in p["warnings"]]
+    return lines
+
+
 def cmd_compare(args) -> int:
     """Measure MODEL like the pool (quality + speed into the store), then one verdict line."""
     from ..api import compare
@@ -164,6 +184,8 @@ def cmd_compare(args) -> int:
         print()
     else:
         print(result["line"])
+        for line in paper_lines(result.get("paper") or {}):
+            print(line)
     if result["only_bicubic"]:
         print(f"only bicubic is in {args.db} for {result['device']} x{result['scale']}: run ./run_all.sh --device "
               f"{result['device']} --pool default first to compare with the pool", file=sys.stderr)
