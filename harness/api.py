@@ -919,7 +919,9 @@ def paper_predictions(db: Union[str, Path], model, scale: int, psnr: Dict[str, f
     (``psnr``: set -> dB, this harness's protocol). Returns ``{device: {prediction..., files}}``, or
     ``{"reason": ...}`` when nothing can be predicted (no table in the store, no PyTorch module to
     compute features from)."""
-    from .predict import fit, predict_model
+    from .predict import fit
+    from .predict.features import module_features
+    from .predict.model import paper_family
     from .results.paper import frame_from_store, stored_rows
     from .results.store import ResultStore
 
@@ -933,14 +935,14 @@ def paper_predictions(db: Union[str, Path], model, scale: int, psnr: Dict[str, f
     module = getattr(model, "module", None)
     if module is None:
         return {"reason": f"{model.id} has no PyTorch module to compute the predictor's features from"}
+    feats = module_features(module, scale)
     out: Dict[str, Any] = {}
     for device in devices:
-        try:
-            p = predict_model(module, scale, device, predictor=fit(table, device))
+        try:  # a model of a family in the table is predicted with that family's fit, any other from its features
+            p = fit(table, device).predict(feats, paper_family(model.id), model.id)
         except HarnessError as exc:
             out[device] = {"reason": str(exc)}
             continue
-        p.model = model.id
         point = {"model": model.id, "scale": scale, "psnr": dict(psnr), "fhd_per_s": p.fhd_per_s,
                  "fhd_per_s_low": p.low, "fhd_per_s_high": p.high}
         files = paper_figures(db, device=device, scales=[scale], set_name=set_name, plots=plots, predicted=[point],

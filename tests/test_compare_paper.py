@@ -26,7 +26,7 @@ def table_path(tmp_path_factory):
     ids = [m for m in pool_ids("all") if m.startswith(("eSR-TM_s2_", "eSR-MAX_s2_")) and m != HELD_OUT][::2]
     table = {}
     for model in ids:
-        macs = complexity(build_module(model, 2), 2)["macs_per_fhd"]
+        macs = complexity(build_module(model, 2)[0], 2)["macs_per_fhd"]
         row = {f"psnr_{s}": np.float64(30.0) for s in ("Set5", "Set14", "BSDS100", "Urban100", "Manga109")}
         row.update(parameters=np.int64(100), speed_AGX=np.float64(_law(macs, 4e11)), power_AGX=np.float64(3000),
                    speed_MaxQ=np.float64(_law(macs, 4e12)), power_MaxQ=np.float64(60),
