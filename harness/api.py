@@ -532,6 +532,38 @@ def prior_pace(store, cfg, exclude: Optional[str] = None) -> Optional[Dict[str, 
     return None
 
 
+# a rough model of a sweep pair's wall time from the model's speed: a fixed part plus this many Full-HD frame
+# times (the form trial, the output check, warm-up, timing, quality), fitted on a 20-pair --pool all sample on a
+# 2-core x86-64 VM (scripts/profile-sweep.py: 0.9 s + 51 frame times, within about 20 % per pair there)
+SWEEP_FIXED_S = 0.9
+SWEEP_FRAME_TIMES = 51
+PAPER_PACE_DEVICES = {"rpi": ("speed_RPI", "Raspberry Pi 400")}  # device profile -> the paper's speeds of it
+
+
+def paper_pace(store, device: str, pairs: Sequence[Tuple[str, int]]) -> Optional[Dict[str, Any]]:
+    """A first estimate of a sweep's time on a device of the eSR paper (a Raspberry Pi) before any model has
+    run here, from the paper's measured speeds of the pairs' models (the table imported into ``store``):
+    ``SWEEP_FIXED_S + SWEEP_FRAME_TIMES / FHD/s`` per pair, the median of those for a model the table lacks.
+    ``total_s``, ``known`` (pairs the table has), ``device``; None where the device is not one of the paper's,
+    the store holds no table, or the table has none of the models."""
+    import statistics
+
+    if device not in PAPER_PACE_DEVICES:
+        return None
+    from .results.paper import frame_from_store, stored_rows
+
+    if not stored_rows(store):
+        return None
+    column, name = PAPER_PACE_DEVICES[device]
+    table = frame_from_store(store)
+    speeds = {m: float(v) for m, v in zip(table["model"], table[column]) if v == v and float(v) > 0}
+    per = [SWEEP_FIXED_S + SWEEP_FRAME_TIMES / speeds[m] for m, _ in pairs if m in speeds]
+    if not per:
+        return None
+    return {"total_s": sum(per) + statistics.median(per) * (len(pairs) - len(per)), "known": len(per),
+            "device": name}
+
+
 def data_identity(image_sets, frame_list) -> Dict[str, Any]:
     """What a run was measured on, by content: each set's digest (names and image bytes) and the
     frames' (names and pixels). Part of a run's identity: a resume over changed data is a new run."""
@@ -560,13 +592,28 @@ def resume_miss(store, setup: str, data_ids: Dict[str, Any]) -> str:
     return f"no earlier run of this configuration in {store.path}"
 
 
+def quality_workers(cores: Optional[int] = None) -> Tuple[int, int]:
+    """(workers, threads each) for the quality stage: two workers where there are two cores or more (the
+    stage times nothing, so it may use every core; one model's images are scored while the other's run),
+    each with its share of the cores."""
+    import os
+
+    cores = cores or os.cpu_count() or 1
+    workers = 2 if cores >= 2 else 1
+    return workers, max(1, cores // workers)
+
+
 def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, keep_failed: bool = False,
                   progress: bool = False, log: Optional[Callable[[str], None]] = None,
-                  estimate: Optional[Callable[[str], None]] = None) -> List[Dict]:
-    """Score each (pair, model) of ``todo`` on each set not yet in the run, in a worker process
-    (:class:`harness.worker.Worker`): a model that raises, crashes, hangs (no image finished within
-    ``cfg.timeout_s``) or runs out of memory is one failure row with its reason, and the next model
-    runs in a fresh worker. Each row is stored as soon as it exists."""
+                  estimate: Optional[Callable[[str], None]] = None, workers: Optional[int] = None) -> List[Dict]:
+    """Score each (pair, model) of ``todo`` on each set not yet in the run, in worker processes
+    (:class:`harness.worker.Worker`; :func:`quality_workers` of them, each on its share of the cores): a
+    model that raises, crashes, hangs (no image finished within ``cfg.timeout_s``) or runs out of memory is
+    one failure row with its reason, and the next model runs in a fresh worker. Each row is stored as soon
+    as it exists (by this thread: the workers' answers come back through threads that only wait)."""
+    import queue
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
     from .models.base import quality_runtime
     from .progress import progress as bar_of
     from .protocol import quality_task
@@ -581,28 +628,67 @@ def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, k
                     model.weights) not in done:
                 tasks.append((image_set, mid, s, model, qbackend))
     records: List[Dict] = []
-    bar = bar_of(tasks, total=len(tasks), desc="quality", disable=not progress)
+    bar = bar_of(None, total=len(tasks), desc="quality", disable=not progress)
     eta = Estimate(len(tasks), "quality", estimate)
-    with Worker(quality_task, what="on one image (or preparing the model)") as worker:
-        for image_set, mid, s, model, qbackend in bar:
-            if hasattr(bar, "set_postfix_str"):
-                bar.set_postfix_str(f"{model.id} x{s} {image_set.name}")
-            task = dict(model=mid, scale=s, weights=weights_of.get((mid, s), cfg.weights), onnx_dir=cfg.onnx_dir,
-                        data=str(data) if data else None, set=image_set.name)
+    count, threads = quality_workers()
+    count = max(1, min(workers or count, len(tasks) or 1))
+    if workers:
+        threads = max(1, threads * quality_workers()[0] // count)
+    free: "queue.Queue[Worker]" = queue.Queue()
+    pool = [Worker(quality_task, what="on one image (or preparing the model)") for _ in range(count)]
+    for w in pool:
+        free.put(w)
+
+    def score(task: Dict) -> Tuple[str, Any, float]:
+        worker = free.get()
+        try:
             t0 = time.perf_counter()
             status, payload = worker.call(task, cfg.timeout_s)
-            eta.step()
-            if status == "ok":
-                rec = dict(payload, status="ok", reason="", seconds=time.perf_counter() - t0)
-            else:
-                rec = {"model": model.id, "scale": model.scale, "set": image_set.name, "weights": model.weights,
-                       "status": "failed", "reason": str(payload)}
-                if log is not None:
-                    log(f"quality {model.id} x{s} {image_set.name}: failed: {payload}")
-            rec.update(device=cfg.device, backend=qbackend, precision="fp32", family=model.family,
-                       runtime=quality_runtime(model), colour_space=model.input_space)
-            store.add(run_id, f"quality:{image_set.name}", rec)
-            records.append(rec)
+            return status, payload, time.perf_counter() - t0
+        finally:
+            free.put(worker)
+
+    def finish(item, outcome) -> None:
+        image_set, mid, s, model, qbackend = item
+        status, payload, seconds = outcome
+        eta.step()
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(f"{model.id} x{s} {image_set.name}")
+        bar.update(1)
+        if status == "ok":
+            rec = dict(payload, status="ok", reason="", seconds=seconds)
+        else:
+            rec = {"model": model.id, "scale": model.scale, "set": image_set.name, "weights": model.weights,
+                   "status": "failed", "reason": str(payload)}
+            if log is not None:
+                log(f"quality {model.id} x{s} {image_set.name}: failed: {payload}")
+        rec.update(device=cfg.device, backend=qbackend, precision="fp32", family=model.family,
+                   runtime=quality_runtime(model), colour_space=model.input_space)
+        store.add(run_id, f"quality:{image_set.name}", rec)
+        records.append(rec)
+
+    executor = ThreadPoolExecutor(max_workers=count)
+    finished_cleanly = False
+    try:
+        running: Dict[Any, Any] = {}
+        pending = list(tasks)
+        while pending or running:
+            while pending and len(running) < count:  # no more in flight than workers: rows come back in order
+                item = pending.pop(0)
+                image_set, mid, s, _, _ = item
+                task = dict(model=mid, scale=s, weights=weights_of.get((mid, s), cfg.weights), onnx_dir=cfg.onnx_dir,
+                            data=str(data) if data else None, set=image_set.name, threads=threads)
+                running[executor.submit(score, task)] = item
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in [f for f in running if f in finished]:
+                finish(running.pop(fut), fut.result())
+        finished_cleanly = True
+    finally:
+        for w in pool:  # after Ctrl-C (or any error here) a busy worker's child goes at once
+            w.close() if finished_cleanly else w._discard()
+        executor.shutdown(wait=finished_cleanly)
+        if hasattr(bar, "close"):
+            bar.close()
     return records
 
 
@@ -734,6 +820,10 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
             per_pair = pace["speed_s"] * rounds + pace["quality_s"] * len(image_sets)
             log(f"{len(pairs)} model/scale pairs: about {duration_text(per_pair * len(pairs))} on this device (from run "
                 f"{pace['run_id']}: {per_pair:.1f} s per pair); the estimate is updated as the sweep goes")
+        elif (paper := paper_pace(store, profile["name"], pairs)) is not None:
+            log(f"{len(pairs)} model/scale pairs: roughly {duration_text(paper['total_s'])} on this device, from the "
+                f"eSR paper's {paper['device']} speeds of {paper['known']} of the models (a rough model of a pair's "
+                f"time); the estimate is updated from this sweep's own pace after the first models")
         else:
             log(f"{len(pairs)} model/scale pairs; a time estimate follows after the first models")
         quality_stage(store, run_id, cfg, list(zip(pairs, built)), image_sets, weights_of, data, keep_failed,

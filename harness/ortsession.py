@@ -2,12 +2,14 @@
 
 Every caller (the export check, the ONNX Runtime backend and ClassSR's routed pipeline, a user's
 ONNX file, the INT8 and GhostSR reports, the QAT export check) gets the same options: all graph
-optimisations, warnings and errors only, and with ``threads`` that many intra-op threads and one
-inter-op thread (ONNX Runtime's defaults otherwise). No imports from the rest of the package but
+optimisations, warnings and errors only, and with ``threads`` (else ``$HARNESS_ORT_THREADS``, which a
+process running beside others sets) that many intra-op threads and one inter-op thread (ONNX
+Runtime's defaults otherwise). No imports from the rest of the package but
 the error type, and ``onnxruntime`` only when called.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -26,6 +28,8 @@ def ort_session(path: Union[str, Path], threads: Optional[int] = None, providers
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    if not threads and os.environ.get("HARNESS_ORT_THREADS", "").isdigit():
+        threads = int(os.environ["HARNESS_ORT_THREADS"])
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -8,6 +8,7 @@ cropped from every border; the mean over the set's images.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -98,12 +99,28 @@ def quality_task(task: Dict, state: Dict, tick: Callable[..., None]) -> Dict:
     from .datasets import data_root, find_set
     from .exported import resolve_model
 
+    threads = task.get("threads")
+    if threads and state.get("threads") != threads:  # a worker beside others: its share of the cores
+        import os
+
+        os.environ["HARNESS_ORT_THREADS"] = str(threads)  # ONNX Runtime sessions (harness.ortsession)
+        state["threads"] = threads
+    if threads and "torch" in sys.modules:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     key = (task["model"], task["scale"], task["weights"], task.get("onnx_dir"))
     if state.get("model_key") != key:
         state.pop("model", None)  # the previous model's memory goes before the next is built
         state.pop("model_key", None)
         state["model"] = resolve_model(task["model"], task["scale"], task["weights"], onnx_dir=task.get("onnx_dir"))
         state["model_key"] = key
+        if threads and "torch" in sys.modules:  # the model's build may have imported PyTorch
+            import torch
+
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
         tick(task["model"])
     sets = state.setdefault("sets", {})
     set_key = (task.get("data"), task["set"])

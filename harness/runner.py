@@ -254,11 +254,13 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
         key = (cfg.frames_dir, scale, model.input_space)
         inputs = (inputs_cache or {}).get(key)
         if inputs is None:
-            inputs = lr_inputs(load_frames(cfg.frames_dir), scale, model.input_space)
+            frames = (inputs_cache or {}).get((cfg.frames_dir,)) or load_frames(cfg.frames_dir)
+            inputs = lr_inputs(frames, scale, model.input_space)
             if inputs_cache is not None:
-                while len(inputs_cache) >= 2:  # the Y and RGB frames of the scale being swept
-                    inputs_cache.pop(next(iter(inputs_cache)))
-                inputs_cache[key] = inputs
+                for old in [k for k in inputs_cache if len(k) == 3][:-1]:  # keeps the Y and RGB frames of the
+                    inputs_cache.pop(old)                                  # scale being swept, and the decoded
+                inputs_cache[key] = inputs                                 # Full-HD frames (key: their folder)
+                inputs_cache[(cfg.frames_dir,)] = frames
     batch = [as_nchw(x) for x in inputs]
     clock.mark("inputs")
     backend = make_backend(cfg.backend, precision=cfg.precision, threads=cfg.threads, device=cfg.target,

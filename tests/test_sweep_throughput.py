@@ -113,3 +113,36 @@ def test_a_sweeps_warm_up_counts_the_runs_the_session_already_had(tmp_path, monk
     rec = measure("eSR-TM_s2_K3_C2", 2, cfg, inputs)
     assert "form_trial_runs" not in rec["session"]
     assert rec["warmup_runs_before"] == 1 and rec["warmup_frames_run"] == 2
+
+
+def test_a_pi_sweep_is_first_estimated_from_the_papers_pi_speeds(tmp_path):
+    """Before any model has run on a Pi: 0.9 s + 51 frame times per pair at the paper's measured Pi speed, the
+    median of those for a model the table lacks; no estimate for another device or without the table."""
+    import pickle
+
+    from harness.results.paper import import_table
+
+    table = {m: {"speed_RPI": np.float64(v), "speed_AGX": np.float64(10.0)}
+             for m, v in {"eSR-MAX_s2_K3_C1": 10.2, "eSR-TM_s2_K7_C16": 1.02, "ESPCN_s2_D4_S12": 5.1}.items()}
+    (tmp_path / "tests.pkl").write_bytes(pickle.dumps(table))
+    pairs = [("eSR-MAX_s2_K3_C1", 2), ("eSR-TM_s2_K7_C16", 2), ("ESPCN_s2_D4_S12", 2), ("my.onnx", 2)]
+    with ResultStore(tmp_path / "h.db") as store:
+        assert api.paper_pace(store, "rpi", pairs) is None  # no table yet
+        import_table(tmp_path / "tests.pkl", store)
+        pace = api.paper_pace(store, "rpi", pairs)
+        assert api.paper_pace(store, "cpu", pairs) is None
+    # per pair: 0.9 + 51/10.2 = 5.9, 0.9 + 51/1.02 = 50.9, 0.9 + 51/5.1 = 10.9; my.onnx: the median, 10.9
+    assert pace["known"] == 3 and pace["total_s"] == pytest.approx(5.9 + 50.9 + 10.9 + 10.9)
+
+
+def test_the_quality_stage_shares_the_cores_between_two_workers(monkeypatch, tmp_path):
+    """Two quality workers where there are two cores or more, each with its share; ONNX Runtime sessions opened
+    without a thread count in such a worker take its share from HARNESS_ORT_THREADS."""
+    from conftest import tiny_y_onnx
+    from harness.ortsession import ort_session
+
+    model = tiny_y_onnx(tmp_path / "tiny.onnx")
+    assert [api.quality_workers(c) for c in (1, 2, 3, 4, 8)] == [(1, 1), (2, 1), (2, 1), (2, 2), (2, 4)]
+    monkeypatch.setenv("HARNESS_ORT_THREADS", "1")
+    assert ort_session(model).get_session_options().intra_op_num_threads == 1
+    assert ort_session(model, threads=2).get_session_options().intra_op_num_threads == 2  # explicit wins

@@ -101,6 +101,16 @@ def labels_collide(boxes, which: str, gap: float = 2.0) -> bool:
     return any(a[1] + gap > b[0] for a, b in zip(spans, spans[1:]))
 
 
+def lay_out(fig) -> None:
+    """Place every artist (text extents, tick labels) without rasterising the figure: the cheap draw the
+    label checks need (``Figure.draw_without_rendering``, matplotlib 3.6+; a full draw before)."""
+    layout = getattr(fig, "draw_without_rendering", None)
+    if layout is not None:
+        layout()
+    else:  # pragma: no cover - matplotlib < 3.6
+        fig.canvas.draw()
+
+
 def log_ticks(ax, which: str = "x") -> None:
     """Readable log-axis ticks: plain numbers, as many per decade as the decade span allows, the
     finest set whose labels do not touch (checked on the drawn figure); minor ticks unlabelled."""
@@ -124,7 +134,7 @@ def log_ticks(ax, which: str = "x") -> None:
     fig = ax.figure
     for locator in choices:
         axis.set_major_locator(locator)
-        fig.canvas.draw()
+        lay_out(fig)
         if not labels_collide(tick_label_boxes(ax, which, fig.canvas.get_renderer()), which):
             return
 
@@ -155,7 +165,7 @@ def colour_label(colour: Optional[str]) -> str:
 def labels_inside(fig, ax, texts) -> None:
     """Move a point label that would cross the axes' right edge (into the legend beside it) to the
     left of its point. Call it once the layout is final."""
-    fig.canvas.draw()
+    lay_out(fig)
     renderer = fig.canvas.get_renderer()
     right = ax.get_window_extent(renderer).x1
     for text in texts:
@@ -172,7 +182,7 @@ def _declutter(fig, texts, tries: int = 8) -> None:
     their names on top of each other. ``texts`` in priority order: earlier ones stay put. Offsets
     are in points, so call it after the layout is final.
     """
-    fig.canvas.draw()  # text extents are known only once drawn
+    lay_out(fig)  # text extents are known only once laid out
     renderer = fig.canvas.get_renderer()
     placed = []
     for text in texts:
