@@ -40,7 +40,8 @@ def table(db: Path, run_id=None):
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     con.row_factory = sqlite3.Row
     if run_id is None:
-        run_id = con.execute("SELECT run_id FROM runs ORDER BY started DESC LIMIT 1").fetchone()["run_id"]
+        run_id = con.execute("SELECT run_id FROM runs WHERE device NOT LIKE 'paper-%' "  # not the eSR paper's table
+                             "ORDER BY started DESC LIMIT 1").fetchone()["run_id"]
     rows = [dict(r) for r in con.execute("SELECT * FROM measurements WHERE run_id = ?", (run_id,))]
     speed = [json.loads(r["data"]) for r in rows if r["measurement"] == "speed" and r["status"] != "failed"]
     quality = [json.loads(r["data"]) for r in rows if r["measurement"].startswith("quality:")]

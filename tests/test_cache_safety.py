@@ -130,7 +130,7 @@ from pathlib import Path
 import numpy as np
 from harness import frames
 log, barrier = Path(sys.argv[1]), Path(sys.argv[2])
-real = frames.lr_input
+real = frames.downscale
 
 def counted(*args, **kwargs):
     with open(log, "a") as fh:
@@ -138,7 +138,7 @@ def counted(*args, **kwargs):
     time.sleep(0.3)  # a slow build: the other run asks for the entry while this one builds it
     return real(*args, **kwargs)
 
-frames.lr_input = counted
+frames.downscale = counted  # the MATLAB resize of each frame: what an entry's build does
 frame = frames.Frame("f0", np.random.default_rng(0).integers(0, 255, (1080, 1920, 3), dtype=np.uint8), "test")
 (barrier / str(os.getpid())).touch()
 deadline = time.time() + 60
@@ -174,7 +174,7 @@ def test_a_garbage_lr_entry_is_rebuilt_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     frame = one_frame()
     lr_inputs([frame], 4)
-    (cached,) = (tmp_path / "frames").glob("lr_x4_y_*.npz")
+    (cached,) = (tmp_path / "frames").glob("lr_x4_rgb8_*.npz")
     cached.write_bytes(b"\x93NUMPY garbage, not a zip")
     with pytest.warns(UserWarning, match="damaged LR-frame cache") as caught:
         again = lr_inputs([frame], 4)
@@ -203,7 +203,7 @@ def test_a_killed_writer_leaves_a_temp_file_that_breaks_nothing(tmp_path, monkey
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
     frame = one_frame()
     first = lr_inputs([frame], 4)
-    (cached,) = (tmp_path / "frames").glob("lr_x4_y_*.npz")
+    (cached,) = (tmp_path / "frames").glob("lr_x4_rgb8_*.npz")
     before = cached.read_bytes()
     child = run_python(KILLED, cached)
     child.communicate(timeout=60)

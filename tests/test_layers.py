@@ -19,7 +19,8 @@ The layers, lowest first (a module may import its own layer and those below it, 
   ``selfcheck``, ``frames``, ``protocol`` (quality), ``power``, ``upscale``, the INT8 and GhostSR
   reports, ``doctor``.
 - ``train``: ``harness.train`` (it validates with the quality protocol and exports checkpoints).
-- ``results``: ``harness.results`` (store, table, plots, report, pareto, visual) and ``compare``.
+- ``results``: ``harness.results`` (store, table, plots, report, pareto, visual, the eSR paper's table), ``compare``
+  and ``predict`` (the speed predictor fitted on the paper's table).
 - ``api``: ``harness.api`` and the package's lazy exports (``harness/__init__.py``).
 - ``cli``: ``harness.cli`` and ``harness/__main__.py``.
 """
@@ -41,7 +42,7 @@ LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
     ("bench", ("worker", "runner", "pipeline", "selfcheck", "frames", "protocol", "power", "upscale", "int8_report",
                "ghost_report", "doctor")),
     ("train", ("train",)),
-    ("results", ("results", "compare")),
+    ("results", ("results", "compare", "predict")),
     ("api", ("api", "")),  # "": the package itself (harness/__init__.py)
     ("cli", ("cli", "__main__")),
 ]

@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 from ..errors import HarnessError
 
 
-def _lr_shape(scale: int, out_hw: Tuple[int, int], channels: int) -> Tuple[int, int, int, int]:
+def lr_shape(scale: int, out_hw: Tuple[int, int], channels: int) -> Tuple[int, int, int, int]:
     h, w = out_hw
     if h % scale or w % scale:
         raise HarnessError(f"x{scale} does not divide the output size {w}x{h}; use scale 2, 3 or 4")
@@ -114,7 +114,7 @@ def complexity(module, scale: int, out_hw: Tuple[int, int] = (1080, 1920), chann
     import torch
 
     params = int(sum(p.numel() for p in module.parameters()))
-    shape = _lr_shape(scale, out_hw, channels)
+    shape = lr_shape(scale, out_hw, channels)
     try:
         meta = copy.deepcopy(module).to("meta").eval()
         macs, leaf_elems, final_elems = _measure(meta, shape, "meta")

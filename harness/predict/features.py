@@ -140,7 +140,7 @@ def module_features(module, scale: int, channels: Optional[int] = None, out_hw=F
     """
     import copy
 
-    from ..models.complexity import _lr_shape, complexity
+    from ..models.complexity import complexity, lr_shape
 
     if channels is None:
         channels = next((m.in_channels for m in module.modules() if hasattr(m, "in_channels")
@@ -148,7 +148,7 @@ def module_features(module, scale: int, channels: Optional[int] = None, out_hw=F
                         None) or next((m.in_channels for m in module.modules() if hasattr(m, "in_channels")), 1)
     c = complexity(module, scale, out_hw, channels)
     meta = copy.deepcopy(module).to("meta").eval()
-    elems, names = _aten_pass(meta, _lr_shape(scale, out_hw, channels))
+    elems, names = _aten_pass(meta, lr_shape(scale, out_hw, channels))
     layers, max_kernel, max_width = _leaf_layers(module)
     out = {"scale": int(scale), "channels": int(channels), "params": c["params"], "macs": c["macs_per_fhd"],
            "bytes": c["bytes_per_fhd"], "ops": int(sum(names.values())), "layers": layers,

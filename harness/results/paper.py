@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import HarnessError
+from .table import PAPER_PREFIX, is_paper_device  # noqa: F401 - is_paper_device: re-exported for the paper's callers
 
 # paper device -> (store device name, key suffix in tests.pkl, what it is)
 DEVICES = {
@@ -168,7 +169,7 @@ def paper_frame(path: Union[str, Path]):
 # --------------------------------------------------------------------------- the table in the results store
 
 PUBLISHED_SHA256 = "632b8f07ec24a56d5bcfe552bf6e38fe86d465e26c5f8cd96924b43de0db9ee4"  # pnavarre/eSR data/tests.pkl
-PREFIX = "paper-"  # the store's paper devices: paper-agx, paper-maxq, paper-rpi
+PREFIX = PAPER_PREFIX  # the store's paper devices: paper-agx, paper-maxq, paper-rpi
 BACKEND = "paper"
 WEIGHTS = "official"
 PROTOCOL = "the eSR authors' protocol, as published in data/tests.pkl (not measured by this harness)"
@@ -186,11 +187,6 @@ UNITS = {"fhd_per_s": "Full-HD output frames per second", "mean_w": "W", "mj_per
          "memory_mb": "MB of GPU memory", "power_raw": "as published: mW for power_AGX, W for power_MaxQ"}
 
 
-def is_paper_device(device) -> bool:
-    """Whether a store device name holds the paper's published measurements (``paper-agx`` ...)."""
-    return str(device or "").startswith(PREFIX)
-
-
 def device_key(name: str) -> str:
     """``agx``/``maxq``/``rpi`` from a paper device given as ``agx``, ``AGX`` or ``paper-agx``; a one-line error else."""
     key = str(name).lower()
@@ -201,7 +197,7 @@ def device_key(name: str) -> str:
     return key
 
 
-def _family(model: str) -> str:
+def family_of(model: str) -> str:
     return model.split("_s")[0] if "_s" in model else model.split("_")[0]
 
 
@@ -221,7 +217,7 @@ def records(tests: Dict[str, Dict[str, float]], sha256: str, source: str = ""):
             speed = values.get(f"speed_{suffix}")
             if scale is None or speed is None:
                 continue
-            family = _family(model)
+            family = family_of(model)
             own = {k: v for k, v in values.items() if k.endswith("_" + suffix)}
             if "parameters" in values:
                 own["parameters"] = values["parameters"]
@@ -284,7 +280,7 @@ def import_table(path: Union[str, Path], store) -> PaperImport:
     for key, measurement, rec in records(tests, sha, source):
         by_device[key].append((measurement, rec))
     from ..numeric import number_or_none
-    from .store import COLUMNS, ROW_COLUMNS, _json  # the store's own row layout and JSON text
+    from .store import COLUMNS, ROW_COLUMNS, json_text  # the store's own row layout and JSON text
 
     runs, rows, now = [], [], time.time()
     for key, items in by_device.items():
@@ -294,16 +290,16 @@ def import_table(path: Union[str, Path], store) -> PaperImport:
         run_id = time.strftime("%Y%m%d-%H%M%S-", time.gmtime(now)) + key + "-" + uuid.uuid4().hex[:6]
         runs.append({"run_id": run_id, "started": now, "device": device, "config_key": f"paper:{key}:{sha}",
                      "command": f"python -m harness zoo import-esr {source}",
-                     "profile": _json({"name": device, "description": f"eSR paper (published): {DEVICES[key][2]}",
+                     "profile": json_text({"name": device, "description": f"eSR paper (published): {DEVICES[key][2]}",
                                        "setup": SETUP[key][1], "keys": keys}),
-                     "environment": _json({"published": True, "source": source, "table_sha256": sha,
+                     "environment": json_text({"published": True, "source": source, "table_sha256": sha,
                                            "published_sha256": PUBLISHED_SHA256, "units": UNITS})})
         for measurement, rec in items:
             row = {"run_id": run_id, "device": device, "backend": BACKEND, "precision": rec["precision"],
                    "model": rec["model"], "scale": rec["scale"], "measurement": measurement, "weights": WEIGHTS,
                    "family": rec["family"], "form": None, "status": "ok", "reason": "", "created": now}
             row.update({c: number_or_none(rec.get(c)) for c in COLUMNS})
-            row["data"] = _json(rec)
+            row["data"] = json_text(rec)
             rows.append({k: row.get(k) for k in ROW_COLUMNS})
     db = store.db
     try:
@@ -376,7 +372,7 @@ def frame_from_store(store):
     out = []
     for model, vals in values.items():
         order = [k for k in keys if k in vals] + sorted(k for k in vals if k not in keys)
-        out.append({"model": model, "family": _family(model), "scale": _scale(model), **{k: vals[k] for k in order}})
+        out.append({"model": model, "family": family_of(model), "scale": _scale(model), **{k: vals[k] for k in order}})
     columns = ["model", "family", "scale"] + [k for k in keys if any(k in v for v in values.values())]
     columns += sorted({k for v in values.values() for k in v} - set(columns))
     return pd.DataFrame(out, columns=columns).sort_values(["scale", "family", "model"], kind="stable") \

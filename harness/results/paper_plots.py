@@ -86,7 +86,7 @@ def draw_overlay(ax, paper_pts: List[Dict], mine: List[Dict], label: str, x, y) 
 
 def draw_predicted(ax, predicted: List[Dict], key: str) -> List:
     """Predicted points: hollow, with a horizontal band over the predicted interval, labelled ``(predicted)``."""
-    from .paper import _family
+    from .paper import family_of
 
     q = _q(key)
     texts = []
@@ -94,7 +94,7 @@ def draw_predicted(ax, predicted: List[Dict], key: str) -> List:
         xv, yv = p.get("fhd_per_s"), q(p)
         if not (is_finite(xv) and xv > 0 and is_finite(yv)):
             continue
-        col = FAMILY_COLOURS.get(_family(str(p.get("model", ""))), PREDICTED_COLOUR)
+        col = FAMILY_COLOURS.get(family_of(str(p.get("model", ""))), PREDICTED_COLOUR)
         lo, hi = p.get("fhd_per_s_low"), p.get("fhd_per_s_high")
         if is_finite(lo) and is_finite(hi) and lo <= xv <= hi:
             ax.fill_betweenx([yv - 0.03, yv + 0.03], lo, hi, color=col, alpha=0.25, zorder=2.6, label="_nolegend_")
@@ -155,7 +155,7 @@ def power(paper_pts: List[Dict], title: str, key: str, path_stem: Path,
     import matplotlib.pyplot as plt
 
     from .pareto import front_with_ties
-    from .plots import _declutter, labels_inside
+    from .plots import declutter, labels_inside
 
     pts = [p for p in paper_pts if is_finite(p.get("mean_w")) and is_finite(p.get("fhd_per_s")) and p["fhd_per_s"] > 0]
     if not pts:
@@ -192,7 +192,7 @@ def power(paper_pts: List[Dict], title: str, key: str, path_stem: Path,
     ax.grid(True, which="both", alpha=0.3)
     _finish(fig, ax, "x")
     labels_inside(fig, ax, texts)
-    _declutter(fig, texts)
+    declutter(fig, texts)
     return save_figure(fig, path_stem)
 
 

@@ -175,7 +175,7 @@ def labels_inside(fig, ax, texts) -> None:
             text.set_horizontalalignment("right")
 
 
-def _declutter(fig, texts, tries: int = 8) -> None:
+def declutter(fig, texts, tries: int = 8) -> None:
     """Nudge annotation labels that overlap an earlier one up or down, a line at a time.
 
     Neighbouring models (a ghost network beside its base, the eSR-TM/CNN cluster) otherwise print
@@ -297,7 +297,7 @@ def trade_off_axes(points: List[Dict], title: str, quality_key: str):
     log_ticks(ax, "x")
     fig.tight_layout()  # the chosen tick labels may be taller or shorter
     labels_inside(fig, ax, labels)
-    _declutter(fig, labels)
+    declutter(fig, labels)
     return fig
 
 
@@ -338,7 +338,7 @@ def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[L
     log_ticks(ax, "y")
     fig.tight_layout()  # the chosen tick labels may be wider or narrower
     labels_inside(fig, ax, labels)
-    _declutter(fig, labels)
+    declutter(fig, labels)
     return save_figure(fig, path_stem)
 
 

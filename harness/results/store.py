@@ -77,7 +77,7 @@ SIDE_SUFFIX = ".unsaved.jsonl"
 BUSY_TIMEOUT_S = 30.0  # a second writer waits this long for the first, then the row goes to the side file
 
 
-def _json(obj) -> str:
+def json_text(obj) -> str:
     """The JSON text of a record: NaN as null, infinities as "inf"/"-inf" (an exact PSNR stays readable)."""
     return json.dumps(json_safe(obj, inf_as_text=True))
 
@@ -295,7 +295,7 @@ class ResultStore:
                     self._runs[row["run_id"]] = {k: row[k] for k in RUN_COLUMNS}
                     return row["run_id"], True
             run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-            values = (run_id, time.time(), device, config_key, command, _json(profile or {}), _json(environment or {}))
+            values = (run_id, time.time(), device, config_key, command, json_text(profile or {}), json_text(environment or {}))
             try:
                 self.db.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)", values)
                 self.db.commit()
@@ -329,7 +329,7 @@ class ResultStore:
         }
         for c in COLUMNS:
             values[c] = number_or_none(record.get(c))
-        values["data"] = _json(record)
+        values["data"] = json_text(record)
         try:
             if not self.db.in_transaction:
                 self.db.execute("BEGIN IMMEDIATE")  # the write lock now: a second writer waits here

@@ -23,7 +23,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union, cast
 
 from ..datasets import EMBEDDED, STANDARD_SETS
 from ..numeric import number_or_none
-from .paper import is_paper_device
+
+PAPER_PREFIX = "paper-"  # devices holding the eSR paper's published measurements (harness.results.paper)
+
+
+def is_paper_device(device) -> bool:
+    """Whether a store device name holds the paper's published measurements (``paper-agx`` ...)."""
+    return str(device or "").startswith(PAPER_PREFIX)
+
 
 KEY = ["device", "backend", "precision", "model", "scale", "weights"]
 GROUP = ["device", "backend", "precision", "scale"]

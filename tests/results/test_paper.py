@@ -206,12 +206,12 @@ def test_tiny_table_front_is_the_brute_force_one(tmp_path):
 
 def _own(store, run, model, fps, psnr=None, device="cpu", weights="official", sets=("Set14",)):
     store.add(run, "speed", {"model": model, "scale": 2, "device": device, "backend": "onnxruntime",
-                             "precision": "fp32", "weights": weights, "family": paper._family(model),
+                             "precision": "fp32", "weights": weights, "family": paper.family_of(model),
                              "fhd_per_s": fps, "status": "ok", "reason": ""})
     if psnr is not None:
         for s in sets:
             store.add(run, f"quality:{s}", {"model": model, "scale": 2, "device": device, "backend": "torch",
-                                            "precision": "fp32", "weights": weights, "family": paper._family(model),
+                                            "precision": "fp32", "weights": weights, "family": paper.family_of(model),
                                             "set": s, "psnr": psnr, "ssim": 0.9, "status": "ok", "reason": ""})
 
 

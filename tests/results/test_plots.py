@@ -97,7 +97,7 @@ def test_labels_of_neighbouring_models_do_not_overlap():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from harness.results.plots import _declutter
+    from harness.results.plots import declutter
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.scatter([7.0, 7.1, 7.05], [33.85, 33.84, 33.86])
@@ -109,7 +109,7 @@ def test_labels_of_neighbouring_models_do_not_overlap():
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     assert texts[0].get_window_extent(renderer).overlaps(texts[1].get_window_extent(renderer))
-    _declutter(fig, texts)
+    declutter(fig, texts)
     boxes = [t.get_window_extent(renderer) for t in texts]
     assert texts[0].xyann == (4, 3)
     assert not any(boxes[i].overlaps(boxes[j]) for i in range(3) for j in range(i + 1, 3))
