@@ -778,14 +778,14 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     cfg = sweep_timing(cfg, profile, timing)
     scale_list, pairs, weights_of = sweep_pairs(_as_list(models), pool, [int(s) for s in _as_list(scales)],
                                                 cfg.weights, onnx_dir=onnx_dir)
-    # bad ids/weights fail before any work
-    built = [resolve_model(mid, s, weights_of.get((mid, s), cfg.weights), onnx_dir=onnx_dir) for mid, s in pairs]
-    image_sets = resolve_sets(data_root(data), _as_list(sets))
-    frame_list = load_frames(frames)
     out_dir = Path(out)
     for folder, option in ((out_dir, "--out"), (Path(plots), "--plots")):  # found now, not after the sweep
         writable_folder(folder, option)
     writable_folder(cache_dir(), "the cache folder", "HARNESS_CACHE=DIR")  # LR frames, ONNX files, engines
+    # bad ids/weights fail before any work
+    built = [resolve_model(mid, s, weights_of.get((mid, s), cfg.weights), onnx_dir=onnx_dir) for mid, s in pairs]
+    image_sets = resolve_sets(data_root(data), _as_list(sets))
+    frame_list = load_frames(frames)
     store = ResultStore(out_dir / "harness.db")
     try:
         setup = config_key("run-all", cfg.device, cfg.backend, cfg.precision, cfg.weights, frames,
