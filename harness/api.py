@@ -605,7 +605,7 @@ def quality_workers(cores: Optional[int] = None) -> Tuple[int, int]:
 
 def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, keep_failed: bool = False,
                   progress: bool = False, log: Optional[Callable[[str], None]] = None,
-                  estimate: Optional[Callable[[str], None]] = None, workers: Optional[int] = None) -> List[Dict]:
+                  estimate: Optional[Callable[[str], None]] = None) -> List[Dict]:
     """Score each (pair, model) of ``todo`` on each set not yet in the run, in worker processes
     (:class:`harness.worker.Worker`; :func:`quality_workers` of them, each on its share of the cores): a
     model that raises, crashes, hangs (no image finished within ``cfg.timeout_s``) or runs out of memory is
@@ -631,9 +631,7 @@ def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, k
     bar = bar_of(None, total=len(tasks), desc="quality", disable=not progress)
     eta = Estimate(len(tasks), "quality", estimate)
     count, threads = quality_workers()
-    count = max(1, min(workers or count, len(tasks) or 1))
-    if workers:
-        threads = max(1, threads * quality_workers()[0] // count)
+    count = max(1, min(count, len(tasks)))
     free: "queue.Queue[Worker]" = queue.Queue()
     pool = [Worker(quality_task, what="on one image (or preparing the model)") for _ in range(count)]
     for w in pool:
