@@ -17,7 +17,7 @@ except ImportError:  # no PyTorch here (a device venv): the tests marked `torch`
 
 from harness.errors import HarnessError
 from harness.models import esr, resolve
-from harness.models.fast import BASE_FORMS, FORMS, candidate_forms, form_module
+from harness.models.fast import BASE_FORMS, FORM_REVISION, FORMS, candidate_forms, form_module
 
 NEW_FORMS = tuple(f for f in FORMS if f not in BASE_FORMS)
 
@@ -29,8 +29,11 @@ EXPECTED = {
     "eSR-TM_s{s}_K5_C2": ("fast", "lean", "naive"),
     "eSR-TR_s{s}_K3_C1": ("fast", "lean", "naive"),
     "eSR-TR_s{s}_K3_C2": ("fast", "lean", "naive"),
+    "eSR-TM_s{s}_K3_C4": ("fast", "lean", "naive"),   # C >= 3: one conv per group, channels last
+    "eSR-TR_s{s}_K3_C4": ("fast", "lean", "naive"),
     "eSR-CNN_s{s}_C1_D3_S3": ("fast", "lean", "naive"),
     "eSR-CNN_s{s}_C2_D3_S6": ("fast", "lean", "naive"),
+    "eSR-CNN_s{s}_C4_D3_S6": ("fast", "lean", "naive"),
     "ESPCN_s{s}_D0_S3": ("lean", "naive"),
     "ESPCN_s{s}_D22_S18": ("lean", "pad", "naive"),   # 22 -> 32, 18 -> 32
     "FSRCNN_s{s}_D6_S1_M1": ("lean", "subpix", "naive"),
@@ -248,6 +251,41 @@ def test_shuffle_t_is_pixel_shuffle():
         assert torch.equal(shuffle_t(y, s), torch.nn.functional.pixel_shuffle(y, s))
 
 
+@pytest.mark.torch
+def test_bicubic_kernels_split_into_their_one_dimensional_taps():
+    """Keys' cubic (a = -0.5) at x2 puts the phases at -1/4 and +1/4 (hand-computed taps, /128); a kernel
+    that is no outer product, or whose taps do not sum to 1, has no separable form."""
+    from harness.models.fast import separable_taps
+
+    near = np.array([-3, 29, 111, -9, 0]) / 128.0  # offsets -2..2 from -1/4: W(1.75), W(0.75), W(0.25), W(1.25), 0
+    taps = np.stack([near, near[::-1]])           # phase +1/4 is the mirror image
+    module = resolve("Bicubic_s2").module
+    rows, cols = separable_taps(module.conv.weight.detach(), 2)
+    assert np.allclose(rows, taps, atol=1e-7) and np.allclose(cols, taps, atol=1e-7)
+    kernel = torch.from_numpy(np.einsum("ai,bj->abij", taps, taps).reshape(4, 1, 5, 5))
+    assert separable_taps(kernel, 2) is not None
+    bent = kernel.clone()
+    bent[0, 0, 2, 2] += 0.01                         # no longer rank one
+    assert separable_taps(bent, 2) is None
+    assert separable_taps(kernel * 1.1, 2) is None  # taps summing to 1.1
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_lean_bicubic_runs_two_one_dimensional_convs(scale, tmp_path):
+    import onnx
+
+    from harness.export import exported_onnx
+
+    model = resolve(f"Bicubic_s{scale}")
+    path, _ = exported_onnx(model, "lean", tmp_path)
+    graph = onnx.load(str(path)).graph
+    kernels = [tuple(n.dims) for n in graph.initializer if len(n.dims) == 5]
+    assert sorted(kernels) == sorted([(scale, 1, 1, 1, 5), (scale, 1, 1, 5, 1)])
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("Conv") == 2 and ops.count("Transpose") == 1 and ops[-1] == "Gather"
+
+
 # --- through the export path: cached, verified, refused when wrong ------------------------------------------------
 @pytest.mark.torch
 @pytest.mark.parametrize("model_id", ["eSR-TM_s3_K3_C2", "ESPCN_s2_D22_S18", "FSRCNN_s4_D19_S12_M1", "eSR-Bicubic_s3",
@@ -262,7 +300,7 @@ def test_exported_forms_run_in_onnx_runtime_like_the_naive_graph(model_id, tmp_p
     outputs = {}
     for form in candidate_forms(model.module):
         path, written = exported_onnx(model, form, tmp_path)
-        assert written == form and path.name == f"{model_id}.r1.{form}.onnx"  # every form at its first revision
+        assert written == form and path.name == f"{model_id}.r{FORM_REVISION[form]}.{form}.onnx"  # its revision named
         assert Path(str(path) + ".sha256").is_file()  # verified against PyTorch and recorded
         outputs[form] = ort_session(path).run(None, {"lr": x})[0]
     for form, out in outputs.items():
@@ -299,9 +337,10 @@ def test_a_new_form_revision_is_exported_again_not_taken_from_the_cache(tmp_path
     model.module = module_of("ESPCN_s2_D0_S3")
     first, _ = exported_onnx(model, "lean", tmp_path)
     assert exported_onnx(model, "lean", tmp_path)[0] == first  # the same revision: the cached file
-    monkeypatch.setitem(fast.FORM_REVISION, "lean", 2)
+    revision = fast.FORM_REVISION["lean"] + 1
+    monkeypatch.setitem(fast.FORM_REVISION, "lean", revision)
     second, written = exported_onnx(model, "lean", tmp_path)
-    assert written == "lean" and second != first and second.name == "ESPCN_s2_D0_S3.r2.lean.onnx"
+    assert written == "lean" and second != first and second.name == f"ESPCN_s2_D0_S3.r{revision}.lean.onnx"
     assert Path(str(second) + ".sha256").is_file()  # built and verified again
 
 

@@ -25,9 +25,9 @@ export forms", has the measured effect of each):
 ``lean`` (every eSR-pool family but eSR-Bicubic, and Bicubic_s*)
     Rewrites that add no arithmetic:
 
-    * PixelShuffle of the one output channel as two single-axis transposes
+    * PixelShuffle of the one output channel as one single-axis transpose and a Gather of whole rows
       (:func:`~harness.models.nets.fast.shuffle_t`): the same permutation, which ONNX Runtime's
-      Transpose moves in blocks where its DepthToSpace walks a 6-D index per element;
+      Transpose and Gather move in blocks where its DepthToSpace walks a 6-D index per element;
     * convolutions with fewer than 16 input and output channels as 1xKxK 3-D convolutions
       (:class:`~harness.models.nets.fast.Flat3d`): the same sum, which ONNX Runtime's x86 NCHWc
       pass leaves alone instead of padding the output to 16 channels and reordering around it;
@@ -36,9 +36,13 @@ export forms", has the measured effect of each):
       output is the s*s value filters; the key/query filters are not computed); with C = 2 without
       reduce operators (the max of two is an elementwise Max, and a softmax over two is the
       logistic of the difference: ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``); with
-      C >= 3 channels last (:class:`~harness.models.nets.fast.LeanESRHead`): the filters
-      reordered so that the C channels of one phase are innermost, where one Softmax and one
-      ReduceSum (or one ReduceMax) reduce them;
+      C >= 3 channels last (:class:`~harness.models.nets.fast.LeanESRHead`): one conv per group
+      (value, key, query; no Split of a joint output), its filters reordered so that the C channels
+      of one phase are innermost, where one Softmax and one ReduceSum (or one ReduceMax) reduce them;
+    * ``Bicubic_s*`` one axis at a time (:class:`~harness.models.nets.fast.SeparablePhases`): its
+      phase kernels are outer products of 1-D taps, so a 1xT conv to the column phases, one
+      transpose, a Tx1 conv to the row phases and the row Gather compute the same sums in another
+      order (within 1e-6);
     * ESPCN's final sigmoid before the shuffle instead of after it (an elementwise function
       commutes with a permutation), so the runtime fuses it into the last conv;
     * FSRCNN's PReLUs (one shared slope a each) as LeakyRelu(alpha=a): the very same function for
@@ -73,7 +77,7 @@ FORMS = ("fast", "lean", "pad", "subpix", "naive")
 #: each form's definition revision: raise a form's number whenever the graph it exports changes, so that
 #: the export cache (:func:`harness.export.exported_onnx`) builds and verifies it again instead of reusing a
 #: file of the old definition (the weights alone key the cache folder)
-FORM_REVISION = {"fast": 1, "lean": 1, "pad": 1, "subpix": 1, "naive": 1}
+FORM_REVISION = {"fast": 1, "lean": 2, "pad": 2, "subpix": 2, "naive": 1}
 #: the forms that existed before issue 22 (bench-forms.py --forms naive,fast times only these)
 BASE_FORMS = ("fast", "naive")
 NARROW = 16   # a conv with fewer input and output channels runs as a 3-D conv in ``lean`` (ORT's x86 NCHWc block)
@@ -166,7 +170,7 @@ def lean_form(module) -> "Optional[torch.nn.Module]":
 
     from .nets import esr
     from .nets.bicubic import BicubicNet
-    from .nets.fast import ShuffleT, SymmetricPad
+    from .nets.fast import SeparablePhases, ShuffleT, SymmetricPad
 
     net = _head(module, lean=True)
     if net is None and type(module) is esr.ESPCN:
@@ -175,11 +179,37 @@ def lean_form(module) -> "Optional[torch.nn.Module]":
     elif net is None and type(module) is esr.FSRCNN:
         net = nn.Sequential(*_chain(module.net))
     elif net is None and type(module) is BicubicNet:
-        net = nn.Sequential(SymmetricPad(module.pad), *_chain([module.conv]), ShuffleT(module.scale))
+        taps = separable_taps(module.conv.weight.detach(), module.scale)
+        if taps is not None:
+            net = SeparablePhases(*taps, module.scale)
+        else:
+            net = nn.Sequential(SymmetricPad(module.pad), *_chain([module.conv]), ShuffleT(module.scale))
     if net is None:
         return None
     net.scale = module.scale
     return net.train(module.training)
+
+
+def separable_taps(weight, scale: int, tol: float = 1e-7):
+    """(row_taps, col_taps), each (s, T) float64, whose outer products give the (s*s, 1, T, T) phase
+    kernels ``weight`` within ``tol``, when every phase's taps sum to 1 (the bicubic kernels); else None.
+
+    Phase py*s + px = row_taps[py] (x) col_taps[px]; with taps summing to 1, a phase kernel's row sums
+    are its row taps and its column sums its column taps.
+    """
+    import numpy as np
+
+    k = weight.double().cpu().numpy()
+    s, taps = scale, k.shape[-1]
+    if k.shape != (s * s, 1, taps, taps):
+        return None
+    k = k.reshape(s, s, taps, taps)
+    rows, cols = k[:, 0].sum(axis=2), k[0, :].sum(axis=1)  # (s, T) each
+    if not np.allclose(rows.sum(axis=1), 1.0, atol=tol) or not np.allclose(cols.sum(axis=1), 1.0, atol=tol):
+        return None
+    if np.abs(rows[:, None, :, None] * cols[None, :, None, :] - k).max() > tol:
+        return None
+    return rows, cols
 
 
 def _padded_chain(layers, multiple: int = PAD_TO, minimum: int = PAD_MIN):

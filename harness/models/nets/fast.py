@@ -1,7 +1,7 @@
 """The export forms' PyTorch parts (:mod:`harness.models.fast` explains each form and builds it).
 
 :class:`FastESRHead` is the ``fast`` eSR attention head; :class:`LeanESRHead`, :class:`ConvView`,
-:class:`Flat3d`, :class:`ShuffleT` and :class:`SymmetricPad` are the pieces of the ``lean``, ``pad``
+:class:`Flat3d`, :class:`ShuffleT`, :class:`SymmetricPad` and :class:`SeparablePhases` are the pieces of the ``lean``, ``pad``
 and ``subpix`` forms. Each computes exactly what the layer it stands for computes; only the ONNX graph differs.
 """
 from __future__ import annotations
@@ -16,21 +16,33 @@ except ImportError:  # no PyTorch (a device venv): the module imports, building 
 
 
 def shuffle_t(y, scale: int):
-    """PixelShuffle(s) of a (N, s*s, H, W) tensor to (N, 1, sH, sW), as two single-axis transposes.
+    """PixelShuffle(s) of a (N, s*s, H, W) tensor to (N, 1, sH, sW): one Transpose and one Gather.
 
     ONNX Runtime's DepthToSpace moves every element through a 6-D index walk; here the column phase
-    moves innermost first ((N, py, px, H, W) -> (N, py, H, W, px)), then whole rows of s*W values
-    swap with the row phase ((N, py, H, sW) -> (N, H, py, sW)): the same permutation, element for element.
+    moves innermost first ((N, py, px, H, W) -> (N, py, H, W, px), one Transpose), which leaves the
+    rows phase-major (row py*H + q of (N, 1, s*H, s*W), a free view); :func:`interleave_rows` then
+    writes them in order, whole rows at a time: the same permutation, element for element.
     """
     s = scale
     n, h, w = y.shape[0], y.shape[2], y.shape[3]
     y = y.reshape(n, s, s, h, w).permute(0, 1, 3, 4, 2)  # n, py, h, w, px
-    y = y.reshape(n, s, h, s * w).permute(0, 2, 1, 3)     # n, h, py, (w, px)
-    return y.reshape(n, 1, s * h, s * w)
+    return interleave_rows(y.reshape(n, 1, s * h, s * w), h, s)
+
+
+def interleave_rows(y, h, s: int):
+    """(N, C, s*h, W) with row p*h + q holding output row q*s + p -> rows in output order.
+
+    One Gather of whole rows straight into the result: a Transpose of the row phase followed by the
+    reshape to the output shape costs ONNX Runtime a second full copy (a Reshape that makes a graph
+    output copies). The row indices are computed from ``h`` in the graph (Range, Mul, Add), so the
+    height stays dynamic.
+    """
+    rows = torch.arange(h).unsqueeze(1) + torch.arange(s).unsqueeze(0) * h  # (h, s): q + p*h
+    return torch.index_select(y, 2, rows.reshape(-1))
 
 
 class ShuffleT(nn.Module):
-    """``nn.PixelShuffle(scale)`` for one output channel, exported as two Transposes (:func:`shuffle_t`)."""
+    """``nn.PixelShuffle(scale)`` for one output channel, exported as a Transpose and a Gather (:func:`shuffle_t`)."""
 
     def __init__(self, scale: int):
         super().__init__()
@@ -91,6 +103,36 @@ class SymmetricPad(nn.Module):
         return torch.cat([x[:, :, :, :p].flip(3), x, x[:, :, :, -p:].flip(3)], dim=3)
 
 
+class SeparablePhases(nn.Module):
+    """A separable s*s-phase filter and its PixelShuffle, one axis at a time (``lean`` of ``Bicubic_s*``).
+
+    ``row_taps`` and ``col_taps`` are (s, T) arrays whose outer products are the (s*s, 1, T, T) phase
+    kernels (phase py*s + px has row_taps[py] (x) col_taps[px]). After the symmetric pad of T // 2: a
+    1xT convolution to the s column phases at LR height, one Transpose interleaving them into the
+    columns, a Tx1 convolution to the s row phases, and :func:`interleave_rows`. The products of the 2-D
+    kernel, summed in another order (within 1e-6); 2T instead of T*T multiplies per phase and one
+    Transpose of half the output instead of two of all of it.
+    """
+
+    def __init__(self, row_taps, col_taps, scale: int):
+        super().__init__()
+        s, taps = scale, row_taps.shape[1]
+        self.scale = s
+        self.pad = SymmetricPad(taps // 2)
+        self.register_buffer("col", torch.as_tensor(col_taps, dtype=torch.float32).reshape(s, 1, 1, 1, taps))
+        self.register_buffer("row", torch.as_tensor(row_taps, dtype=torch.float32).reshape(s, 1, 1, taps, 1))
+
+    def forward(self, x):
+        s = self.scale
+        n, h, w = x.shape[0], x.shape[2], x.shape[3]
+        x = self.pad(x)
+        hp = x.shape[2]
+        v = F.conv3d(x.unsqueeze(2), self.col)  # (n, px, 1, h + 2p, w): 3-D, as in Flat3d
+        v = v.reshape(n, s, hp, w).permute(0, 2, 3, 1).reshape(n, 1, 1, hp, s * w)  # columns in order
+        out = F.conv3d(v, self.row)  # (n, py, 1, h, s*w)
+        return interleave_rows(out.reshape(n, 1, s * h, s * w), h, s)
+
+
 class FastESRHead(nn.Module):
     """filter -> reshape (N, k*C, s*s*H, W) -> reduce over C -> reshape -> PixelShuffle(s).
 
@@ -143,11 +185,12 @@ class LeanESRHead(nn.Module):
     * C = 2: no reduce operator: one conv per (group, channel) gives v0, v1, k0, ... apart (no split
       of a joint output), the max of two is an elementwise Max, and a softmax over two is the
       logistic of the difference, ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``;
-    * C >= 3: channels last. The filters are reordered (group, phase, c) and the conv output is
-      transposed to (N, H, W, groups, s*s, C), which ONNX Runtime writes straight from its blocked
-      conv (one reorder, as before), so that the reduction over C runs over the innermost, contiguous
+    * C >= 3: channels last. One conv per group (value, key, query), its filters reordered (phase, c),
+      and each output transposed to (N, H, W, s*s, C), which ONNX Runtime writes straight from its
+      blocked conv (one reorder), so that the reduction over C runs over the innermost, contiguous
       axis: one Softmax (max-shifted, stable) and one ReduceSum, or one ReduceMax; the (N, H, W, s, s)
-      result needs one transpose to (N, H, s, W, s), the output.
+      result needs one transpose to (N, H, s, W, s), the output. (One conv for all groups and a Split
+      of its output cost a full extra copy: eSR-TM_s2_K7_C16, 129 against 105 ms a Full-HD frame.)
     """
 
     def __init__(self, body, conv, scale: int, channels: int, kind: str, narrow: int = 16):
@@ -161,8 +204,9 @@ class LeanESRHead(nn.Module):
         elif c == 2:  # one conv per (group, channel): value 0, value 1, key 0, ... each (N, s*s, H, W)
             self.last = nn.ModuleList([_maybe_3d(ConvView(conv, rows=range(i * s2, (i + 1) * s2), three_d=s2 < narrow))
                                        for i in range(g * c)])
-        else:  # filter (k, c, phase) -> row (k, phase, c)
-            self.last = ConvView(conv, rows=[(k * c + ch) * s2 + ph for k in range(g) for ph in range(s2) for ch in range(c)])
+        else:  # group k's filters (k, c, phase) -> rows (phase, c)
+            self.last = nn.ModuleList([ConvView(conv, rows=[(k * c + ch) * s2 + ph for ph in range(s2) for ch in range(c)])
+                                       for k in range(g)])
 
     def forward(self, x):
         s, c = self.scale, self.channels
@@ -181,14 +225,13 @@ class LeanESRHead(nn.Module):
                     d = parts[2] * parts[2] - parts[3] * parts[3]
                 out = parts[1] + (parts[0] - parts[1]) * torch.sigmoid(d)
             return shuffle_t(out, s)
-        y = self.last(self.body(x))
+        z = self.body(x)
         if c == 1:
-            return shuffle_t(y, s)
-        y = y.permute(0, 2, 3, 1).reshape(n, h, w, self.groups, s * s, c)
+            return shuffle_t(self.last(z), s)
+        parts = [conv(z).permute(0, 2, 3, 1).reshape(n, h, w, s * s, c) for conv in self.last]
         if self.kind == "max":
-            out = torch.amax(y, dim=-1)
+            out = torch.amax(parts[0], dim=-1)
         else:
-            parts = [p.squeeze(3) for p in torch.split(y, 1, dim=3)]  # one Split
             if self.kind == "tm":
                 logits = parts[1]
             elif self.kind == "tr":
