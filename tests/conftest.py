@@ -25,6 +25,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def fresh_form_memory():
+    """Each test starts with an empty memory of screened-out forms (the ONNX Runtime backend keeps one per
+    process, for a sweep), so that no test's form trials depend on the tests run before it."""
+    import sys
+
+    backend = sys.modules.get("harness.backends.onnxruntime_backend")
+    if backend is not None:
+        backend.SCREENED = backend.ScreenedForms()
+    yield
+
+
 @pytest.fixture
 def shared_datasets():
     if not (DATASETS / "Set5" / "HR").is_dir():

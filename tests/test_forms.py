@@ -433,6 +433,54 @@ def test_auto_keeps_a_form_only_when_it_is_faster(fastest, tmp_path, monkeypatch
     assert session.details["form_trial_runs"] == {"naive": 3, "lean": 3, "pad": 3}
 
 
+def test_a_form_screened_out_in_a_row_is_left_out_then_rechecked():
+    """Three models in a row whose trials screen naive out by its first run (over 3x): the fourth model of the
+    same family and scale does not try it, and says why; another family or scale still does; every 10th
+    model left out tries it again, and a form that survives a trial starts counting from zero."""
+    from harness.backends.onnxruntime_backend import ScreenedForms
+
+    memory = ScreenedForms(skip_after=3, recheck=10)
+    tm2, tm3 = ("eSR-TM", 2, "fp32", "cpu"), ("eSR-TM", 3, "fp32", "cpu")
+    screened = {"naive": {"first": 0.40, "runs": []}, "fast": {"first": 0.09, "runs": [0.08]},
+                "lean": {"first": 0.10, "runs": [0.07]}}
+    close = {"naive": {"first": 0.20, "runs": [0.09]}, "fast": {"first": 0.09, "runs": [0.08]},
+             "lean": {"first": 0.10, "runs": [0.07]}}  # naive at 2.2x: timed, not screened
+    forms = ["fast", "lean", "naive"]
+    for _ in range(2):
+        memory.record(tm2, screened)
+    assert memory.skipped(tm2, forms) == {}  # two in a row: not yet
+    memory.record(tm2, screened)
+    why = memory.skipped(tm2, forms)
+    assert list(why) == ["naive"] and "last 3 eSR-TM x2 models" in why["naive"]
+    assert memory.skipped(tm3, forms) == {} and memory.skipped(("ESPCN", 2, "fp32", "cpu"), forms) == {}
+    assert memory.skipped(tm2, ["naive"]) == {}  # never every form
+    left_out = [bool(memory.skipped(tm2, forms)) for _ in range(19)]  # the 2nd .. 20th model left out
+    assert left_out.count(False) == 2 and not left_out[8] and not left_out[18]  # the 10th and 20th: a recheck
+    memory.record(tm2, close)  # the recheck's trial timed naive: the streak starts again
+    assert memory.skipped(tm2, forms) == {}
+
+
+@pytest.mark.torch
+def test_a_sweep_stops_exporting_a_form_its_family_always_screens_out(tmp_path, monkeypatch):
+    """Through the backend: after three models of ESPCN x2 whose naive graph was over 3x the fastest first run,
+    the fourth exports and tries lean and pad only, and records the form it skipped."""
+    from harness.backends import make_backend
+
+    monkeypatch.delenv("HARNESS_FORMS", raising=False)
+    tried = fake_timer(monkeypatch, {"naive": 0.05, "lean": 0.010, "pad": 0.011})
+    backend = make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form="auto")
+    for _ in range(3):
+        session = backend.prepare(resolve("ESPCN_s2_D22_S18"), [(1, 1, 12, 16)])
+        assert "form_skipped" not in session.details and session.details["form_trial_runs"]["naive"] == 0
+    tried.clear()
+    session = backend.prepare(resolve("ESPCN_s2_D22_S18"), [(1, 1, 12, 16)])
+    assert "naive" not in tried and sorted(set(tried)) == ["lean", "pad"]
+    assert list(session.details["form_skipped"]) == ["naive"] and "naive" not in session.details["form_trial_ms"]
+    tried.clear()
+    session = backend.prepare(resolve("ESPCN_s3_D22_S18"), [(1, 1, 12, 16)])  # another scale: tried
+    assert "naive" in tried and "form_skipped" not in session.details
+
+
 def _scripted_trial(monkeypatch, samples):
     """Run :func:`trial_times` on fake sessions whose successive trial runs take ``samples[form]`` seconds;
     returns (the order of the runs, whether each run was a warm one, the trial's result)."""

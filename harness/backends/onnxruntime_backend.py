@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,6 +31,11 @@ FIRST_CUT = 3.0
 # a form whose median is this many times the best one's leaves the trial after round 1, 2, ...: one run can
 # swing by ~30 % (a hiccup more), so the first cut is wider
 TRIAL_DROP = (2.0, 1.5)
+# within one process (a sweep's worker), a form screened out by its first run in this many consecutive models
+# of one family and scale is not exported or tried for the next ones of that family and scale ...
+SKIP_AFTER = 3
+# ... except every RECHECK-th of them, which tries it again (a form that survives there is tried again from then on)
+RECHECK = 10
 _PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
@@ -74,6 +79,48 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
         cut = drop[min(r, len(drop) - 1)]
         alive = [form for form in alive if medians[form] <= cut * best]
     return trial
+
+
+class ScreenedForms:
+    """What this process's form trials showed, per family and scale (and precision, provider): for each form,
+    how many models in a row screened it out by its first run (over ``FIRST_CUT`` times the fastest first run).
+
+    A sweep measures hundreds of models of one family and scale, and the naive graph of a family with a fast
+    form is screened out in nearly all of them after an export, a session and a first run (about a second for
+    a wide x2 eSR model). Once a form was screened out ``SKIP_AFTER`` times in a row, :meth:`skipped` leaves
+    it out of the following models' trials, each of which records why (``form_skipped``); every ``RECHECK``-th
+    of those tries it again, and a form that survives a trial starts from zero.
+    """
+
+    def __init__(self, skip_after: int = SKIP_AFTER, recheck: int = RECHECK):
+        self.skip_after, self.recheck = skip_after, recheck
+        self.streak: Dict[Tuple, Dict[str, int]] = {}
+        self.left_out: Dict[Tuple, int] = {}
+
+    def skipped(self, key: Tuple, forms: Sequence[str]) -> Dict[str, str]:
+        """form -> why it is not tried for the next model of ``key`` (none when that model is a recheck)."""
+        streak = self.streak.get(key, {})
+        out = {form: f"screened out by its first run (over {FIRST_CUT:g}x the fastest) in each of the last {n} "
+                     f"{key[0]} x{key[1]} models that tried it"
+               for form, n in streak.items() if n >= self.skip_after and form in forms}
+        if len(out) >= len(forms):  # never every form
+            return {}
+        if out:
+            self.left_out[key] = self.left_out.get(key, 0) + 1
+            if self.left_out[key] % self.recheck == 0:
+                return {}
+        return out
+
+    def record(self, key: Tuple, trial: Dict[str, Dict[str, Any]]) -> None:
+        """Count the forms this model's trial (:func:`trial_times`) screened out by their first run."""
+        streak = self.streak.setdefault(key, {})
+        for form, t in trial.items():
+            streak[form] = streak.get(form, 0) + 1 if not t["runs"] and len(trial) > 1 and \
+                t["first"] > FIRST_CUT * min(v["first"] for v in trial.values()) else 0
+
+
+#: this process's memory of screened-out forms (one per process: a sweep's worker measures many models)
+SCREENED = ScreenedForms()
 
 
 class OrtSession(Session):
@@ -194,6 +241,9 @@ class OnnxRuntimeBackend(Backend):
             folder = workdir / f"{model.id}.{module_digest(model.module)}"  # cached by weights, as exported_onnx
             return ClassSROnnx.of_module(model.module, folder, threads=self.threads or None, providers=[provider])
         forms = auto_forms(model.module) if self.form == "auto" else [self.form]
+        key = (getattr(model, "family", None) or model.id, getattr(model, "scale", None), self.precision, provider)
+        skipped = SCREENED.skipped(key, forms) if self.form == "auto" else {}
+        forms = [form for form in forms if form not in skipped]
         candidates = {}
         refused = {}
         for form in forms:
@@ -221,7 +271,9 @@ class OnnxRuntimeBackend(Backend):
                     refused[form] = first_line(exc, 300)
             candidates = {form: path for form, (path, _) in quantized.items()}
             calibration = next(iter(quantized.values()))[1]
-        chosen = self._choose(candidates, provider, input_shapes)
+        chosen = self._choose(candidates, provider, input_shapes, screened=key)
+        if skipped:
+            chosen.details["form_skipped"] = skipped
         if calibration is not None:
             chosen.details["calibration"] = calibration
         if refused:  # a form whose export (or INT8 quantization) failed or differed from PyTorch: not timed, and why
@@ -251,8 +303,10 @@ class OnnxRuntimeBackend(Backend):
             files = {want: files[want]}
         return {form: Path(path) for form, path in files.items()}
 
-    def _choose(self, candidates: Dict[str, Path], provider: str, input_shapes: List[Shape]) -> Session:
-        """One session per candidate file; several are timed briefly and the fastest kept."""
+    def _choose(self, candidates: Dict[str, Path], provider: str, input_shapes: List[Shape],
+                screened: Optional[Tuple] = None) -> Session:
+        """One session per candidate file; several are timed briefly and the fastest kept (the trial is
+        remembered in :data:`SCREENED` under ``screened``, when given)."""
         sessions = {form: OrtSession(self._session(path, provider), form, self.device) for form, path in candidates.items()}
         if len(sessions) == 1:
             chosen = next(iter(sessions.values()))
@@ -260,6 +314,8 @@ class OnnxRuntimeBackend(Backend):
             import statistics
 
             trial = trial_times(sessions, input_shapes[0])
+            if screened is not None:
+                SCREENED.record(screened, trial)
             # a form screened out by its first run ranks by that run (it is over 3x the fastest first run)
             timings = {form: statistics.median(t["runs"]) if t["runs"] else t["first"] for form, t in trial.items()}
             timed = [f for f in trial if trial[f]["runs"]] or [min(trial, key=lambda f: trial[f]["first"])]
