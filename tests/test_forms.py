@@ -252,6 +252,22 @@ def test_shuffle_t_is_pixel_shuffle():
 
 
 @pytest.mark.torch
+@pytest.mark.parametrize("model_id,convs,splits", [("eSR-TM_s2_K3_C4", 2, 0),    # 16 filters a group: a conv each
+                                                   ("eSR-TR_s4_K3_C4", 3, 0),    # 64 a group
+                                                   ("eSR-TM_s3_K3_C4", 1, 1),    # 36 (48 blocked): one conv, a Split
+                                                   ("eSR-CNN_s2_C6_D3_S6", 1, 1)])  # 24 (32 blocked)
+def test_lean_heads_take_a_conv_per_group_only_where_the_blocks_are_full(model_id, convs, splits, tmp_path):
+    import onnx
+
+    from harness.export import export_model
+
+    path, _ = export_model(model_id, module_of(model_id), tmp_path, form="lean")
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    body = 2 if model_id.startswith("eSR-CNN") else 0  # the CNN's first convs
+    assert ops.count("Conv") - body == convs and ops.count("Split") == splits
+
+
+@pytest.mark.torch
 def test_bicubic_kernels_split_into_their_one_dimensional_taps():
     """Keys' cubic (a = -0.5) at x2 puts the phases at -1/4 and +1/4 (hand-computed taps, /128); a kernel
     that is no outer product, or whose taps do not sum to 1, has no separable form."""

@@ -185,12 +185,15 @@ class LeanESRHead(nn.Module):
     * C = 2: no reduce operator: one conv per (group, channel) gives v0, v1, k0, ... apart (no split
       of a joint output), the max of two is an elementwise Max, and a softmax over two is the
       logistic of the difference, ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``;
-    * C >= 3: channels last. One conv per group (value, key, query), its filters reordered (phase, c),
-      and each output transposed to (N, H, W, s*s, C), which ONNX Runtime writes straight from its
-      blocked conv (one reorder), so that the reduction over C runs over the innermost, contiguous
-      axis: one Softmax (max-shifted, stable) and one ReduceSum, or one ReduceMax; the (N, H, W, s, s)
-      result needs one transpose to (N, H, s, W, s), the output. (One conv for all groups and a Split
-      of its output cost a full extra copy: eSR-TM_s2_K7_C16, 129 against 105 ms a Full-HD frame.)
+    * C >= 3: channels last. The filters reordered (group, phase, c) and the conv output transposed
+      to (N, H, W, s*s, C) per group, which ONNX Runtime writes straight from its blocked conv (one
+      reorder), so that the reduction over C runs over the innermost, contiguous axis: one Softmax
+      (max-shifted, stable) and one ReduceSum, or one ReduceMax; the (N, H, W, s, s) result needs one
+      transpose to (N, H, s, W, s), the output. One conv per group (value, key, query) where a
+      group's s*s*C filters fill ONNX Runtime's blocks of ``narrow`` (16) channels to within 1/8,
+      else one conv for all groups and a Split of its output: the Split is a full extra copy
+      (eSR-TM_s2_K7_C16, 64 filters a group: 129 against 105 ms a Full-HD frame), a group of 24
+      filters padded to 32 costs more (eSR-CNN_s2_C6_D3_S15: two 23 ms convs against one of 32 ms).
     """
 
     def __init__(self, body, conv, scale: int, channels: int, kind: str, narrow: int = 16):
@@ -204,9 +207,13 @@ class LeanESRHead(nn.Module):
         elif c == 2:  # one conv per (group, channel): value 0, value 1, key 0, ... each (N, s*s, H, W)
             self.last = nn.ModuleList([_maybe_3d(ConvView(conv, rows=range(i * s2, (i + 1) * s2), three_d=s2 < narrow))
                                        for i in range(g * c)])
-        else:  # group k's filters (k, c, phase) -> rows (phase, c)
-            self.last = nn.ModuleList([ConvView(conv, rows=[(k * c + ch) * s2 + ph for ph in range(s2) for ch in range(c)])
-                                       for k in range(g)])
+        else:  # group k's filters (k, c, phase) -> rows (phase, c): one conv per group, or one for all
+            rows = [[(k * c + ch) * s2 + ph for ph in range(s2) for ch in range(c)] for k in range(g)]
+            blocked = -(-s2 * c // narrow) * narrow  # the conv's output as ONNX Runtime's x86 blocked conv pads it
+            if blocked * 8 <= s2 * c * 9:  # a conv per group wastes at most 1/8 of its output on padding
+                self.last = nn.ModuleList([ConvView(conv, rows=r) for r in rows])
+            else:
+                self.last = ConvView(conv, rows=[i for r in rows for i in r])
 
     def forward(self, x):
         s, c = self.scale, self.channels
@@ -228,7 +235,11 @@ class LeanESRHead(nn.Module):
         z = self.body(x)
         if c == 1:
             return shuffle_t(self.last(z), s)
-        parts = [conv(z).permute(0, 2, 3, 1).reshape(n, h, w, s * s, c) for conv in self.last]
+        if isinstance(self.last, nn.ModuleList):
+            parts = [conv(z).permute(0, 2, 3, 1).reshape(n, h, w, s * s, c) for conv in self.last]
+        else:  # one conv, one Split of its channels-last output
+            y = self.last(z).permute(0, 2, 3, 1).reshape(n, h, w, self.groups, s * s, c)
+            parts = [p.squeeze(3) for p in torch.split(y, 1, dim=3)]
         if self.kind == "max":
             out = torch.amax(parts[0], dim=-1)
         else:
