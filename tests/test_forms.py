@@ -442,8 +442,9 @@ def test_auto_keeps_a_form_only_when_it_is_faster(fastest, tmp_path, monkeypatch
     tried = fake_timer(monkeypatch, times)
     model = resolve("ESPCN_s2_D22_S18")
     session = make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form="auto").prepare(model, [(1, 1, 12, 16)])
-    assert sorted(tried) == ["lean"] * 4 + ["naive"] * 4 + ["pad"] * 4  # a first run, then three interleaved rounds
-    assert sorted(tried[:3]) == sorted(tried[3:6]) == sorted(tried[9:]) == ["lean", "naive", "pad"]
+    # the first form's priming run, a first run each, then three interleaved rounds
+    assert sorted(tried) == ["lean"] * 5 + ["naive"] * 4 + ["pad"] * 4 and tried[0] == "lean"
+    assert sorted(tried[1:4]) == sorted(tried[4:7]) == sorted(tried[10:]) == ["lean", "naive", "pad"]
     assert session.form == fastest and session.details["onnx"].endswith(f".{fastest}.onnx")
     assert session.details["form_trial_ms"] == {f: pytest.approx(t * 1e3) for f, t in times.items()}
     assert session.details["form_trial_runs"] == {"naive": 3, "lean": 3, "pad": 3}
@@ -497,9 +498,10 @@ def test_a_sweep_stops_exporting_a_form_its_family_always_screens_out(tmp_path, 
     assert "naive" in tried and "form_skipped" not in session.details
 
 
-def _scripted_trial(monkeypatch, samples):
-    """Run :func:`trial_times` on fake sessions whose successive trial runs take ``samples[form]`` seconds;
-    returns (the order of the runs, whether each run was a warm one, the trial's result)."""
+def _scripted_trial(monkeypatch, samples, prime: bool = False):
+    """Run :func:`trial_times` (no pauses; by default no priming run) on fake sessions whose successive trial
+    runs take ``samples[form]`` seconds; returns (the order of the runs, whether each run was a warm one, the
+    trial's result)."""
     import types
 
     import harness.backends.onnxruntime_backend as ob
@@ -515,7 +517,7 @@ def _scripted_trial(monkeypatch, samples):
 
     monkeypatch.setattr(ob, "quick_time", quick_time)
     sessions = {f: types.SimpleNamespace(form=f) for f in samples}
-    return order, warm_runs, ob.trial_times(sessions, (1, 1, 4, 4))
+    return order, warm_runs, ob.trial_times(sessions, (1, 1, 4, 4), prime=prime, pause=0.0)
 
 
 def test_the_trial_takes_the_median_of_interleaved_rounds(monkeypatch):
@@ -527,6 +529,27 @@ def test_the_trial_takes_the_median_of_interleaved_rounds(monkeypatch):
     assert warm == [False] * 8  # the first run is the warm-up: no hidden extra run
     assert trial == {"naive": {"first": 0.030, "runs": [0.010, 0.011, 0.012]},
                      "lean": {"first": 0.040, "runs": [0.015, 0.008, 0.009]}}  # medians 11 ms and 9 ms
+
+
+def test_the_trial_primes_its_first_form_and_pauses_between_sessions(monkeypatch):
+    """The first form runs once untimed before the first runs (the first run after the exports is slow by
+    itself), and each run of another session than the one before waits the pause (the pool threads of the
+    session just run spin on): between the first runs and between forms in a round, not before a repeat."""
+    import harness.backends.onnxruntime_backend as ob
+
+    order, _, trial = _scripted_trial(monkeypatch, {"lean": [0.150, 0.030, 0.010, 0.011, 0.012],
+                                                    "naive": [0.050, 0.012, 0.013, 0.014]}, prime=True)
+    assert order == ["lean"] * 2 + ["naive"] + ["lean", "naive"] * 3
+    assert trial["lean"] == {"primed": 1, "first": 0.030, "runs": [0.010, 0.011, 0.012]}  # 150 ms: the prime
+    assert trial["naive"]["first"] == 0.050  # 1.7x the primed first run: timed (unprimed, 150 ms would cut lean)
+    slept, ran = [], []
+    monkeypatch.setattr(ob.time, "sleep", lambda s: slept.append((len(ran), s)))
+    monkeypatch.setattr(ob, "quick_time", lambda session, shape, runs=1, warm=True: ran.append(session.form) or 0.01)
+    import types
+    sessions = {f: types.SimpleNamespace(form=f) for f in ("lean", "naive")}
+    ob.trial_times(sessions, (1, 1, 4, 4), rounds=1)
+    assert ran == ["lean", "lean", "naive", "lean", "naive"]
+    assert slept == [(2, ob.TRIAL_PAUSE_S), (3, ob.TRIAL_PAUSE_S), (4, ob.TRIAL_PAUSE_S)]  # before each switch
 
 
 def test_a_clearly_slower_form_leaves_the_trial_early(monkeypatch):

@@ -13,6 +13,7 @@ one round shows it, :func:`trial_times`) and keeps the fastest, recording every 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -31,6 +32,10 @@ FIRST_CUT = 3.0
 # a form whose median is this many times the best one's leaves the trial after round 1, 2, ...: one run can
 # swing by ~30 % (a hiccup more), so the first cut is wider
 TRIAL_DROP = (2.0, 1.5)
+# seconds idle before each trial run of a session other than the one run before: ONNX Runtime's pool threads of
+# the session just run spin for tens of ms and take the cores from the next one (measured, eSR-TR_s2_K5_C2 lean:
+# 40-70 ms a run interleaved without a pause, 17-19 ms with 50 ms, 15 ms in a steady loop)
+TRIAL_PAUSE_S = 0.05
 # within one process (a sweep's worker), a form screened out by its first run in this many consecutive models
 # of one family and scale is not exported or tried for the next ones of that family and scale ...
 SKIP_AFTER = 3
@@ -53,27 +58,45 @@ def auto_forms(module) -> List[str]:
 
 
 def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_ROUNDS,
-                drop: Sequence[float] = TRIAL_DROP, first_cut: float = FIRST_CUT) -> Dict[str, Dict[str, Any]]:
-    """form -> ``{"first": seconds of its first run, "runs": seconds of each timed round}``.
+                drop: Sequence[float] = TRIAL_DROP, first_cut: float = FIRST_CUT, pause: Optional[float] = None,
+                prime: bool = True) -> Dict[str, Dict[str, Any]]:
+    """form -> ``{"first": seconds of its first run, "runs": seconds of each timed round}`` (and, for the
+    first form when ``prime``, ``"primed": 1``).
 
-    Every form's session first runs once (its warm-up, timed: :func:`~harness.backends.base.quick_time`
-    with ``warm=False``); a form whose first run took over ``first_cut`` times the fastest first run is
-    not timed further (``runs`` empty). The others are timed in up to ``rounds`` interleaved rounds of
-    one run each, so they are compared under the same conditions; after round ``r`` a form whose median
-    is over ``drop[r]`` (the last entry for later rounds) times the best one's leaves the trial, and the
-    trial ends when one form is left."""
+    With ``prime``, the first form's session runs once untimed before anything is timed: the first ONNX
+    Runtime run after the exports took 120-170 ms more than the next (FSRCNN_s2_D6_S1_M1: its first form
+    150 ms against 33 ms primed), which screened that form out. Then every form's session runs once (its
+    warm-up, timed: :func:`~harness.backends.base.quick_time` with ``warm=False``); a form whose first run
+    took over ``first_cut`` times the fastest first run is not timed further (``runs`` empty). The others
+    are timed in up to ``rounds`` interleaved rounds of one run each, so they are compared under the same
+    conditions; after round ``r`` a form whose median is over ``drop[r]`` (the last entry for later rounds)
+    times the best one's leaves the trial, and the trial ends when one form is left. Each run of a session
+    other than the one run before it waits ``pause`` seconds first (default :data:`TRIAL_PAUSE_S`)."""
     import statistics
 
+    pause = TRIAL_PAUSE_S if pause is None else pause
+    last: List[Any] = [None]
+
+    def run(form: str) -> float:
+        if pause > 0 and last[0] is not None and last[0] != form:
+            time.sleep(pause)
+        last[0] = form
+        return quick_time(sessions[form], shape, runs=1, warm=False)
+
     trial: Dict[str, Dict[str, Any]] = {}
-    for form, session in sessions.items():
-        trial[form] = {"first": quick_time(session, shape, runs=1, warm=False), "runs": []}
+    if prime and len(sessions) > 1:
+        first = next(iter(sessions))
+        run(first)
+        trial[first] = {"primed": 1}
+    for form in sessions:
+        trial.setdefault(form, {}).update(first=run(form), runs=[])
     fastest = min(t["first"] for t in trial.values())
     alive = [form for form in sessions if trial[form]["first"] <= first_cut * fastest]
     for r in range(rounds):
         if len(alive) == 1:
             break
         for form in alive:
-            trial[form]["runs"].append(quick_time(sessions[form], shape, runs=1, warm=False))
+            trial[form]["runs"].append(run(form))
         medians = {form: statistics.median(trial[form]["runs"]) for form in alive}
         best = min(medians.values())
         cut = drop[min(r, len(drop) - 1)]
@@ -324,6 +347,7 @@ class OnnxRuntimeBackend(Backend):
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
             chosen.details["form_trial_runs"] = {k: len(t["runs"]) for k, t in trial.items()}
             chosen.details["form_first_run_ms"] = {k: round(t["first"] * 1e3, 3) for k, t in trial.items()}
+            chosen.details["form_primed"] = next((k for k, t in trial.items() if t.get("primed")), None)
         chosen.details["onnx"] = str(candidates[chosen.form])
         return chosen
 
