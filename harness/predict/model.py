@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import HarnessError
+from ..results.paper import DEVICES, device_key
 from .features import FHD, KINDS
 
 PIXELS = float(FHD[0] * FHD[1])
@@ -42,19 +43,7 @@ FOLDS = 5
 
 # paper device -> column of the eSR table
 DEVICE_COLUMNS = {"agx": "speed_AGX", "maxq": "speed_MaxQ", "rpi": "speed_RPI"}
-DEVICE_NAMES = {"agx": "Jetson AGX Xavier", "maxq": "GTX 1080 Max-Q", "rpi": "Raspberry Pi 400"}
-
-
-def device_key(device: str) -> str:
-    """``'AGX'``, ``'paper-agx'``, ``'speed_AGX'`` -> ``'agx'``."""
-    d = str(device).lower().replace("paper-", "").replace("speed_", "")
-    if d in ("jetson", "jetson-agx", "xavier"):
-        d = "agx"
-    if d in ("pi", "raspberry-pi", "rpi400"):
-        d = "rpi"
-    if d not in DEVICE_COLUMNS:
-        raise HarnessError(f"no paper measurements for device {device!r}: use one of {', '.join(DEVICE_COLUMNS)}")
-    return d
+DEVICE_NAMES = {key: name.split(" (")[0] for key, (_, _, name) in DEVICES.items()}  # without the setup
 
 
 def paper_family(model_id: str) -> str:

@@ -187,10 +187,17 @@ UNITS = {"fhd_per_s": "Full-HD output frames per second", "mean_w": "W", "mj_per
          "memory_mb": "MB of GPU memory", "power_raw": "as published: mW for power_AGX, W for power_MaxQ"}
 
 
+# other names users give the paper's devices
+ALIASES = {"jetson": "agx", "jetson-agx": "agx", "xavier": "agx", "pi": "rpi", "raspberry-pi": "rpi", "rpi400": "rpi"}
+
+
 def device_key(name: str) -> str:
-    """``agx``/``maxq``/``rpi`` from a paper device given as ``agx``, ``AGX`` or ``paper-agx``; a one-line error else."""
+    """``agx``/``maxq``/``rpi`` from a paper device given as ``agx``, ``AGX``, ``paper-agx``, the table's column
+    ``speed_AGX`` or an alias (``jetson``, ``xavier``, ``pi``, ...); a one-line error else."""
     key = str(name).lower()
-    key = key[len(PREFIX):] if key.startswith(PREFIX) else key
+    for prefix in (PREFIX, "speed_"):
+        key = key[len(prefix):] if key.startswith(prefix) else key
+    key = ALIASES.get(key, key)
     if key not in DEVICES:
         raise HarnessError(f"paper device {name!r}: give one of {', '.join(DEVICES)} (Jetson AGX Xavier, GTX 1080 "
                            f"Max-Q, Raspberry Pi 400)")
