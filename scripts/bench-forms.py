@@ -166,8 +166,14 @@ def main(argv=None) -> int:
     frames = load_frames()
     records = []
     t0 = time.time()
+    from harness.errors import HarnessError
+
     for model_id in [m.strip() for m in args.models.split(",") if m.strip()]:
-        record = bench_model(model_id, args, frames, forms)
+        try:
+            record = bench_model(model_id, args, frames, forms)
+        except HarnessError as exc:  # e.g. the official weights not imported: one line, as the CLI says it
+            print(f"bench-forms: {exc}", file=sys.stderr)
+            return 2
         records.append(record)
         print(f"{model_id}: torch {record['torch_ms']:.1f} ms, " + ", ".join(
             f"{k} {v:.1f}" for k, v in record["forms_ms"].items()) + f" ms -> x{record['speedup']:.2f}",

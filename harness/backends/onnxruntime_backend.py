@@ -7,8 +7,10 @@ copies. The graph form (``naive`` export, or one of the rewrites of :mod:`harnes
 has, times each briefly on this backend (interleaved rounds that drop a clearly slower form as soon as
 one round shows it, :func:`trial_times`) and keeps the fastest, recording every trial (``form_trial_ms``,
 ``form_trial_runs``); a rewrite whose export fails or differs from PyTorch is left out, with the reason
-(``form_refused``). ``HARNESS_FORMS`` (comma-separated) limits the forms ``auto`` tries, e.g.
-``naive,fast`` to measure as before issue 22.
+(``form_refused``). In a process that measures many models (a sweep's worker), a form its family and
+scale kept screening out is not exported again for a while (:class:`ScreenedForms`, ``form_skipped``).
+``HARNESS_FORMS`` (comma-separated) limits the forms ``auto`` tries, e.g. ``naive,fast`` to measure as
+before issue 22.
 """
 from __future__ import annotations
 
