@@ -255,6 +255,7 @@ def test_shuffle_t_is_pixel_shuffle():
 @pytest.mark.parametrize("model_id,convs,splits", [("eSR-TM_s2_K3_C4", 2, 0),    # 16 filters a group: a conv each
                                                    ("eSR-TR_s4_K3_C4", 3, 0),    # 64 a group
                                                    ("eSR-TM_s3_K3_C4", 1, 1),    # 36 (48 blocked): one conv, a Split
+                                                   ("eSR-MAX_s3_K3_C3", 1, 0),   # 27 (32 blocked), one group: no Split
                                                    ("eSR-CNN_s2_C6_D3_S6", 1, 1)])  # 24 (32 blocked)
 def test_lean_heads_take_a_conv_per_group_only_where_the_blocks_are_full(model_id, convs, splits, tmp_path):
     import onnx

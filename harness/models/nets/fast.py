@@ -189,11 +189,12 @@ class LeanESRHead(nn.Module):
       to (N, H, W, s*s, C) per group, which ONNX Runtime writes straight from its blocked conv (one
       reorder), so that the reduction over C runs over the innermost, contiguous axis: one Softmax
       (max-shifted, stable) and one ReduceSum, or one ReduceMax; the (N, H, W, s, s) result needs one
-      transpose to (N, H, s, W, s), the output. One conv per group (value, key, query) where a
-      group's s*s*C filters fill ONNX Runtime's blocks of ``narrow`` (16) channels to within 1/8,
-      else one conv for all groups and a Split of its output: the Split is a full extra copy
-      (eSR-TM_s2_K7_C16, 64 filters a group: 129 against 105 ms a Full-HD frame), a group of 24
-      filters padded to 32 costs more (eSR-CNN_s2_C6_D3_S15: two 23 ms convs against one of 32 ms).
+      transpose to (N, H, s, W, s), the output. One conv per group (value, key, query) where there
+      is one group (eSR-MAX) or a group's s*s*C filters fill ONNX Runtime's blocks of ``narrow``
+      (16) channels to within 1/8, else one conv for all groups and a Split of its output: the Split
+      is a full extra copy (eSR-TM_s2_K7_C16, 64 filters a group: 129 against 105 ms a Full-HD
+      frame), a group of 24 filters padded to 32 costs more (eSR-CNN_s2_C6_D3_S15: two 23 ms convs
+      against one of 32 ms).
     """
 
     def __init__(self, body, conv, scale: int, channels: int, kind: str, narrow: int = 16):
@@ -210,7 +211,7 @@ class LeanESRHead(nn.Module):
         else:  # group k's filters (k, c, phase) -> rows (phase, c): one conv per group, or one for all
             rows = [[(k * c + ch) * s2 + ph for ph in range(s2) for ch in range(c)] for k in range(g)]
             blocked = -(-s2 * c // narrow) * narrow  # the conv's output as ONNX Runtime's x86 blocked conv pads it
-            if blocked * 8 <= s2 * c * 9:  # a conv per group wastes at most 1/8 of its output on padding
+            if g == 1 or blocked * 8 <= s2 * c * 9:  # one group, or a conv per group wastes at most 1/8 on padding
                 self.last = nn.ModuleList([ConvView(conv, rows=r) for r in rows])
             else:
                 self.last = ConvView(conv, rows=[i for r in rows for i in r])
@@ -218,8 +219,8 @@ class LeanESRHead(nn.Module):
     def forward(self, x):
         s, c = self.scale, self.channels
         n, h, w = x.shape[0], x.shape[2], x.shape[3]  # every conv keeps H and W (same padding)
+        z = self.body(x)
         if c == 2:
-            z = self.body(x)
             parts = [conv(z) for conv in self.last]
             if self.kind == "max":
                 out = torch.maximum(parts[0], parts[1])
@@ -232,7 +233,6 @@ class LeanESRHead(nn.Module):
                     d = parts[2] * parts[2] - parts[3] * parts[3]
                 out = parts[1] + (parts[0] - parts[1]) * torch.sigmoid(d)
             return shuffle_t(out, s)
-        z = self.body(x)
         if c == 1:
             return shuffle_t(self.last(z), s)
         if isinstance(self.last, nn.ModuleList):
