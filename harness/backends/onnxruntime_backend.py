@@ -77,12 +77,13 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
     import statistics
 
     pause = TRIAL_PAUSE_S if pause is None else pause
-    last: List[Any] = [None]
+    last: Optional[str] = None
 
     def run(form: str) -> float:
-        if pause > 0 and last[0] is not None and last[0] != form:
+        nonlocal last
+        if pause > 0 and last is not None and last != form:
             time.sleep(pause)
-        last[0] = form
+        last = form
         return quick_time(sessions[form], shape, runs=1, warm=False)
 
     trial: Dict[str, Dict[str, Any]] = {}
@@ -139,9 +140,10 @@ class ScreenedForms:
     def record(self, key: Tuple, trial: Dict[str, Dict[str, Any]]) -> None:
         """Count the forms this model's trial (:func:`trial_times`) screened out by their first run."""
         streak = self.streak.setdefault(key, {})
+        fastest = min(t["first"] for t in trial.values())
         for form, t in trial.items():
-            streak[form] = streak.get(form, 0) + 1 if not t["runs"] and len(trial) > 1 and \
-                t["first"] > FIRST_CUT * min(v["first"] for v in trial.values()) else 0
+            screened = not t["runs"] and len(trial) > 1 and t["first"] > FIRST_CUT * fastest
+            streak[form] = streak.get(form, 0) + 1 if screened else 0
 
 
 #: this process's memory of screened-out forms (one per process: a sweep's worker measures many models)

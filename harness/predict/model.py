@@ -42,7 +42,7 @@ SEED = 0
 FOLDS = 5
 
 # paper device -> column of the eSR table
-DEVICE_COLUMNS = {"agx": "speed_AGX", "maxq": "speed_MaxQ", "rpi": "speed_RPI"}
+DEVICE_COLUMNS = {key: f"speed_{suffix}" for key, (_, suffix, _) in DEVICES.items()}
 DEVICE_NAMES = {key: name.split(" (")[0] for key, (_, _, name) in DEVICES.items()}  # without the setup
 
 
