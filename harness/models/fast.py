@@ -25,9 +25,11 @@ export forms", has the measured effect of each):
 ``lean`` (every eSR-pool family but eSR-Bicubic, and Bicubic_s*)
     Rewrites that add no arithmetic:
 
-    * PixelShuffle of the one output channel as one single-axis transpose and a Gather of whole rows
-      (:func:`~harness.models.nets.fast.shuffle_t`): the same permutation, which ONNX Runtime's
-      Transpose and Gather move in blocks where its DepthToSpace walks a 6-D index per element;
+    * PixelShuffle of the one output channel as one Concat of the s column phases along a new last
+      axis and a Gather of whole rows (:func:`~harness.models.nets.fast.shuffle_t`): the same
+      permutation, which ONNX Runtime's Concat and Gather move in strides and blocks where its
+      Transpose of a small axis is several times slower and its DepthToSpace walks a 6-D index per
+      element;
     * convolutions with fewer than 16 input and output channels as 1xKxK 3-D convolutions
       (:class:`~harness.models.nets.fast.Flat3d`): the same sum, which ONNX Runtime's x86 NCHWc
       pass leaves alone instead of padding the output to 16 channels and reordering around it;
@@ -38,11 +40,12 @@ export forms", has the measured effect of each):
       logistic of the difference: ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``); with
       C >= 3 channels last (:class:`~harness.models.nets.fast.LeanESRHead`): the filters reordered
       so that the C channels of one phase are innermost, where one Softmax and one ReduceSum (or one
-      ReduceMax) reduce them, with one conv per group (value, key, query; no Split of a joint
-      output) where that wastes little of ONNX Runtime's 16-channel blocks;
+      ReduceMax) reduce them, with one conv per row phase and group (value, key, query; no Split
+      of a joint output, no transpose of the result) where that wastes little of ONNX Runtime's
+      16-channel blocks;
     * ``Bicubic_s*`` one axis at a time (:class:`~harness.models.nets.fast.SeparablePhases`): its
-      phase kernels are outer products of 1-D taps, so a 1xT conv to the column phases, one
-      transpose, a Tx1 conv to the row phases and the row Gather compute the same sums in another
+      phase kernels are outer products of 1-D taps, so a 1xT conv to the column phases, their
+      Concat into the columns, a Tx1 conv to the row phases and the row Gather compute the same sums in another
       order (within 1e-6);
     * ESPCN's final sigmoid before the shuffle instead of after it (an elementwise function
       commutes with a permutation), so the runtime fuses it into the last conv;
@@ -78,7 +81,7 @@ FORMS = ("fast", "lean", "pad", "subpix", "naive")
 #: each form's definition revision: raise a form's number whenever the graph it exports changes, so that
 #: the export cache (:func:`harness.export.exported_onnx`) builds and verifies it again instead of reusing a
 #: file of the old definition (the weights alone key the cache folder)
-FORM_REVISION = {"fast": 1, "lean": 4, "pad": 2, "subpix": 2, "naive": 1}
+FORM_REVISION = {"fast": 1, "lean": 5, "pad": 3, "subpix": 3, "naive": 1}
 #: the forms that existed before issue 22 (bench-forms.py --forms naive,fast times only these)
 BASE_FORMS = ("fast", "naive")
 NARROW = 16   # a conv with fewer input and output channels runs as a 3-D conv in ``lean`` (ORT's x86 NCHWc block)

@@ -16,16 +16,26 @@ except ImportError:  # no PyTorch (a device venv): the module imports, building 
 
 
 def shuffle_t(y, scale: int):
-    """PixelShuffle(s) of a (N, s*s, H, W) tensor to (N, 1, sH, sW): one Transpose and one Gather.
+    """PixelShuffle(s) of a (N, s*s, H, W) tensor to (N, 1, sH, sW): s Slices, one Concat, one Gather.
 
-    ONNX Runtime's DepthToSpace moves every element through a 6-D index walk; here the column phase
-    moves innermost first ((N, py, px, H, W) -> (N, py, H, W, px), one Transpose), which leaves the
-    rows phase-major (row py*H + q of (N, 1, s*H, s*W), a free view); :func:`interleave_rows` then
-    writes them in order, whole rows at a time: the same permutation, element for element.
+    The column phases px go innermost by a Concat along a new last axis of the s channel slices
+    ``y[:, px::s]`` ((N, py, H, W, px)): ONNX Runtime's Concat writes each slice's elements with a
+    stride, several times faster than a Transpose that moves an axis of s elements innermost (0.6
+    against 2.2 ms for the 2M floats of a Full-HD frame; its DepthToSpace walks a 6-D index per
+    element: 7.3 ms). That leaves the rows phase-major (row py*H + q of (N, 1, s*H, s*W), a free view);
+    :func:`interleave_rows` then writes them in order, whole rows at a time: the same permutation,
+    element for element.
     """
     s = scale
-    n, h, w = y.shape[0], y.shape[2], y.shape[3]
-    y = y.reshape(n, s, s, h, w).permute(0, 1, 3, 4, 2)  # n, py, h, w, px
+    h, w = y.shape[2], y.shape[3]
+    return interleave_columns([y[:, px::s] for px in range(s)], h, w, s)
+
+
+def interleave_columns(phases, h, w, s: int):
+    """The s column phases (each (N, s, H, W), channel py) as one (N, 1, s*H, s*W) output: one Concat
+    along a new last axis, then :func:`interleave_rows`."""
+    n = phases[0].shape[0]
+    y = torch.cat([p.unsqueeze(-1) for p in phases], dim=-1)  # n, py, h, w, px
     return interleave_rows(y.reshape(n, 1, s * h, s * w), h, s)
 
 
@@ -42,7 +52,7 @@ def interleave_rows(y, h, s: int):
 
 
 class ShuffleT(nn.Module):
-    """``nn.PixelShuffle(scale)`` for one output channel, exported as a Transpose and a Gather (:func:`shuffle_t`)."""
+    """``nn.PixelShuffle(scale)`` for one output channel, exported as Slices, a Concat and a Gather (:func:`shuffle_t`)."""
 
     def __init__(self, scale: int):
         super().__init__()
@@ -108,10 +118,11 @@ class SeparablePhases(nn.Module):
 
     ``row_taps`` and ``col_taps`` are (s, T) arrays whose outer products are the (s*s, 1, T, T) phase
     kernels (phase py*s + px has row_taps[py] (x) col_taps[px]). After the symmetric pad of T // 2: a
-    1xT convolution to the s column phases at LR height, one Transpose interleaving them into the
-    columns, a Tx1 convolution to the s row phases, and :func:`interleave_rows`. The products of the 2-D
-    kernel, summed in another order (within 1e-6); 2T instead of T*T multiplies per phase and one
-    Transpose of half the output instead of two of all of it.
+    1xT convolution to the s column phases at LR height, interleaved into the columns as in
+    :func:`shuffle_t` (Slices and a Concat along a new last axis), a Tx1 convolution to the s row
+    phases, and :func:`interleave_rows`. The products of the 2-D kernel, summed in another order
+    (within 1e-6); 2T instead of T*T multiplies per phase, and the column interleave moves half the
+    output's elements.
     """
 
     def __init__(self, row_taps, col_taps, scale: int):
@@ -127,8 +138,10 @@ class SeparablePhases(nn.Module):
         n, h, w = x.shape[0], x.shape[2], x.shape[3]
         x = self.pad(x)
         hp = x.shape[2]
-        v = F.conv3d(x.unsqueeze(2), self.col)  # (n, px, 1, h + 2p, w): 3-D, as in Flat3d
-        v = v.reshape(n, s, hp, w).permute(0, 2, 3, 1).reshape(n, 1, 1, hp, s * w)  # columns in order
+        x = x.unsqueeze(2)  # 3-D convs, as in Flat3d
+        v = F.conv3d(x, self.col)  # (n, px, 1, h + 2p, w)
+        v = [v[:, px:px + 1] for px in range(s)]  # each (n, 1, 1, h + 2p, w)
+        v = torch.cat([p.unsqueeze(-1) for p in v], dim=-1).reshape(n, 1, 1, hp, s * w)  # columns in order
         out = F.conv3d(v, self.row)  # (n, py, 1, h, s*w)
         return interleave_rows(out.reshape(n, 1, s * h, s * w), h, s)
 
@@ -178,7 +191,7 @@ def _maybe_3d(view):
 class LeanESRHead(nn.Module):
     """The ``lean`` eSR head (:mod:`harness.models.fast`): ``body`` (the CNN's first layers; empty for
     MAX/TM/TR), then the last conv ``conv`` (shared, not copied) in one of three layouts, and the
-    shuffle as two transposes (:func:`shuffle_t`):
+    shuffle of :func:`shuffle_t` (or, channels last, its row half :func:`interleave_rows`):
 
     * C = 1: no reduction at all, only the s*s value filters run (a max over one channel is that
       channel; a softmax over one channel is exactly 1, so the output is the value);
@@ -188,13 +201,16 @@ class LeanESRHead(nn.Module):
     * C >= 3: channels last. The filters reordered (group, phase, c) and the conv output transposed
       to (N, H, W, s*s, C) per group, which ONNX Runtime writes straight from its blocked conv (one
       reorder), so that the reduction over C runs over the innermost, contiguous axis: one Softmax
-      (max-shifted, stable) and one ReduceSum, or one ReduceMax; the (N, H, W, s, s) result needs one
-      transpose to (N, H, s, W, s), the output. One conv per group (value, key, query) where there
-      is one group (eSR-MAX) or a group's s*s*C filters fill ONNX Runtime's blocks of ``narrow``
-      (16) channels to within 1/8, else one conv for all groups and a Split of its output: the Split
-      is a full extra copy (eSR-TM_s2_K7_C16, 64 filters a group: 129 against 105 ms a Full-HD
-      frame), a group of 24 filters padded to 32 costs more (eSR-CNN_s2_C6_D3_S15: two 23 ms convs
-      against one of 32 ms).
+      (max-shifted, stable) and one ReduceSum, or one ReduceMax. Where the s*C filters of one row
+      phase py fill ONNX Runtime's blocks of ``narrow`` (16) channels to within 1/8: one conv per
+      (py, group), each reduced to (N, H, W, px), which is output rows py*H .. as (N, 1, H, s*W); one
+      Concat of the row phases and :func:`interleave_rows` put them in order (eSR-MAX_s4_K7_C8: 17
+      against 22 ms a Full-HD frame, where the (N, H, W, s, s) result took a Transpose to
+      (N, H, s, W, s) and a copying Reshape to the output). Else that Transpose, after one conv per
+      group (value, key, query) where there is one group (eSR-MAX) or a group's s*s*C filters fill
+      the blocks, else one conv for all groups and a Split of its output: the Split is a full extra
+      copy (eSR-TM_s2_K7_C16, 64 filters a group: 129 against 105 ms), a group of 24 filters padded
+      to 32 costs more (eSR-CNN_s2_C6_D3_S15: two 23 ms convs against one of 32 ms).
     """
 
     def __init__(self, body, conv, scale: int, channels: int, kind: str, narrow: int = 16):
@@ -203,15 +219,24 @@ class LeanESRHead(nn.Module):
         self.scale, self.channels, self.kind = scale, channels, kind
         self.groups = {"max": 1, "tm": 2, "tr": 3, "cnn": 2}[kind]
         s2, c, g = scale * scale, channels, self.groups
+        self.per_row = False
         if c == 1:  # the value filters: channels 0 .. s*s-1
             self.last = _maybe_3d(ConvView(conv, rows=range(s2), three_d=s2 < narrow))
         elif c == 2:  # one conv per (group, channel): value 0, value 1, key 0, ... each (N, s*s, H, W)
             self.last = nn.ModuleList([_maybe_3d(ConvView(conv, rows=range(i * s2, (i + 1) * s2), three_d=s2 < narrow))
                                        for i in range(g * c)])
-        else:  # group k's filters (k, c, phase) -> rows (phase, c): one conv per group, or one for all
+        else:  # group k's filters (k, c, phase) -> rows (phase, c)
+            def fills(filters: int) -> bool:  # ONNX Runtime's x86 blocked conv pads its output to blocks of
+                return -(-filters // narrow) * narrow * 8 <= filters * 9  # `narrow`: at most 1/8 wasted
+
+            self.per_row = fills(scale * c)
+            if self.per_row:  # one conv per (row phase py, group): filters (px, c)
+                self.last = nn.ModuleList([nn.ModuleList([
+                    ConvView(conv, rows=[(k * c + ch) * s2 + py * scale + px for px in range(scale) for ch in range(c)])
+                    for k in range(g)]) for py in range(scale)])
+                return
             rows = [[(k * c + ch) * s2 + ph for ph in range(s2) for ch in range(c)] for k in range(g)]
-            blocked = -(-s2 * c // narrow) * narrow  # the conv's output as ONNX Runtime's x86 blocked conv pads it
-            if g == 1 or blocked * 8 <= s2 * c * 9:  # one group, or a conv per group wastes at most 1/8 on padding
+            if g == 1 or fills(s2 * c):  # one conv per group
                 self.last = nn.ModuleList([ConvView(conv, rows=r) for r in rows])
             else:
                 self.last = ConvView(conv, rows=[i for r in rows for i in r])
@@ -235,20 +260,26 @@ class LeanESRHead(nn.Module):
             return shuffle_t(out, s)
         if c == 1:
             return shuffle_t(self.last(z), s)
+        if self.per_row:  # row phase py's (N, H, W, px) is (N, 1, H, s*W): rows py*H + q, then in order
+            rows = [self.reduce([conv(z).permute(0, 2, 3, 1).reshape(n, h, w, s, c) for conv in convs])
+                    for convs in self.last]
+            return interleave_rows(torch.cat([r.reshape(n, 1, h, s * w) for r in rows], dim=2), h, s)
         if isinstance(self.last, nn.ModuleList):
             parts = [conv(z).permute(0, 2, 3, 1).reshape(n, h, w, s * s, c) for conv in self.last]
         else:  # one conv, one Split of its channels-last output
             y = self.last(z).permute(0, 2, 3, 1).reshape(n, h, w, self.groups, s * s, c)
             parts = [p.squeeze(3) for p in torch.split(y, 1, dim=3)]
-        if self.kind == "max":
-            out = torch.amax(parts[0], dim=-1)
-        else:
-            if self.kind == "tm":
-                logits = parts[1]
-            elif self.kind == "tr":
-                logits = parts[1] * parts[2]
-            else:  # cnn
-                logits = parts[1] * parts[1]
-            out = torch.sum(parts[0] * torch.softmax(logits, dim=-1), dim=-1)
-        out = out.reshape(n, h, w, s, s).permute(0, 1, 3, 2, 4)  # n, h, py, w, px
+        out = self.reduce(parts).reshape(n, h, w, s, s).permute(0, 1, 3, 2, 4)  # n, h, py, w, px
         return out.reshape(n, 1, s * h, s * w)
+
+    def reduce(self, parts):
+        """The groups' channels-last filter outputs (value, key, query; (..., C) each) reduced over C."""
+        if self.kind == "max":
+            return torch.amax(parts[0], dim=-1)
+        if self.kind == "tm":
+            logits = parts[1]
+        elif self.kind == "tr":
+            logits = parts[1] * parts[2]
+        else:  # cnn
+            logits = parts[1] * parts[1]
+        return torch.sum(parts[0] * torch.softmax(logits, dim=-1), dim=-1)
