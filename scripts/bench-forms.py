@@ -18,9 +18,10 @@ the rounds. Per model: torch ms, each form's ms (``-``: the family has no such f
 form, torch / best (the speed-up), and how far the best form's output is from PyTorch's on the
 first frame (max abs), and, when forms beyond naive,fast are timed, the speed-up of the better of
 those two (the choice before issue 22); then the per-family minimum speed-up and the geometric
-mean of each. ``--auto``
-also runs the harness's own choice (``--form auto``: each form timed briefly) and prints which
-form it kept.
+mean of each. "rounds" is the range of the speed-up within single rounds (torch and the best form
+timed in the same round), and the last line gives the geometric mean round by round: how far the
+machine's load moved the figures. ``--auto`` also runs the harness's own choice (``--form auto``:
+each form timed briefly) and prints which form it kept.
 
 The official weights must be imported first (``python -m harness zoo import-esr
 ../shared/esr-official/model-files``; ``HARNESS_CACHE`` chooses the cache); ``--weights shipped``
@@ -98,9 +99,11 @@ def bench_model(model_id: str, args, frames, forms: List[str]) -> Dict[str, obje
     ort = {k: v for k, v in ms.items() if k != "torch"}
     best = min(ort, key=ort.get)
     base = min((f for f in ort if f in BASE_FORMS), key=ort.get)  # naive is always timed
+    paired = [t / b for t, b in zip(rounds["torch"], rounds[best])]  # each round's torch over best, same round
     record = {"model": model_id, "family": model.family, "scale": scale, "weights": model.weights,
               "torch_ms": ms["torch"], "forms_ms": ort, "rounds_ms": rounds, "best": best, "best_ms": ort[best],
-              "speedup": ms["torch"] / ort[best], "base_best": base, "base_speedup": ms["torch"] / ort[base],
+              "speedup": ms["torch"] / ort[best], "round_speedups": [min(paired), max(paired)],
+              "base_best": base, "base_speedup": ms["torch"] / ort[base],
               "max_abs_vs_torch": max_abs, "prepare_s": prepare_s}
     if args.auto:
         auto = make_backend("onnxruntime", threads=args.threads, workdir=workdir, form="auto").prepare(model, shapes)
@@ -115,13 +118,14 @@ def table(records: List[Dict[str, object]], forms: List[str], auto: bool) -> str
 
     shown = [f for f in forms if any(f in r["forms_ms"] for r in records)]
     new = any(f not in BASE_FORMS for f in shown)  # then also the speed-up of the forms before issue 22
-    head = (["model", "torch ms"] + [f"{f} ms" for f in shown] + ["best", "x torch", "max abs"]
+    head = (["model", "torch ms"] + [f"{f} ms" for f in shown] + ["best", "x torch", "rounds", "max abs"]
             + (["x torch (naive,fast)"] if new else []) + (["auto"] if auto else []))
     rows = [head]
     for r in records:
         row = [r["model"], f"{r['torch_ms']:.1f}"]
         row += [f"{r['forms_ms'][f]:.1f}" if f in r["forms_ms"] else "-" for f in shown]
-        row += [r["best"], f"{r['speedup']:.2f}", f"{r['max_abs_vs_torch'][r['best']]:.1e}"]
+        low, high = r["round_speedups"]
+        row += [r["best"], f"{r['speedup']:.2f}", f"{low:.2f}-{high:.2f}", f"{r['max_abs_vs_torch'][r['best']]:.1e}"]
         row += [f"{r['base_speedup']:.2f}"] if new else []
         rows.append(row + ([r.get("auto", "")] if auto else []))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
@@ -136,6 +140,11 @@ def table(records: List[Dict[str, object]], forms: List[str], auto: bool) -> str
         lines.append(f"{what}: per family, the smallest speed-up over torch: "
                      + ", ".join(f"{f} x{min(v):.2f}" for f, v in families.items()))
         lines.append(f"{what}: geometric mean over {len(records)} models: x{geomean:.2f}")
+    rounds = min(len(r["rounds_ms"]["torch"]) for r in records)
+    per_round = [math.exp(sum(math.log(r["rounds_ms"]["torch"][i] / r["rounds_ms"][r["best"]][i]) for r in records)
+                         / len(records)) for i in range(rounds)]
+    lines.append("best form: geometric mean of each round's own speed-ups (torch and the form timed in the same round): "
+                 + ", ".join(f"x{g:.2f}" for g in per_round))
     return "\n".join(lines)
 
 
