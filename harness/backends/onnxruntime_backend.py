@@ -28,8 +28,13 @@ from .base import Backend, BackendUnavailable, Session, Shape, quick_time
 from .native import NativeSession
 
 TRIAL_ROUNDS = 3  # interleaved rounds of the form trial (--form auto)
-# a form whose first run (a fresh session's, warm-up included) takes this many times the fastest first run is
-# not timed further: the naive graph of a family with a fast form is often 3-10x slower
+# a form whose first run (a fresh session's) takes this many times the fastest first run is not run again: a
+# session's first runs also pay for its memory (ONNX Runtime's first run records the allocation pattern, the
+# second allocates it; page faults over hundreds of MB for a wide model), up to 6x its later runs (measured,
+# eSR-TM_s2_K7_C16 lean: 573 ms first, 92 ms steady; fast 187 and 175 ms)
+HOPELESS_CUT = 10.0
+# a form whose second run takes this many times the fastest second run is not timed further: the naive graph of
+# a family with a fast form is often 3-10x slower
 FIRST_CUT = 3.0
 # a form whose median is this many times the best one's leaves the trial after round 1, 2, ...: one run can
 # swing by ~30 % (a hiccup more), so the first cut is wider
@@ -38,7 +43,7 @@ TRIAL_DROP = (2.0, 1.5)
 # the session just run spin for tens of ms and take the cores from the next one (measured, eSR-TR_s2_K5_C2 lean:
 # 40-70 ms a run interleaved without a pause, 17-19 ms with 50 ms, 15 ms in a steady loop)
 TRIAL_PAUSE_S = 0.05
-# within one process (a sweep's worker), a form screened out by its first run in this many consecutive models
+# within one process (a sweep's worker), a form screened out by its first runs in this many consecutive models
 # of one family and scale is not exported or tried for the next ones of that family and scale ...
 SKIP_AFTER = 3
 # ... except every RECHECK-th of them, which tries it again (a form that survives there is tried again from then on)
@@ -61,19 +66,23 @@ def auto_forms(module) -> List[str]:
 
 def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_ROUNDS,
                 drop: Sequence[float] = TRIAL_DROP, first_cut: float = FIRST_CUT, pause: Optional[float] = None,
-                prime: bool = True) -> Dict[str, Dict[str, Any]]:
-    """form -> ``{"first": seconds of its first run, "runs": seconds of each timed round}`` (and, for the
-    first form when ``prime``, ``"primed": 1``).
+                prime: bool = True, hopeless_cut: float = HOPELESS_CUT) -> Dict[str, Dict[str, Any]]:
+    """form -> ``{"first": seconds of its first run, "second": of its second run (where it had one),
+    "runs": seconds of each timed round}``, ``"screened": True`` for a form left out by its first or second
+    run, and ``"primed": 1`` for the first form when ``prime``.
 
     With ``prime``, the first form's session runs once untimed before anything is timed: the first ONNX
     Runtime run after the exports took 120-170 ms more than the next (FSRCNN_s2_D6_S1_M1: its first form
-    150 ms against 33 ms primed), which screened that form out. Then every form's session runs once (its
-    warm-up, timed: :func:`~harness.backends.base.quick_time` with ``warm=False``); a form whose first run
-    took over ``first_cut`` times the fastest first run is not timed further (``runs`` empty). The others
-    are timed in up to ``rounds`` interleaved rounds of one run each, so they are compared under the same
-    conditions; after round ``r`` a form whose median is over ``drop[r]`` (the last entry for later rounds)
-    times the best one's leaves the trial, and the trial ends when one form is left. Each run of a session
-    other than the one run before it waits ``pause`` seconds first (default :data:`TRIAL_PAUSE_S`)."""
+    150 ms against 33 ms primed), which screened that form out. Then every form's session runs once, then
+    again (its warm-up, timed: :func:`~harness.backends.base.quick_time` with ``warm=False``): a session's
+    first two runs also pay for its memory (:data:`HOPELESS_CUT`), so they screen but never rank. A form
+    whose first run took over ``hopeless_cut`` times the fastest first run does not run again, one whose
+    second run took over ``first_cut`` times the fastest second run is not timed further (``runs`` empty
+    for both). The others are timed in up to ``rounds`` interleaved rounds of one run each, so they are
+    compared under the same conditions; after round ``r`` a form whose median is over ``drop[r]`` (the last
+    entry for later rounds) times the best one's leaves the trial, and the trial ends when one form is
+    left. Each run of a session other than the one run before it waits ``pause`` seconds first (default
+    :data:`TRIAL_PAUSE_S`)."""
     import statistics
 
     pause = TRIAL_PAUSE_S if pause is None else pause
@@ -94,7 +103,15 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
     for form in sessions:
         trial.setdefault(form, {}).update(first=run(form), runs=[])
     fastest = min(t["first"] for t in trial.values())
-    alive = [form for form in sessions if trial[form]["first"] <= first_cut * fastest]
+    alive = [form for form in sessions if trial[form]["first"] <= hopeless_cut * fastest]
+    if len(alive) > 1:
+        for form in alive:
+            trial[form]["second"] = run(form)
+        fastest = min(trial[form]["second"] for form in alive)
+        alive = [form for form in alive if trial[form]["second"] <= first_cut * fastest]
+    for form in sessions:
+        if form not in alive:
+            trial[form]["screened"] = True
     for r in range(rounds):
         if len(alive) == 1:
             break
@@ -109,10 +126,10 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
 
 class ScreenedForms:
     """What this process's form trials showed, per family and scale (and precision, provider): for each form,
-    how many models in a row screened it out by its first run (over ``FIRST_CUT`` times the fastest first run).
+    how many models in a row screened it out by its first two runs (:func:`trial_times`).
 
     A sweep measures hundreds of models of one family and scale, and the naive graph of a family with a fast
-    form is screened out in nearly all of them after an export, a session and a first run (about a second for
+    form is screened out in nearly all of them after an export, a session and its first runs (a second or two for
     a wide x2 eSR model). Once a form was screened out ``SKIP_AFTER`` times in a row, :meth:`skipped` leaves
     it out of the following models' trials, each of which records why (``form_skipped``); every ``RECHECK``-th
     of those tries it again, and a form that survives a trial starts from zero.
@@ -126,7 +143,7 @@ class ScreenedForms:
     def skipped(self, key: Tuple, forms: Sequence[str]) -> Dict[str, str]:
         """form -> why it is not tried for the next model of ``key`` (none when that model is a recheck)."""
         streak = self.streak.get(key, {})
-        out = {form: f"screened out by its first run (over {FIRST_CUT:g}x the fastest) in each of the last {n} "
+        out = {form: f"screened out by its first runs (over {FIRST_CUT:g}x the fastest) in each of the last {n} "
                      f"{key[0]} x{key[1]} models that tried it"
                for form, n in streak.items() if n >= self.skip_after and form in forms}
         if len(out) >= len(forms):  # never every form
@@ -138,12 +155,10 @@ class ScreenedForms:
         return out
 
     def record(self, key: Tuple, trial: Dict[str, Dict[str, Any]]) -> None:
-        """Count the forms this model's trial (:func:`trial_times`) screened out by their first run."""
+        """Count the forms this model's trial (:func:`trial_times`) screened out by their first runs."""
         streak = self.streak.setdefault(key, {})
-        fastest = min(t["first"] for t in trial.values())
         for form, t in trial.items():
-            screened = not t["runs"] and len(trial) > 1 and t["first"] > FIRST_CUT * fastest
-            streak[form] = streak.get(form, 0) + 1 if screened else 0
+            streak[form] = streak.get(form, 0) + 1 if t.get("screened") and len(trial) > 1 else 0
 
 
 #: this process's memory of screened-out forms (one per process: a sweep's worker measures many models)
@@ -343,14 +358,16 @@ class OnnxRuntimeBackend(Backend):
             trial = trial_times(sessions, input_shapes[0])
             if screened is not None:
                 SCREENED.record(screened, trial)
-            # a form screened out by its first run ranks by that run (it is over 3x the fastest first run)
-            timings = {form: statistics.median(t["runs"]) if t["runs"] else t["first"] for form, t in trial.items()}
-            timed = [f for f in trial if trial[f]["runs"]] or [min(trial, key=lambda f: trial[f]["first"])]
-            best = min(timed, key=timings.get)
+            # a form not timed in rounds ranks by its last run (a screened one is over 3x the fastest)
+            timings = {form: statistics.median(t["runs"]) if t["runs"] else t.get("second", t["first"])
+                       for form, t in trial.items()}
+            best = min((f for f in trial if not trial[f].get("screened")), key=timings.get)
             chosen = sessions[best]
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
             chosen.details["form_trial_runs"] = {k: len(t["runs"]) for k, t in trial.items()}
             chosen.details["form_first_run_ms"] = {k: round(t["first"] * 1e3, 3) for k, t in trial.items()}
+            chosen.details["form_second_run_ms"] = {k: round(t["second"] * 1e3, 3) for k, t in trial.items()
+                                                    if "second" in t}
             chosen.details["form_primed"] = next((k for k, t in trial.items() if t.get("primed")), None)
         chosen.details["onnx"] = str(candidates[chosen.form])
         return chosen
