@@ -2,10 +2,10 @@
 
 Every caller (the export check, the ONNX Runtime backend and ClassSR's routed pipeline, a user's
 ONNX file, the INT8 and GhostSR reports, the QAT export check) gets the same options: all graph
-optimisations, warnings and errors only, and with ``threads`` (else ``$HARNESS_ORT_THREADS``, which a
-process running beside others sets) that many intra-op threads and one inter-op thread (ONNX
-Runtime's defaults otherwise). No imports from the rest of the package but
-the error type, and ``onnxruntime`` only when called.
+optimisations, warnings and errors only, on the CPU provider alone no memory pattern, and with
+``threads`` (else ``$HARNESS_ORT_THREADS``, which a process running beside others sets) that many
+intra-op threads and one inter-op thread (ONNX Runtime's defaults otherwise). No imports from the
+rest of the package but the error type, and ``onnxruntime`` only when called.
 """
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ def ort_session(path: Union[str, Path], threads: Optional[int] = None, providers
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    if list(providers or [CPU]) == [CPU]:
+        # without the memory pattern a CPU session is warm from its second run: with it, the first run records
+        # the pattern and the second allocates it, page faults over hundreds of MB for a wide model (eSR-TM_s2_K7_C16
+        # lean: 203, 176, then 98 ms; 231, then 93 ms without), and the runs after are as fast either way
+        opts.enable_mem_pattern = False
     if not threads and os.environ.get("HARNESS_ORT_THREADS", "").isdigit():
         threads = int(os.environ["HARNESS_ORT_THREADS"])
     if threads:

@@ -28,14 +28,14 @@ from .base import Backend, BackendUnavailable, Session, Shape, quick_time
 from .native import NativeSession
 
 TRIAL_ROUNDS = 3  # interleaved rounds of the form trial (--form auto)
-# a form whose first run (a fresh session's) takes this many times the fastest first run is not run again: a
-# session's first runs also pay for its memory (ONNX Runtime's first run records the allocation pattern, the
-# second allocates it; page faults over hundreds of MB for a wide model), up to 6x its later runs (measured,
-# eSR-TM_s2_K7_C16 lean: 573 ms first, 92 ms steady; fast 187 and 175 ms)
-HOPELESS_CUT = 10.0
-# a form whose second run takes this many times the fastest second run is not timed further: the naive graph of
-# a family with a fast form is often 3-10x slower
+# a form whose first run (a fresh session's) takes this many times the fastest first run is not timed further:
+# the naive graph of a family with a fast form is often 3-10x slower
 FIRST_CUT = 3.0
+# ... unless it took at most this many times: then its second run decides, against the same cut. A session's
+# first run also pays for its memory (page faults over hundreds of MB for a wide model), more for a graph of
+# more tensors: measured, eSR-TM_s3_K5_C8 lean 153 ms first, 57 ms later; fast 100 and 64 ms (with ONNX
+# Runtime's memory pattern, which the harness turns off on CPU, lean's first two runs took 6x: 573 ms)
+HOPELESS_CUT = 5.0
 # a form whose median is this many times the best one's leaves the trial after round 1, 2, ...: one run can
 # swing by ~30 % (a hiccup more), so the first cut is wider
 TRIAL_DROP = (2.0, 1.5)
@@ -68,17 +68,17 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
                 drop: Sequence[float] = TRIAL_DROP, first_cut: float = FIRST_CUT, pause: Optional[float] = None,
                 prime: bool = True, hopeless_cut: float = HOPELESS_CUT) -> Dict[str, Dict[str, Any]]:
     """form -> ``{"first": seconds of its first run, "second": of its second run (where it had one),
-    "runs": seconds of each timed round}``, ``"screened": True`` for a form left out by its first or second
-    run, and ``"primed": 1`` for the first form when ``prime``.
+    "runs": seconds of each timed round}``, ``"screened": True`` for a form left out by its first runs, and
+    ``"primed": 1`` for the first form when ``prime``.
 
     With ``prime``, the first form's session runs once untimed before anything is timed: the first ONNX
     Runtime run after the exports took 120-170 ms more than the next (FSRCNN_s2_D6_S1_M1: its first form
-    150 ms against 33 ms primed), which screened that form out. Then every form's session runs once, then
-    again (its warm-up, timed: :func:`~harness.backends.base.quick_time` with ``warm=False``): a session's
-    first two runs also pay for its memory (:data:`HOPELESS_CUT`), so they screen but never rank. A form
-    whose first run took over ``hopeless_cut`` times the fastest first run does not run again, one whose
-    second run took over ``first_cut`` times the fastest second run is not timed further (``runs`` empty
-    for both). The others are timed in up to ``rounds`` interleaved rounds of one run each, so they are
+    150 ms against 33 ms primed), which screened that form out. Then every form's session runs once (its
+    warm-up, timed: :func:`~harness.backends.base.quick_time` with ``warm=False``); a form whose first run
+    took over ``first_cut`` times the fastest first run is not timed further (``runs`` empty), except that
+    one within ``hopeless_cut`` times runs once more and is timed when that second run is within
+    ``first_cut`` times the fastest first run (a first run also pays for the session's memory,
+    :data:`HOPELESS_CUT`). The others are timed in up to ``rounds`` interleaved rounds of one run each, so they are
     compared under the same conditions; after round ``r`` a form whose median is over ``drop[r]`` (the last
     entry for later rounds) times the best one's leaves the trial, and the trial ends when one form is
     left. Each run of a session other than the one run before it waits ``pause`` seconds first (default
@@ -103,15 +103,13 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
     for form in sessions:
         trial.setdefault(form, {}).update(first=run(form), runs=[])
     fastest = min(t["first"] for t in trial.values())
-    alive = [form for form in sessions if trial[form]["first"] <= hopeless_cut * fastest]
-    if len(alive) > 1:
-        for form in alive:
-            trial[form]["second"] = run(form)
-        fastest = min(trial[form]["second"] for form in alive)
-        alive = [form for form in alive if trial[form]["second"] <= first_cut * fastest]
     for form in sessions:
-        if form not in alive:
+        first = trial[form]["first"]
+        if first_cut * fastest < first <= hopeless_cut * fastest:  # perhaps a first run paying for its memory
+            trial[form]["second"] = run(form)
+        if min(first, trial[form].get("second", first)) > first_cut * fastest:
             trial[form]["screened"] = True
+    alive = [form for form in sessions if not trial[form].get("screened")]
     for r in range(rounds):
         if len(alive) == 1:
             break
@@ -126,7 +124,7 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
 
 class ScreenedForms:
     """What this process's form trials showed, per family and scale (and precision, provider): for each form,
-    how many models in a row screened it out by its first two runs (:func:`trial_times`).
+    how many models in a row screened it out by its first runs (:func:`trial_times`).
 
     A sweep measures hundreds of models of one family and scale, and the naive graph of a family with a fast
     form is screened out in nearly all of them after an export, a session and its first runs (a second or two for
