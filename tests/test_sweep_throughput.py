@@ -149,3 +149,16 @@ def test_the_quality_stage_shares_the_cores_between_two_workers(monkeypatch, tmp
     monkeypatch.setenv("HARNESS_ORT_THREADS", "1")
     assert ort_session(model).get_session_options().intra_op_num_threads == 1
     assert ort_session(model, threads=2).get_session_options().intra_op_num_threads == 2  # explicit wins
+
+
+def test_cpu_sessions_run_without_the_memory_pattern(tmp_path):
+    """A CPU session is warm from its second run only without ONNX Runtime's memory pattern (its first run records
+    the pattern, its second allocates it); a session on another provider keeps ONNX Runtime's default (on)."""
+    import onnxruntime as ort
+    from conftest import tiny_y_onnx
+    from harness.ortsession import ort_session
+
+    model = tiny_y_onnx(tmp_path / "tiny.onnx")
+    assert ort.SessionOptions().enable_mem_pattern  # the library's default, which the harness changes on CPU
+    assert ort_session(model).get_session_options().enable_mem_pattern is False
+    assert ort_session(model, providers=["CPUExecutionProvider"]).get_session_options().enable_mem_pattern is False
