@@ -153,8 +153,9 @@ def test_the_quality_stage_shares_the_cores_between_two_workers(monkeypatch, tmp
 
 def test_cpu_sessions_run_without_the_memory_pattern(tmp_path):
     """A CPU session is warm from its second run only without ONNX Runtime's memory pattern (its first run records
-    the pattern, its second allocates it); a session on another provider keeps ONNX Runtime's default (on)."""
+    the pattern, its second allocates it): the harness turns the library's default off there."""
     import onnxruntime as ort
+
     from conftest import tiny_y_onnx
     from harness.ortsession import ort_session
 
