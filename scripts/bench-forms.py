@@ -99,11 +99,9 @@ def bench_model(model_id: str, args, frames, forms: List[str]) -> Dict[str, obje
     ort = {k: v for k, v in ms.items() if k != "torch"}
     best = min(ort, key=ort.get)
     base = min((f for f in ort if f in BASE_FORMS), key=ort.get)  # naive is always timed
-    paired = [t / b for t, b in zip(rounds["torch"], rounds[best])]  # each round's torch over best, same round
     record = {"model": model_id, "family": model.family, "scale": scale, "weights": model.weights,
               "torch_ms": ms["torch"], "forms_ms": ort, "rounds_ms": rounds, "best": best, "best_ms": ort[best],
-              "speedup": ms["torch"] / ort[best], "round_speedups": [min(paired), max(paired)],
-              "base_best": base, "base_speedup": ms["torch"] / ort[base],
+              "speedup": ms["torch"] / ort[best], "base_best": base, "base_speedup": ms["torch"] / ort[base],
               "max_abs_vs_torch": max_abs, "prepare_s": prepare_s}
     if args.auto:
         auto = make_backend("onnxruntime", threads=args.threads, workdir=workdir, form="auto").prepare(model, shapes)
@@ -111,6 +109,12 @@ def bench_model(model_id: str, args, frames, forms: List[str]) -> Dict[str, obje
         record["auto_trial_ms"] = auto.details.get("form_trial_ms")
         auto.close()
     return record
+
+
+def round_speedups(record) -> List[float]:
+    """Each round's speed-up of the best form: torch over the best form, both timed in that round."""
+    rounds = record["rounds_ms"]
+    return [t / b for t, b in zip(rounds["torch"], rounds[record["best"]])]
 
 
 def table(records: List[Dict[str, object]], forms: List[str], auto: bool) -> str:
@@ -124,8 +128,9 @@ def table(records: List[Dict[str, object]], forms: List[str], auto: bool) -> str
     for r in records:
         row = [r["model"], f"{r['torch_ms']:.1f}"]
         row += [f"{r['forms_ms'][f]:.1f}" if f in r["forms_ms"] else "-" for f in shown]
-        low, high = r["round_speedups"]
-        row += [r["best"], f"{r['speedup']:.2f}", f"{low:.2f}-{high:.2f}", f"{r['max_abs_vs_torch'][r['best']]:.1e}"]
+        paired = round_speedups(r)
+        row += [r["best"], f"{r['speedup']:.2f}", f"{min(paired):.2f}-{max(paired):.2f}",
+                f"{r['max_abs_vs_torch'][r['best']]:.1e}"]
         row += [f"{r['base_speedup']:.2f}"] if new else []
         rows.append(row + ([r.get("auto", "")] if auto else []))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head))]
@@ -140,9 +145,8 @@ def table(records: List[Dict[str, object]], forms: List[str], auto: bool) -> str
         lines.append(f"{what}: per family, the smallest speed-up over torch: "
                      + ", ".join(f"{f} x{min(v):.2f}" for f, v in families.items()))
         lines.append(f"{what}: geometric mean over {len(records)} models: x{geomean:.2f}")
-    rounds = min(len(r["rounds_ms"]["torch"]) for r in records)
-    per_round = [math.exp(sum(math.log(r["rounds_ms"]["torch"][i] / r["rounds_ms"][r["best"]][i]) for r in records)
-                         / len(records)) for i in range(rounds)]
+    paired = [round_speedups(r) for r in records]
+    per_round = [math.exp(sum(math.log(p[i]) for p in paired) / len(paired)) for i in range(min(map(len, paired)))]
     lines.append("best form: geometric mean of each round's own speed-ups (torch and the form timed in the same round): "
                  + ", ".join(f"x{g:.2f}" for g in per_round))
     return "\n".join(lines)

@@ -27,16 +27,15 @@ def shuffle_t(y, scale: int):
     element for element.
     """
     s = scale
-    h, w = y.shape[2], y.shape[3]
-    return interleave_columns([y[:, px::s] for px in range(s)], h, w, s)
-
-
-def interleave_columns(phases, h, w, s: int):
-    """The s column phases (each (N, s, H, W), channel py) as one (N, 1, s*H, s*W) output: one Concat
-    along a new last axis, then :func:`interleave_rows`."""
-    n = phases[0].shape[0]
-    y = torch.cat([p.unsqueeze(-1) for p in phases], dim=-1)  # n, py, h, w, px
+    n, h, w = y.shape[0], y.shape[2], y.shape[3]
+    y = concat_columns([y[:, px::s] for px in range(s)])  # n, py, h, w, px
     return interleave_rows(y.reshape(n, 1, s * h, s * w), h, s)
+
+
+def concat_columns(phases):
+    """The s column phases (each (..., W)) interleaved into (..., W, s): one Concat along a new last axis, which
+    ONNX Runtime writes with a stride (the column half of :func:`shuffle_t`; :class:`SeparablePhases` too)."""
+    return torch.cat([p.unsqueeze(-1) for p in phases], dim=-1)
 
 
 def interleave_rows(y, h, s: int):
@@ -140,8 +139,7 @@ class SeparablePhases(nn.Module):
         hp = x.shape[2]
         x = x.unsqueeze(2)  # 3-D convs, as in Flat3d
         v = F.conv3d(x, self.col)  # (n, px, 1, h + 2p, w)
-        v = [v[:, px:px + 1] for px in range(s)]  # each (n, 1, 1, h + 2p, w)
-        v = torch.cat([p.unsqueeze(-1) for p in v], dim=-1).reshape(n, 1, 1, hp, s * w)  # columns in order
+        v = concat_columns([v[:, px:px + 1] for px in range(s)]).reshape(n, 1, 1, hp, s * w)  # columns in order
         out = F.conv3d(v, self.row)  # (n, py, 1, h, s*w)
         return interleave_rows(out.reshape(n, 1, s * h, s * w), h, s)
 
