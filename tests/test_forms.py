@@ -105,21 +105,44 @@ def test_other_families_keep_their_one_graph_and_unknown_forms_are_refused():
 
 # --- what each form really rewrites ---------------------------------------------------------------------
 @pytest.mark.torch
-@pytest.mark.parametrize("model_id", ["eSR-MAX_s2_K3_C2", "eSR-TM_s3_K3_C2", "eSR-CNN_s2_C2_D3_S3"])
+@pytest.mark.parametrize("model_id", ["eSR-MAX_s2_K3_C2", "eSR-TM_s3_K3_C2", "eSR-TR_s2_K3_C2", "eSR-CNN_s2_C2_D3_S3"])
 def test_lean_with_two_channels_has_no_reduce_operator(model_id, tmp_path):
+    """C = 2: one conv per part and no reduce operator. The differences that are linear in the filters
+    are convs of filter differences: v0 - v1 (filters 0..s*s-1 minus filters s*s..), TM's k0 - k1 with
+    its sigmoid right after that conv (ONNX Runtime fuses the two), CNN's k0 - k1 and k0 + k1."""
     import onnx
+    from onnx import numpy_helper
 
     from harness.export import export_model
 
     module = module_of(model_id)
     path, form = export_model(model_id, module, tmp_path, form="lean")
-    nodes = onnx.load(str(path)).graph.node
+    graph = onnx.load(str(path)).graph
+    nodes = graph.node
     ops = {n.op_type for n in nodes}
     assert form == "lean" and not {o for o in ops if o.startswith("Reduce")} and "Split" not in ops
     assert ("Max" in ops) == model_id.startswith("eSR-MAX") and ("Sigmoid" in ops) != model_id.startswith("eSR-MAX")
-    groups = 1 if model_id.startswith("eSR-MAX") else 2
-    body = 2 if model_id.startswith("eSR-CNN") else 0
-    assert sum(n.op_type == "Conv" for n in nodes) == body + 2 * groups  # one conv per (group, channel)
+    kind = model_id.split("_")[0]
+    body = 2 if kind == "eSR-CNN" else 0
+    assert sum(n.op_type == "Conv" for n in nodes) == body + {"eSR-MAX": 2, "eSR-TM": 3, "eSR-TR": 6, "eSR-CNN": 4}[kind]
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    conv_weights = [weights[n.input[1]].reshape(weights[n.input[1]].shape[0], -1) for n in nodes if n.op_type == "Conv"]
+    w = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.detach().numpy()  # the head's
+    s2 = module.scale ** 2
+    w = w.reshape(w.shape[0], -1)
+    filt = [w[i * s2:(i + 1) * s2] for i in range(w.shape[0] // s2)]  # v0, v1, k0, k1, (q0, q1)
+
+    def exported(want):
+        return any(cw.shape == want.shape and np.allclose(cw, want, atol=1e-7) for cw in conv_weights)
+
+    assert exported(filt[0] - filt[1]) == (kind != "eSR-MAX")
+    if kind != "eSR-MAX":
+        assert exported(filt[2] - filt[3]) == (kind in ("eSR-TM", "eSR-CNN"))
+        assert exported(filt[2] + filt[3]) == (kind == "eSR-CNN")
+    if kind == "eSR-TM":
+        producer = {o: n for n in nodes for o in n.output}
+        (sigmoid,) = [n for n in nodes if n.op_type == "Sigmoid"]
+        assert producer[sigmoid.input[0]].op_type == "Conv"
 
 
 @pytest.mark.torch

@@ -63,20 +63,27 @@ class ShuffleT(nn.Module):
 
 class ConvView(nn.Module):
     """A view of a ``Conv2d`` (its parameters shared, not copied): only the filters ``rows`` (default
-    all, in order), and with ``three_d`` the same 1xKxK convolution over 5-D (N, C, 1, H, W) tensors
-    (inside :class:`Flat3d`). The selected filters export as one constant (the exporter folds the indexing).
+    all, in order), with ``other`` the filters ``rows + sign * other`` (weights and biases: the conv of
+    a sum of filters is the sum of their convs, one output instead of two and a Sub or Add), and with
+    ``three_d`` the same 1xKxK convolution over 5-D (N, C, 1, H, W) tensors (inside :class:`Flat3d`).
+    The filters export as one constant (the exporter folds the indexing and the sum).
     """
 
-    def __init__(self, conv, rows=None, three_d: bool = False):
+    def __init__(self, conv, rows=None, three_d: bool = False, other=None, sign: int = -1):
         super().__init__()
         self.conv = conv
         self.rows = None if rows is None else [int(r) for r in rows]
+        self.other = None if other is None else [int(r) for r in other]
+        self.sign = sign
         self.three_d = three_d
 
     def forward(self, x):
         c = self.conv
         weight = c.weight if self.rows is None else c.weight[self.rows]
         bias = None if c.bias is None else (c.bias if self.rows is None else c.bias[self.rows])
+        if self.other is not None:  # filters rows + sign * other: the conv of a sum is the sum of the convs
+            weight = weight + self.sign * c.weight[self.other]
+            bias = None if bias is None else bias + self.sign * c.bias[self.other]
         if not self.three_d:
             return F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups)
         return F.conv3d(x, weight.unsqueeze(2), bias, (1,) + tuple(c.stride), (0,) + tuple(c.padding),
@@ -193,9 +200,12 @@ class LeanESRHead(nn.Module):
 
     * C = 1: no reduction at all, only the s*s value filters run (a max over one channel is that
       channel; a softmax over one channel is exactly 1, so the output is the value);
-    * C = 2: no reduce operator: one conv per (group, channel) gives v0, v1, k0, ... apart (no split
-      of a joint output), the max of two is an elementwise Max, and a softmax over two is the
-      logistic of the difference, ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``;
+    * C = 2: no reduce operator: one conv per part gives v0, v1, k0, ... apart (no split of a joint
+      output), the max of two is an elementwise Max, and a softmax over two is the logistic of the
+      difference, ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``. Differences that are linear in
+      the filters are convs of filter differences (:class:`ConvView` ``other``): v0 - v1; TM's k0 - k1,
+      its sigmoid fused into that conv; CNN's k0^2 - k1^2 as (k0 - k1)(k0 + k1). Each saves a full-size
+      pass (eSR-CNN: 7 elementwise passes over the output's size become 4; TM: 5 become 2);
     * C >= 3: channels last. The filters reordered (group, phase, c) and the conv output transposed
       to (N, H, W, s*s, C) per group, which ONNX Runtime writes straight from its blocked conv (one
       reorder), so that the reduction over C runs over the innermost, contiguous axis: one Softmax
@@ -220,9 +230,21 @@ class LeanESRHead(nn.Module):
         self.per_row = False
         if c == 1:  # the value filters: channels 0 .. s*s-1
             self.last = _maybe_3d(ConvView(conv, rows=range(s2), three_d=s2 < narrow))
-        elif c == 2:  # one conv per (group, channel): value 0, value 1, key 0, ... each (N, s*s, H, W)
-            self.last = nn.ModuleList([_maybe_3d(ConvView(conv, rows=range(i * s2, (i + 1) * s2), three_d=s2 < narrow))
-                                       for i in range(g * c)])
+        elif c == 2:  # one conv per part, each (N, s*s, H, W): filters i*s*s.. are value 0, value 1, key 0, ...
+            def part(i, other=None, sign=-1, act=None):
+                view = ConvView(conv, rows=range(i * s2, (i + 1) * s2), three_d=s2 < narrow,
+                                other=None if other is None else range(other * s2, (other + 1) * s2), sign=sign)
+                layers = nn.Sequential(view, act) if act is not None else view
+                return Flat3d(layers) if view.three_d else layers
+
+            if kind == "max":  # v0, v1
+                parts = [part(0), part(1)]
+            else:  # v1, v0 - v1, then the logit difference's factors
+                parts = [part(1), part(0, 1)] + {
+                    "tm": lambda: [part(2, 3, act=nn.Sigmoid())],  # sigmoid(k0 - k1), fused into its conv
+                    "cnn": lambda: [part(2, 3), part(2, 3, sign=1)],  # k0^2 - k1^2 = (k0 - k1)(k0 + k1)
+                    "tr": lambda: [part(2), part(4), part(3), part(5)]}[kind]()  # k0, q0, k1, q1
+            self.last = nn.ModuleList(parts)
         else:  # group k's filters (k, c, phase) -> rows (phase, c)
             def fills(filters: int) -> bool:  # ONNX Runtime's x86 blocked conv pads its output to blocks of
                 return -(-filters // narrow) * narrow * 8 <= filters * 9  # `narrow`: at most 1/8 wasted
@@ -249,12 +271,12 @@ class LeanESRHead(nn.Module):
                 out = torch.maximum(parts[0], parts[1])
             else:
                 if self.kind == "tm":
-                    d = parts[2] - parts[3]
+                    weight = parts[2]  # the sigmoid ran in the conv
                 elif self.kind == "tr":
-                    d = parts[2] * parts[4] - parts[3] * parts[5]
+                    weight = torch.sigmoid(parts[2] * parts[3] - parts[4] * parts[5])
                 else:  # cnn
-                    d = parts[2] * parts[2] - parts[3] * parts[3]
-                out = parts[1] + (parts[0] - parts[1]) * torch.sigmoid(d)
+                    weight = torch.sigmoid(parts[2] * parts[3])
+                out = parts[0] + parts[1] * weight
             return shuffle_t(out, s)
         if c == 1:
             return shuffle_t(self.last(z), s)
