@@ -15,4 +15,4 @@ if [ "${HARNESS_TEST_RAY:-1}" != 0 ] && ! "$vpy" -c 'import importlib.util, sys;
   "$vpy" -m pip install --disable-pip-version-check -q -e "$root[ray]" \
     || echo "[run_tests] warning: Ray did not install here; the cluster tests will skip" >&2
 fi
-exec "$vpy" -m pytest "$@"
+exec "$vpy" -X faulthandler -m pytest "$@"  # faulthandler: a crash, even at exit, prints every thread's stack

@@ -5,13 +5,17 @@ kept optional.
 The Ray tests start a local instance (``--cluster local``) and train tiny models for a few
 steps on a tiny synthetic folder (the ``data`` fixture of conftest.py); they skip when Ray is
 not installed (the [ray] extra). Failures inside a worker are injected with HARNESS_CLUSTER_FAIL
-(a monkeypatch would not reach the worker processes).
+(a monkeypatch would not reach the worker processes). Each Ray run is ``python -m harness train``
+in a child process, as a user runs it: Ray's driver leaves gRPC threads in its process after
+``ray.shutdown()``, which must not outlive the run into the test process's own exit.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
+import subprocess
 import sys
 import time
 
@@ -44,6 +48,33 @@ def cli(argv):
     return args.func(args)
 
 
+def cli_child(argv, timeout_s: float = 300):
+    """``python -m harness train ARGV`` in a child process (the environment as monkeypatched): its
+    exit code, stdout and stderr."""
+    done = subprocess.run([sys.executable, "-m", "harness", "train"] + list(argv), capture_output=True, text=True,
+                          timeout=timeout_s, env=dict(os.environ))
+    return done.returncode, done.stdout, done.stderr
+
+
+def ray_processes():
+    """The pids of Ray's own daemons (GCS server, raylet) running on this machine."""
+    import psutil
+
+    found = set()
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] in ("gcs_server", "raylet"):
+            found.add(proc.pid)
+    return found
+
+
+def left_behind(before, wait_s: float = 10.0):
+    """Ray daemons that were not there ``before`` and are still running ``wait_s`` seconds on."""
+    deadline = time.monotonic() + wait_s
+    while (extra := ray_processes() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return extra
+
+
 def common(data):
     return [a.replace("{data}", str(data)) for a in COMMON]
 
@@ -54,22 +85,23 @@ def need_ray():
 
 @pytest.mark.torch
 def test_local_cluster_trains_retries_and_reports(data, tmp_path, monkeypatch, capsys):
-    ray = need_ray()
+    need_ray()
     out = tmp_path / "out"
     # TM fine, ESPCN fails once (the retry succeeds), TR fails on both attempts
     monkeypatch.setenv(cluster.FAIL_ENV, f"{ESPCN}:1,{TR}")
+    before = ray_processes()
     t0 = time.perf_counter()
-    rc = cli([f"{TM},{ESPCN},{TR}"] + common(data) + ["--out", str(out), "--cluster", "local", "--json"])
+    rc, stdout, stderr = cli_child([f"{TM},{ESPCN},{TR}"] + common(data) + ["--out", str(out), "--cluster", "local",
+                                                                              "--json"])
     elapsed = time.perf_counter() - t0
-    captured = capsys.readouterr()
-    records = {r["model"]: r for r in json.loads(captured.out)}
-    assert rc == 1
-    assert not ray.is_initialized()  # the instance it started is shut down
+    records = {r["model"]: r for r in json.loads(stdout)}
+    assert rc == 1, stderr
+    assert not left_behind(before)  # the instance it started is shut down
     assert records[TM]["status"] == "finished" and records[TM]["attempts"] == 1
     assert records[ESPCN]["status"] == "finished" and records[ESPCN]["attempts"] == 2
     assert records[TR]["status"] == "failed" and records[TR]["attempts"] == 2
     assert "injected failure" in records[TR]["reason"] and "\n" not in records[TR]["reason"]
-    assert f"{ESPCN}: attempt 1 failed" in captured.err and f"{TR}: failed 2 times" in captured.err
+    assert f"{ESPCN}: attempt 1 failed" in stderr and f"{TR}: failed 2 times" in stderr
     for mid in (TM, ESPCN):
         weights, prov = out / mid / f"{mid}.pt", out / mid / f"{mid}.json"
         assert weights.is_file() and (out / mid / "last.pt").is_file()
@@ -84,7 +116,8 @@ def test_local_cluster_trains_retries_and_reports(data, tmp_path, monkeypatch, c
     assert cli([TM] + common(data) + ["--out", str(solo)]) == 0
     capsys.readouterr()
     assert _same(solo / f"{TM}.pt", out / TM / f"{TM}.pt")
-    # finished models are skipped without starting Ray at all
+    # finished models are skipped without starting Ray at all (in this process: Ray must stay off)
+    ray = pytest.importorskip("ray")
     rc = cli([f"{TM},{ESPCN}"] + common(data) + ["--out", str(out), "--cluster", "local", "--json"])
     assert rc == 0 and not ray.is_initialized()
     assert [r["status"] for r in json.loads(capsys.readouterr().out)] == ["skipped", "skipped"]
@@ -129,8 +162,9 @@ def test_local_cluster_trains_an_rgb_model_beside_a_y_model(data, tmp_path, caps
     through the object store, and the weights equal the single-machine trainer's."""
     need_ray()
     out, solo = tmp_path / "out", tmp_path / "solo"
-    assert cli([f"{TM},ABPN_s2"] + common(data) + ["--out", str(out), "--cluster", "local", "--json"]) == 0
-    records = {r["model"]: r for r in json.loads(capsys.readouterr().out)}
+    rc, stdout, stderr = cli_child([f"{TM},ABPN_s2"] + common(data) + ["--out", str(out), "--cluster", "local", "--json"])
+    assert rc == 0, stderr
+    records = {r["model"]: r for r in json.loads(stdout)}
     assert records["ABPN_s2"]["status"] == "finished" and records["ABPN_s2"]["input_space"] == "rgb"
     assert records[TM]["status"] == "finished" and records[TM]["input_space"] == "y"
     assert cli(["ABPN_s2"] + common(data) + ["--out", str(solo)]) == 0
