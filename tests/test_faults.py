@@ -220,3 +220,50 @@ def test_run_all_killed_at_random_points_resumes_to_one_complete_run(tmp_path):
     assert all(r["model"].endswith(":Raises") and "broken on purpose" in r["reason"] for r in bad)
     table = {r["model"]: r for r in json.loads(done.stdout)}
     assert table["fixtures.fake_models:Nearest"]["status"] == "ok"
+
+
+def test_run_all_stopped_by_sigterm_unwinds_like_ctrl_c(tmp_path):
+    """SIGTERM (kill, timeout, a batch scheduler's stop) to run-all alone, while a model hangs: one line,
+    exit status 143 (128 + 15), no measuring child left behind, and every row stored before it kept."""
+    data = tmp_path / "data"
+    _images(data / "Set5" / "HR", 2)
+    out = tmp_path / "results"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), HARNESS_CACHE=str(tmp_path / "cache"),
+               HARNESS_NO_PROGRESS="1")
+    args = [sys.executable, "-m", "harness", "run-all", "--device", "cpu", "--data", str(data), "--scale", "2",
+            "--pool", "none", "--models", "fixtures.fake_models:Nearest,fixtures.fake_models:Hang",
+            "--weights", "init", "--repeats", "1", "--timeout", "600", "--out", str(out),
+            "--plots", str(tmp_path / "plots")]
+    proc = subprocess.Popen(args, env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, text=True)
+    try:
+        deadline, before = time.monotonic() + 120, {}
+        while not before and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+            if (out / "harness.db").is_file():
+                try:
+                    before, _ = _keyed(out / "harness.db")
+                except sqlite3.OperationalError:  # the store is being created
+                    pass
+        assert before and proc.poll() is None, "run-all stored no row, or ended, before the signal"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+        # the last line: no resource-tracker warning after it (tqdm's multiprocessing lock, left by the killed child)
+        assert err.strip().splitlines()[-1] == "terminated (SIGTERM)", err[-2000:]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)  # a measuring child still in the group
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("a measuring child outlived run-all's SIGTERM")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    after, _ = _keyed(out / "harness.db")
+    assert all(after[k]["created"] == r["created"] for k, r in before.items())
