@@ -239,11 +239,12 @@ class LeanESRHead(nn.Module):
 
             if kind == "max":  # v0, v1
                 parts = [part(0), part(1)]
-            else:  # v1, v0 - v1, then the logit difference's factors
-                parts = [part(1), part(0, 1)] + {
-                    "tm": lambda: [part(2, 3, act=nn.Sigmoid())],  # sigmoid(k0 - k1), fused into its conv
-                    "cnn": lambda: [part(2, 3), part(2, 3, sign=1)],  # k0^2 - k1^2 = (k0 - k1)(k0 + k1)
-                    "tr": lambda: [part(2), part(4), part(3), part(5)]}[kind]()  # k0, q0, k1, q1
+            elif kind == "tm":  # v1, v0 - v1, sigmoid(k0 - k1) (fused into its conv)
+                parts = [part(1), part(0, 1), part(2, 3, act=nn.Sigmoid())]
+            elif kind == "cnn":  # v1, v0 - v1, k0 - k1, k0 + k1: k0^2 - k1^2 = (k0 - k1)(k0 + k1)
+                parts = [part(1), part(0, 1), part(2, 3), part(2, 3, sign=1)]
+            else:  # tr: v1, v0 - v1, k0, q0, k1, q1
+                parts = [part(1), part(0, 1), part(2), part(4), part(3), part(5)]
             self.last = nn.ModuleList(parts)
         else:  # group k's filters (k, c, phase) -> rows (phase, c)
             def fills(filters: int) -> bool:  # ONNX Runtime's x86 blocked conv pads its output to blocks of
@@ -271,12 +272,12 @@ class LeanESRHead(nn.Module):
                 out = torch.maximum(parts[0], parts[1])
             else:
                 if self.kind == "tm":
-                    weight = parts[2]  # the sigmoid ran in the conv
+                    w0 = parts[2]  # the sigmoid ran in the conv
                 elif self.kind == "tr":
-                    weight = torch.sigmoid(parts[2] * parts[3] - parts[4] * parts[5])
+                    w0 = torch.sigmoid(parts[2] * parts[3] - parts[4] * parts[5])
                 else:  # cnn
-                    weight = torch.sigmoid(parts[2] * parts[3])
-                out = parts[0] + parts[1] * weight
+                    w0 = torch.sigmoid(parts[2] * parts[3])
+                out = parts[0] + parts[1] * w0  # v1 + (v0 - v1) * w0
             return shuffle_t(out, s)
         if c == 1:
             return shuffle_t(self.last(z), s)
