@@ -683,7 +683,7 @@ def quality_stage(store, run_id: str, cfg, todo, image_sets, weights_of, data, k
         finished_cleanly = True
     finally:
         for w in pool:  # after Ctrl-C (or any error here) a busy worker's child goes at once
-            w.close() if finished_cleanly else w._discard()
+            w.close() if finished_cleanly else w.discard()
         executor.shutdown(wait=finished_cleanly)
         if hasattr(bar, "close"):
             bar.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 import traceback
 from typing import Any, Callable, Optional, Tuple
@@ -133,11 +134,18 @@ def _serve(conn, handler: Callable) -> None:
             conn.send(("error", f"the answer could not be sent back: {describe_exception(exc)}"))
 
 
+DISCARDED = "ended by the parent while running (interrupted)"
+
+
 class Worker:
     """One spawned child serving ``handler(task, state, tick)`` calls one at a time (``handler``
     must be a module-level function; ``state`` is a dict the child keeps between calls). A call
     that raises, crashes, or shows no progress for ``timeout_s`` is an ``("error", reason)``; the
-    child is then replaced at the next call. Use as a context manager, or call :meth:`close`."""
+    child is then replaced at the next call. Use as a context manager, or call :meth:`close`.
+
+    :meth:`discard` may come from another thread while a call waits (the parent's main thread,
+    interrupted by Ctrl-C or SIGTERM, ends the busy children of its worker threads): it is
+    idempotent, and the call then ends at once with the reason :data:`DISCARDED`."""
 
     def __init__(self, handler: Callable, what: str = "running", option: str = "--timeout"):
         self.handler = handler
@@ -147,57 +155,70 @@ class Worker:
         self.conn = None
         self.restarts = 0
         self.calls = 0  # calls served by the current child
+        self._lock = threading.Lock()
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_serve, args=(child, self.handler), daemon=True)
-        self.proc.start()
+        conn, child = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=_serve, args=(child, self.handler), daemon=True)
+        proc.start()
         child.close()
+        with self._lock:
+            self.proc, self.conn = proc, conn
         self.calls = 0
 
-    def _discard(self) -> None:
-        if self.proc is not None:
-            _kill(self.proc)
-            self.conn.close()
+    def _take(self):
+        """(proc, conn), leaving none behind: whoever takes them ends them (once)."""
+        with self._lock:
+            proc, conn = self.proc, self.conn
             self.proc = self.conn = None
+        return proc, conn
+
+    def discard(self) -> None:
+        """End the child at once (a busy call in another thread then ends as a crash)."""
+        proc, conn = self._take()
+        if proc is not None:
+            _kill(proc)
+            conn.close()
             self.restarts += 1
 
     def call(self, task: Any, timeout_s: float) -> Outcome:
         if self.proc is None or not self.proc.is_alive():
-            if self.proc is not None:
-                self._discard()
+            self.discard()
             self._start()
+        proc, conn = self.proc, self.conn
         self.calls += 1
         try:
-            self.conn.send(task)
-            message, timed_out = _wait(self.conn, self.proc, timeout_s)
-        except (BrokenPipeError, ConnectionResetError, EOFError):
+            conn.send(task)
+            message, timed_out = _wait(conn, proc, timeout_s)
+        except (OSError, EOFError):  # a broken pipe, or a child discarded from another thread
             message, timed_out = None, False
         except BaseException:  # Ctrl-C: the child (busy with a model) goes with the parent, at once
-            self._discard()
+            self.discard()
             raise
         if timed_out:
-            self._discard()
+            self.discard()
             return "error", timeout_reason(timeout_s, self.what, self.option)
         if message is None:
-            self.proc.join(10)
-            reason = exit_reason(self.proc.exitcode)
-            self._discard()
+            if self.proc is not proc:  # discarded from another thread while this call waited
+                return "error", DISCARDED
+            proc.join(10)
+            reason = exit_reason(proc.exitcode)
+            self.discard()
             return "error", reason
         return message
 
     def close(self) -> None:
-        if self.proc is None:
+        proc, conn = self._take()
+        if proc is None:
             return
         try:
-            self.conn.send(None)
-            self.proc.join(5)
+            conn.send(None)
+            proc.join(5)
         except (OSError, ValueError):
             pass
-        _kill(self.proc)
-        self.conn.close()
-        self.proc = self.conn = None
+        _kill(proc)
+        conn.close()
 
     def __enter__(self) -> "Worker":
         return self
