@@ -167,19 +167,38 @@ def _keyed(db: Path):
     return {tuple(r[k] for k in key): r for r in rows}, len(rows)
 
 
-def test_run_all_killed_at_random_points_resumes_to_one_complete_run(tmp_path):
-    """SIGKILL of run-all at three random moments (seeded: the seed is in the failure message; FAULT_SEED
-    repeats one), with and without its children, then --resume until it ends."""
-    seed = int(os.environ.get("FAULT_SEED", time.time_ns() % 10_000))
-    rng = random.Random(seed)
+def _run_all(tmp_path, models: str, *extra: str):
+    """(args, env, results folder) of a run-all subprocess over two tiny Set5 images at x2, ``models`` (fake
+    models from tests/fixtures), init weights, one repeat, its own cache."""
     data = tmp_path / "data"
     _images(data / "Set5" / "HR", 2)
     out = tmp_path / "results"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), HARNESS_CACHE=str(tmp_path / "cache"),
                HARNESS_NO_PROGRESS="1")
     args = [sys.executable, "-m", "harness", "run-all", "--device", "cpu", "--data", str(data), "--scale", "2",
-            "--pool", "none", "--models", "fixtures.fake_models:Nearest,fixtures.fake_models:Raises",
-            "--weights", "init", "--repeats", "1", "--out", str(out), "--plots", str(tmp_path / "plots"), "--json"]
+            "--pool", "none", "--models", models, "--weights", "init", "--repeats", "1", "--out", str(out),
+            "--plots", str(tmp_path / "plots"), *extra]
+    return args, env, out
+
+
+def _group_gone(pgid: int, wait_s: float = 10.0) -> bool:
+    """Whether process group ``pgid`` (a run-all and its measuring children) is empty within ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_run_all_killed_at_random_points_resumes_to_one_complete_run(tmp_path):
+    """SIGKILL of run-all at three random moments (seeded: the seed is in the failure message; FAULT_SEED
+    repeats one), with and without its children, then --resume until it ends."""
+    seed = int(os.environ.get("FAULT_SEED", time.time_ns() % 10_000))
+    rng = random.Random(seed)
+    args, env, out = _run_all(tmp_path, "fixtures.fake_models:Nearest,fixtures.fake_models:Raises", "--json")
     kept = {}
     for attempt in range(3):
         proc = subprocess.Popen(args + (["--resume"] if attempt else []), env=env, cwd=str(tmp_path),
@@ -191,14 +210,7 @@ def test_run_all_killed_at_random_points_resumes_to_one_complete_run(tmp_path):
         else:  # run-all alone: its measuring children must follow it by themselves
             proc.kill()
             proc.communicate()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    os.killpg(proc.pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.2)
-            else:
+            if not _group_gone(proc.pid):
                 os.killpg(proc.pid, signal.SIGKILL)
                 pytest.fail(f"a child of the killed run-all outlived it (seed {seed})")
         if (out / "harness.db").is_file():
@@ -225,15 +237,7 @@ def test_run_all_killed_at_random_points_resumes_to_one_complete_run(tmp_path):
 def test_run_all_stopped_by_sigterm_unwinds_like_ctrl_c(tmp_path):
     """SIGTERM (kill, timeout, a batch scheduler's stop) to run-all alone, while a model hangs: one line,
     exit status 143 (128 + 15), no measuring child left behind, and every row stored before it kept."""
-    data = tmp_path / "data"
-    _images(data / "Set5" / "HR", 2)
-    out = tmp_path / "results"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(ROOT)]), HARNESS_CACHE=str(tmp_path / "cache"),
-               HARNESS_NO_PROGRESS="1")
-    args = [sys.executable, "-m", "harness", "run-all", "--device", "cpu", "--data", str(data), "--scale", "2",
-            "--pool", "none", "--models", "fixtures.fake_models:Nearest,fixtures.fake_models:Hang",
-            "--weights", "init", "--repeats", "1", "--timeout", "600", "--out", str(out),
-            "--plots", str(tmp_path / "plots")]
+    args, env, out = _run_all(tmp_path, "fixtures.fake_models:Nearest,fixtures.fake_models:Hang", "--timeout", "600")
     proc = subprocess.Popen(args, env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, text=True)
     try:
@@ -251,14 +255,7 @@ def test_run_all_stopped_by_sigterm_unwinds_like_ctrl_c(tmp_path):
         assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
         # the last line: no resource-tracker warning after it (tqdm's multiprocessing lock, left by the killed child)
         assert err.strip().splitlines()[-1] == "terminated (SIGTERM)", err[-2000:]
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)  # a measuring child still in the group
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-        else:
+        if not _group_gone(proc.pid):
             pytest.fail("a measuring child outlived run-all's SIGTERM")
     finally:
         try:
