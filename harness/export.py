@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 import warnings
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -203,9 +204,29 @@ def exported_onnx(model, form: str, workdir: Path) -> Tuple[Path, str]:
         export_onnx(net, tmp, channels=channels, form_name=form, model_id=model.id)
         verify_onnx(tmp, model.module, shape=(1, channels, 40, 52))
         write_record(cached, built=tmp)
+        prune_revisions(folder, model.id, form, FORM_REVISION[form])
         return cached
 
     return load_or_build(cached, verified, build), form
+
+
+def prune_revisions(folder: Path, model_id: str, form: str, revision: int) -> List[Path]:
+    """Delete the files of the form's older revisions in ``folder`` (``<id>.r<n>.<form>.onnx`` with
+    n < ``revision``, their ``.sha256`` records and ``.lock`` files); returns what it deleted. No run of
+    this code reads them again (a newer revision is never deleted: an older checkout sharing the cache
+    keeps its own file and rebuilds an older one it needs). A file another process removed first, or
+    cannot remove, is left to the next export."""
+    pattern = re.compile(rf"{re.escape(model_id)}\.r(\d+)\.{re.escape(form)}\.onnx(\.sha256|\.lock)?")
+    gone = []
+    for path in sorted(Path(folder).glob(f"{model_id}.r*.{form}.onnx*")):
+        match = pattern.fullmatch(path.name)
+        if match and int(match.group(1)) < revision:
+            try:
+                path.unlink()
+                gone.append(path)
+            except OSError:
+                pass
+    return gone
 
 
 def cached_classsr_parts(model, folder: Union[str, Path]) -> Dict[str, Path]:

@@ -387,6 +387,33 @@ def test_a_new_form_revision_is_exported_again_not_taken_from_the_cache(tmp_path
 
 
 @pytest.mark.torch
+def test_a_new_form_revision_deletes_the_older_revisions_files_only(tmp_path, monkeypatch):
+    """The export cache keeps one file per form: a new revision's export deletes that form's older
+    revisions (file, record, lock), not the other forms' files, not a newer revision an older checkout
+    sharing the cache would leave, nor another model's."""
+    import harness.models.fast as fast
+    from harness.export import exported_onnx, module_digest
+
+    model = resolve("ESPCN_s2_D0_S3")
+    model.module = module_of("ESPCN_s2_D0_S3")
+    old_lean, _ = exported_onnx(model, "lean", tmp_path)
+    naive, _ = exported_onnx(model, "naive", tmp_path)
+    folder = tmp_path / f"ESPCN_s2_D0_S3.{module_digest(model.module)}"
+    revision = fast.FORM_REVISION["lean"]
+    newer = folder / f"ESPCN_s2_D0_S3.r{revision + 2}.lean.onnx"  # left by a newer checkout
+    other = folder / f"ESPCN_s2_D0_S30.r{revision}.lean.onnx"   # another id with this id as its prefix
+    for path in (newer, other):
+        path.write_bytes(b"x")
+    assert Path(str(old_lean) + ".sha256").is_file() and Path(str(old_lean) + ".lock").is_file()
+    monkeypatch.setitem(fast.FORM_REVISION, "lean", revision + 1)
+    new_lean, _ = exported_onnx(model, "lean", tmp_path)
+    left = sorted(p.name for p in folder.iterdir())
+    assert not [name for name in left if name.startswith(old_lean.name)]  # the older revision: file, record, lock
+    assert new_lean.name in left and f"{new_lean.name}.sha256" in left
+    assert naive.name in left and f"{naive.name}.sha256" in left and newer.name in left and other.name in left
+
+
+@pytest.mark.torch
 def test_auto_leaves_out_a_refused_form_and_says_why(tmp_path, monkeypatch):
     """--form auto never runs a refused rewrite, and the model still runs (an explicit --form lean fails)."""
     import harness.models.fast as fast
