@@ -35,14 +35,39 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}{where}"
 
 
-def exit_reason(exitcode: Optional[int]) -> str:
-    """Why a child ended without an answer, from its exit code."""
+def oom_kills() -> Optional[int]:
+    """The kernel's count of processes its out-of-memory killer ended since boot (``oom_kill`` in
+    /proc/vmstat, Linux 4.13 and later: a cgroup's memory limit counts too), else None."""
+    try:
+        with open("/proc/vmstat") as f:
+            for line in f:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def exit_reason(exitcode: Optional[int], oom_before: Optional[int] = None) -> str:
+    """Why a child ended without an answer, from its exit code. For a SIGKILL, ``oom_before`` (the
+    :func:`oom_kills` count when the child's task began) tells the kernel's out-of-memory killer from
+    a kill by anything else (a user, a batch scheduler): the count went up in between or it did not.
+    (The count is the machine's: another process's OOM kill in between also reads as one.)"""
     if exitcode is not None and exitcode < 0:
         try:
             name = signal.Signals(-exitcode).name
         except ValueError:
             name = f"signal {-exitcode}"
-        return f"crashed ({name})" + (" - killed, likely out of memory" if name == "SIGKILL" else "")
+        why = ""
+        if name == "SIGKILL":
+            now = oom_kills()
+            if oom_before is None or now is None:
+                why = " - killed: out of memory, or by another process"
+            elif now > oom_before:
+                why = " - killed by the kernel's out-of-memory killer (out of memory)"
+            else:
+                why = " - killed by another process (not the kernel's out-of-memory killer)"
+        return f"crashed ({name}){why}"
     return f"child process exited with status {exitcode} without a result"
 
 
@@ -86,6 +111,7 @@ def run_once(target: Callable, args: tuple, timeout_s: float, what: str, option:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=target, args=(child,) + tuple(args), daemon=True)
+    oom_before = oom_kills()
     proc.start()
     child.close()
     try:
@@ -100,7 +126,7 @@ def run_once(target: Callable, args: tuple, timeout_s: float, what: str, option:
         proc.join(10)  # a crashing child may still be exiting
         if proc.is_alive():
             _kill(proc)
-        return "error", exit_reason(proc.exitcode)
+        return "error", exit_reason(proc.exitcode, oom_before)
     proc.join(10)
     if proc.is_alive():
         _kill(proc)
@@ -188,6 +214,7 @@ class Worker:
             self._start()
         proc, conn = self.proc, self.conn
         self.calls += 1
+        oom_before = oom_kills()
         try:
             conn.send(task)
             message, timed_out = _wait(conn, proc, timeout_s)
@@ -203,7 +230,7 @@ class Worker:
             if self.proc is not proc:  # discarded from another thread while this call waited
                 return "error", DISCARDED
             proc.join(10)
-            reason = exit_reason(proc.exitcode)
+            reason = exit_reason(proc.exitcode, oom_before)
             self.discard()
             return "error", reason
         return message
