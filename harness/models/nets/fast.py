@@ -1,8 +1,9 @@
 """The export forms' PyTorch parts (:mod:`harness.models.fast` explains each form and builds it).
 
 :class:`FastESRHead` is the ``fast`` eSR attention head; :class:`LeanESRHead`, :class:`ConvView`,
-:class:`Flat3d`, :class:`ShuffleT`, :class:`SymmetricPad` and :class:`SeparablePhases` are the pieces of the ``lean``, ``pad``
-and ``subpix`` forms. Each computes exactly what the layer it stands for computes; only the ONNX graph differs.
+:class:`ConvParts`, :class:`Flat3d`, :class:`ShuffleT`, :class:`SymmetricPad` and :class:`SeparablePhases`
+are the pieces of the ``lean``, ``pad`` and ``subpix`` forms. Each computes exactly what the layer it stands
+for computes; only the ONNX graph differs.
 """
 from __future__ import annotations
 
@@ -77,17 +78,49 @@ class ConvView(nn.Module):
         self.sign = sign
         self.three_d = three_d
 
-    def forward(self, x):
+    def filters(self):
+        """(weight, bias) of this view (bias None where the conv has none)."""
         c = self.conv
         weight = c.weight if self.rows is None else c.weight[self.rows]
         bias = None if c.bias is None else (c.bias if self.rows is None else c.bias[self.rows])
         if self.other is not None:  # filters rows + sign * other: the conv of a sum is the sum of the convs
             weight = weight + self.sign * c.weight[self.other]
             bias = None if bias is None else bias + self.sign * c.bias[self.other]
-        if not self.three_d:
-            return F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups)
-        return F.conv3d(x, weight.unsqueeze(2), bias, (1,) + tuple(c.stride), (0,) + tuple(c.padding),
-                        (1,) + tuple(c.dilation), c.groups)
+        return weight, bias
+
+    def forward(self, x):
+        weight, bias = self.filters()
+        return conv_as(self.conv, x, weight, bias, self.three_d)
+
+
+def conv_as(c, x, weight, bias, three_d: bool):
+    """``c``'s convolution (stride, padding, ...) with other filters; ``three_d``: as the 1xKxK 3-D conv of a 5-D x."""
+    if not three_d:
+        return F.conv2d(x, weight, bias, c.stride, c.padding, c.dilation, c.groups)
+    return F.conv3d(x, weight.unsqueeze(2), bias, (1,) + tuple(c.stride), (0,) + tuple(c.padding),
+                    (1,) + tuple(c.dilation), c.groups)
+
+
+class ConvParts(nn.Module):
+    """Several :class:`ConvView` s of one ``Conv2d`` computed as one conv (their filters stacked, in order,
+    one constant) and split again: one output per view. The input is read once, and a 3-D conv (``three_d``,
+    on (N, C, H, W), as :class:`Flat3d` runs it) gathers its KxK neighbourhoods once, not once per view;
+    the Split copies the output."""
+
+    def __init__(self, views, three_d: bool = False):
+        super().__init__()
+        self.views = nn.ModuleList(views)
+        self.three_d = three_d
+
+    def forward(self, x):
+        filters = [v.filters() for v in self.views]
+        weight = torch.cat([w for w, _ in filters])
+        bias = None if filters[0][1] is None else torch.cat([b for _, b in filters])
+        if self.three_d:
+            y = conv_as(self.views[0].conv, x.unsqueeze(2), weight, bias, True).squeeze(2)
+        else:
+            y = conv_as(self.views[0].conv, x, weight, bias, False)
+        return list(torch.split(y, [w.shape[0] for w, _ in filters], dim=1))
 
 
 class Flat3d(nn.Module):
@@ -205,7 +238,11 @@ class LeanESRHead(nn.Module):
       difference, ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``. Differences that are linear in
       the filters are convs of filter differences (:class:`ConvView` ``other``): v0 - v1; TM's k0 - k1,
       its sigmoid fused into that conv; CNN's k0^2 - k1^2 as (k0 - k1)(k0 + k1). Each saves a full-size
-      pass (eSR-CNN: 7 elementwise passes over the output's size become 4; TM: 5 become 2);
+      pass (eSR-CNN: 7 elementwise passes over the output's size become 4; TM: 5 become 2). eSR-CNN with
+      s*s < 16 computes its 4 parts as one conv and a Split (:class:`ConvParts`; 2-D where the 4*s*s
+      filters fill the blocks, else 3-D): its parts read the S-channel body output, and each 3-D conv
+      gathers the 9*S neighbours of every pixel again (eSR-CNN_s2_C2_D3_S15: 63 against 28 ms a
+      Full-HD frame; eSR-CNN_s3_C2_D3_S12: 39 against 24 ms; equal at S = 3);
     * C >= 3: channels last. The filters reordered (group, phase, c) and the conv output transposed
       to (N, H, W, s*s, C) per group, which ONNX Runtime writes straight from its blocked conv (one
       reorder), so that the reduction over C runs over the innermost, contiguous axis: one Softmax
@@ -228,6 +265,10 @@ class LeanESRHead(nn.Module):
         self.groups = {"max": 1, "tm": 2, "tr": 3, "cnn": 2}[kind]
         s2, c, g = scale * scale, channels, self.groups
         self.per_row = False
+
+        def fills(filters: int) -> bool:  # ONNX Runtime's x86 blocked conv pads its output to blocks of
+            return -(-filters // narrow) * narrow * 8 <= filters * 9  # `narrow`: at most 1/8 wasted
+
         if c == 1:  # the value filters: channels 0 .. s*s-1
             self.last = _maybe_3d(ConvView(conv, rows=range(s2), three_d=s2 < narrow))
         elif c == 2:  # one conv per part, each (N, s*s, H, W): filters i*s*s.. are value 0, value 1, key 0, ...
@@ -243,13 +284,14 @@ class LeanESRHead(nn.Module):
                 parts = [part(1), part(0, 1), part(2, 3, act=nn.Sigmoid())]
             elif kind == "cnn":  # v1, v0 - v1, k0 - k1, k0 + k1: k0^2 - k1^2 = (k0 - k1)(k0 + k1)
                 parts = [part(1), part(0, 1), part(2, 3), part(2, 3, sign=1)]
+                if s2 < narrow:  # the S-channel input: one conv of the 4 parts (2-D where its 4*s*s filters fill
+                    views = [p.layers if isinstance(p, Flat3d) else p for p in parts]  # the blocks), then a Split
+                    self.last = ConvParts(views, three_d=not fills(4 * s2))
+                    return
             else:  # tr: v1, v0 - v1, k0, q0, k1, q1
                 parts = [part(1), part(0, 1), part(2), part(4), part(3), part(5)]
             self.last = nn.ModuleList(parts)
         else:  # group k's filters (k, c, phase) -> rows (phase, c)
-            def fills(filters: int) -> bool:  # ONNX Runtime's x86 blocked conv pads its output to blocks of
-                return -(-filters // narrow) * narrow * 8 <= filters * 9  # `narrow`: at most 1/8 wasted
-
             self.per_row = fills(scale * c)
             if self.per_row:  # one conv per (row phase py, group): filters (px, c)
                 self.last = nn.ModuleList([nn.ModuleList([
@@ -267,7 +309,7 @@ class LeanESRHead(nn.Module):
         n, h, w = x.shape[0], x.shape[2], x.shape[3]  # every conv keeps H and W (same padding)
         z = self.body(x)
         if c == 2:
-            parts = [conv(z) for conv in self.last]
+            parts = self.last(z) if isinstance(self.last, ConvParts) else [conv(z) for conv in self.last]
             if self.kind == "max":
                 out = torch.maximum(parts[0], parts[1])
             else:
