@@ -40,8 +40,8 @@ export forms", has the measured effect of each):
       logistic of the difference: ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``, where each
       difference linear in the filters is one conv of the filters' difference: v0 - v1, TM's
       k0 - k1 with the sigmoid fused into its conv, CNN's k0^2 - k1^2 as (k0 - k1)(k0 + k1); the
-      same sums up to rounding, within 1e-6; eSR-CNN's parts at s*s < 16 as one conv and a Split,
-      as its S-channel input makes each small 3-D conv expensive); with
+      same sums up to rounding, within 1e-6; at s*s < 16 the parts as one conv and a Split where the
+      neighbourhood gathers of separate 3-D convs cost more than the Split); with
       C >= 3 channels last (:class:`~harness.models.nets.fast.LeanESRHead`): the filters reordered
       so that the C channels of one phase are innermost, where one Softmax and one ReduceSum (or one
       ReduceMax) reduce them, with one conv per row phase and group (value, key, query; no Split
@@ -85,7 +85,7 @@ FORMS = ("fast", "lean", "pad", "subpix", "naive")
 #: each form's definition revision: raise a form's number whenever the graph it exports changes, so that
 #: the export cache (:func:`harness.export.exported_onnx`) builds and verifies it again instead of reusing a
 #: file of the old definition (the weights alone key the cache folder)
-FORM_REVISION = {"fast": 1, "lean": 7, "pad": 3, "subpix": 3, "naive": 1}
+FORM_REVISION = {"fast": 1, "lean": 8, "pad": 3, "subpix": 3, "naive": 1}
 #: the forms that existed before issue 22 (bench-forms.py --forms naive,fast times only these)
 BASE_FORMS = ("fast", "naive")
 NARROW = 16   # a conv with fewer input and output channels runs as a 3-D conv in ``lean`` (ORT's x86 NCHWc block)

@@ -222,6 +222,15 @@ class FastESRHead(nn.Module):
         return self.pixel_shuffle(self.reduce(self.filter(x)))
 
 
+#: LeanESRHead, C = 2 at s*s < 16: its n parts run as one 3-D (or 2-D) conv and a Split when the KxK
+#: neighbourhood gathers that the n separate 3-D convs repeat, (n - 1) * K * K * C_in values per LR pixel, exceed
+#: this many times the n * s * s values per pixel the Split copies. Measured on Full-HD frames (ms, separate ->
+#: one): above it eSR-TR_s2_K7_C2 27.0 -> 16.5, eSR-TM_s2_K5_C2 11.8 -> 8.4, eSR-MAX_s2_K5_C2 5.6 -> 4.8,
+#: eSR-TM_s3_K7_C2 10.2 -> 8.8, eSR-CNN_s2_C2_D3_S15 73 -> 28; below it eSR-TR_s3_K3_C2 6.9 -> 10.5, eSR-TM_s3_K5_C2
+#: 5.9 -> 7.3, eSR-TR_s2_K3_C2 9.3 -> 11.6, eSR-MAX_s3_K5_C2 6.0 -> 6.3, and within 5 % near it.
+JOINT_SPLIT_COST = 2.5
+
+
 def _maybe_3d(view):
     return Flat3d(nn.Sequential(view)) if view.three_d else view
 
@@ -238,11 +247,11 @@ class LeanESRHead(nn.Module):
       difference, ``v0*w0 + v1*w1 = v1 + (v0 - v1) * sigmoid(l0 - l1)``. Differences that are linear in
       the filters are convs of filter differences (:class:`ConvView` ``other``): v0 - v1; TM's k0 - k1,
       its sigmoid fused into that conv; CNN's k0^2 - k1^2 as (k0 - k1)(k0 + k1). Each saves a full-size
-      pass (eSR-CNN: 7 elementwise passes over the output's size become 4; TM: 5 become 2). eSR-CNN with
-      s*s < 16 computes its 4 parts as one conv and a Split (:class:`ConvParts`; 2-D where the 4*s*s
-      filters fill the blocks, else 3-D): its parts read the S-channel body output, and each 3-D conv
-      gathers the 9*S neighbours of every pixel again (eSR-CNN_s2_C2_D3_S15: 63 against 28 ms a
-      Full-HD frame; eSR-CNN_s3_C2_D3_S12: 39 against 24 ms; equal at S = 3);
+      pass (eSR-CNN: 7 elementwise passes over the output's size become 4; TM: 5 become 2). At s*s < 16
+      the parts are 3-D convs, each of which gathers every pixel's KxK neighbourhood (of each input
+      channel: S for eSR-CNN) again; where that repeated work outweighs a Split of the parts' outputs
+      (:data:`JOINT_SPLIT_COST`), the parts run as one conv and a Split (:class:`ConvParts`; 2-D where
+      their n*s*s filters fill the blocks, else 3-D; TM's sigmoid then runs after the Split);
     * C >= 3: channels last. The filters reordered (group, phase, c) and the conv output transposed
       to (N, H, W, s*s, C) per group, which ONNX Runtime writes straight from its blocked conv (one
       reorder), so that the reduction over C runs over the innermost, contiguous axis: one Softmax
@@ -264,33 +273,30 @@ class LeanESRHead(nn.Module):
         self.scale, self.channels, self.kind = scale, channels, kind
         self.groups = {"max": 1, "tm": 2, "tr": 3, "cnn": 2}[kind]
         s2, c, g = scale * scale, channels, self.groups
-        self.per_row = False
+        self.per_row = self.joint = False
 
         def fills(filters: int) -> bool:  # ONNX Runtime's x86 blocked conv pads its output to blocks of
             return -(-filters // narrow) * narrow * 8 <= filters * 9  # `narrow`: at most 1/8 wasted
 
         if c == 1:  # the value filters: channels 0 .. s*s-1
             self.last = _maybe_3d(ConvView(conv, rows=range(s2), three_d=s2 < narrow))
-        elif c == 2:  # one conv per part, each (N, s*s, H, W): filters i*s*s.. are value 0, value 1, key 0, ...
-            def part(i, other=None, sign=-1, act=None):
-                view = ConvView(conv, rows=range(i * s2, (i + 1) * s2), three_d=s2 < narrow,
+        elif c == 2:  # one output per part, each (N, s*s, H, W): filters i*s*s.. are value 0, value 1, key 0, ...
+            def view(i, other=None, sign=-1):
+                return ConvView(conv, rows=range(i * s2, (i + 1) * s2), three_d=s2 < narrow,
                                 other=None if other is None else range(other * s2, (other + 1) * s2), sign=sign)
-                layers = nn.Sequential(view, act) if act is not None else view
-                return Flat3d(layers) if view.three_d else layers
 
-            if kind == "max":  # v0, v1
-                parts = [part(0), part(1)]
-            elif kind == "tm":  # v1, v0 - v1, sigmoid(k0 - k1) (fused into its conv)
-                parts = [part(1), part(0, 1), part(2, 3, act=nn.Sigmoid())]
-            elif kind == "cnn":  # v1, v0 - v1, k0 - k1, k0 + k1: k0^2 - k1^2 = (k0 - k1)(k0 + k1)
-                parts = [part(1), part(0, 1), part(2, 3), part(2, 3, sign=1)]
-                if s2 < narrow:  # the S-channel input: one conv of the 4 parts (2-D where its 4*s*s filters fill
-                    views = [p.layers if isinstance(p, Flat3d) else p for p in parts]  # the blocks), then a Split
-                    self.last = ConvParts(views, three_d=not fills(4 * s2))
-                    return
-            else:  # tr: v1, v0 - v1, k0, q0, k1, q1
-                parts = [part(1), part(0, 1), part(2), part(4), part(3), part(5)]
-            self.last = nn.ModuleList(parts)
+            views = {"max": [view(0), view(1)],  # v0, v1
+                     "tm": [view(1), view(0, 1), view(2, 3)],  # v1, v0 - v1, k0 - k1
+                     "cnn": [view(1), view(0, 1), view(2, 3), view(2, 3, sign=1)],  # ..., k0 + k1
+                     "tr": [view(1), view(0, 1), view(2), view(4), view(3), view(5)]}[kind]  # ..., k0, q0, k1, q1
+            n, gathers = len(views), conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+            self.joint = s2 < narrow and (n - 1) * gathers > JOINT_SPLIT_COST * n * s2
+            if self.joint:
+                self.last = ConvParts(views, three_d=not fills(n * s2))
+            else:  # TM's sigmoid(k0 - k1) fused into its conv
+                acts = [nn.Sigmoid() if kind == "tm" and i == 2 else None for i in range(n)]
+                self.last = nn.ModuleList([_maybe_3d(v) if a is None else (
+                    Flat3d(nn.Sequential(v, a)) if v.three_d else nn.Sequential(v, a)) for v, a in zip(views, acts)])
         else:  # group k's filters (k, c, phase) -> rows (phase, c)
             self.per_row = fills(scale * c)
             if self.per_row:  # one conv per (row phase py, group): filters (px, c)
@@ -309,12 +315,12 @@ class LeanESRHead(nn.Module):
         n, h, w = x.shape[0], x.shape[2], x.shape[3]  # every conv keeps H and W (same padding)
         z = self.body(x)
         if c == 2:
-            parts = self.last(z) if isinstance(self.last, ConvParts) else [conv(z) for conv in self.last]
+            parts = self.last(z) if self.joint else [conv(z) for conv in self.last]
             if self.kind == "max":
                 out = torch.maximum(parts[0], parts[1])
             else:
                 if self.kind == "tm":
-                    w0 = parts[2]  # the sigmoid ran in the conv
+                    w0 = torch.sigmoid(parts[2]) if self.joint else parts[2]  # else the sigmoid ran in the conv
                 elif self.kind == "tr":
                     w0 = torch.sigmoid(parts[2] * parts[3] - parts[4] * parts[5])
                 else:  # cnn
