@@ -12,8 +12,8 @@
 # median over its runs and their ratio. Uses this checkout's virtual environment for both.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-old_rev="${1:?usage: $0 OLD_REV ESR_MODEL_FILES [N]}"
-weights="${2:?usage: $0 OLD_REV ESR_MODEL_FILES [N]}"
+old_rev="${1:?usage: $0 OLD_REV ESR_MODEL_FILES [N] [ROUNDS]}"
+weights="${2:?usage: $0 OLD_REV ESR_MODEL_FILES [N] [ROUNDS]}"
 n="${3:-20}"
 rounds="${4:-2}"
 py="${HARNESS_VENV:-$root/.venv}/bin/python"

@@ -116,10 +116,8 @@ class ConvParts(nn.Module):
         filters = [v.filters() for v in self.views]
         weight = torch.cat([w for w, _ in filters])
         bias = None if filters[0][1] is None else torch.cat([b for _, b in filters])
-        if self.three_d:
-            y = conv_as(self.views[0].conv, x.unsqueeze(2), weight, bias, True).squeeze(2)
-        else:
-            y = conv_as(self.views[0].conv, x, weight, bias, False)
+        y = conv_as(self.views[0].conv, x.unsqueeze(2) if self.three_d else x, weight, bias, self.three_d)
+        y = y.squeeze(2) if self.three_d else y
         return list(torch.split(y, [w.shape[0] for w, _ in filters], dim=1))
 
 
@@ -231,8 +229,10 @@ class FastESRHead(nn.Module):
 JOINT_SPLIT_COST = 2.5
 
 
-def _maybe_3d(view):
-    return Flat3d(nn.Sequential(view)) if view.three_d else view
+def _maybe_3d(view, act=None):
+    """``view`` (then ``act``, if any), run in :class:`Flat3d` where the view is 3-D."""
+    layers = nn.Sequential(view) if act is None else nn.Sequential(view, act)
+    return Flat3d(layers) if view.three_d else (view if act is None else layers)
 
 
 class LeanESRHead(nn.Module):
@@ -294,9 +294,8 @@ class LeanESRHead(nn.Module):
             if self.joint:
                 self.last = ConvParts(views, three_d=not fills(n * s2))
             else:  # TM's sigmoid(k0 - k1) fused into its conv
-                acts = [nn.Sigmoid() if kind == "tm" and i == 2 else None for i in range(n)]
-                self.last = nn.ModuleList([_maybe_3d(v) if a is None else (
-                    Flat3d(nn.Sequential(v, a)) if v.three_d else nn.Sequential(v, a)) for v, a in zip(views, acts)])
+                self.last = nn.ModuleList([_maybe_3d(v, nn.Sigmoid() if kind == "tm" and i == 2 else None)
+                                           for i, v in enumerate(views)])
         else:  # group k's filters (k, c, phase) -> rows (phase, c)
             self.per_row = fills(scale * c)
             if self.per_row:  # one conv per (row phase py, group): filters (px, c)
