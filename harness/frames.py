@@ -119,7 +119,7 @@ def lr_input(frame: Frame, scale: int, input_space: str = "y") -> np.ndarray:
 
 def lr_inputs(frames: List[Frame], scale: int, input_space: str = "y", cache: bool = True) -> List[np.ndarray]:
     """The LR inputs of all frames at ``scale``. The uint8 RGB LR frames are cached on disk, one entry
-    per scale for both colour spaces (the MATLAB resize of 14 Full-HD frames takes seconds, and every
+    per scale for both colour spaces (the MATLAB resize of 14 Full-HD frames is the slow step, and every
     model at that scale reuses them; Y is derived from them, as :func:`lr_input` does)."""
     import hashlib
 

@@ -55,32 +55,47 @@ def contributions(in_len: int, out_len: int, scale: float, antialiasing: bool = 
     return weights[:, keep], indices[:, keep]
 
 
-def _round_uint8(values: np.ndarray) -> np.ndarray:
-    # MATLAB rounds half away from zero; values here are finite, so floor(x + 0.5) for x >= 0
-    # and saturation below 0 give the same result.
-    return np.clip(np.floor(values + 0.5), 0, 255).astype(np.uint8)
+#: float64 values in one block of output rows (256 KiB): a block, its tap and the rows it gathers stay in
+#: the CPU's cache while the taps accumulate, which makes a Full-HD resize about 3x faster than whole-array passes
+BLOCK_VALUES = 1 << 15
+
+
+def _resize_rows(src: np.ndarray, weights: np.ndarray, indices: np.ndarray, out_dtype, rounding: bool) -> np.ndarray:
+    """``src`` (in_len, columns) resized along its rows to ``out_dtype`` (out_len, columns), a block of output
+    rows at a time. Each output value is summed in the same order and precision as MATLAB's loop (float64
+    ``w0*x0``, then ``+= w1*x1``, ...); with ``rounding``, each value is then rounded half away from zero and
+    saturated to uint8, as MATLAB's ``imresizemex`` does (the values are finite, so ``floor(x + 0.5)`` and
+    saturation below 0 give the same)."""
+    out_len, taps = weights.shape
+    columns = src.shape[1]
+    out = np.empty((out_len, columns), dtype=out_dtype)
+    rows = max(1, BLOCK_VALUES // max(columns, 1))
+    acc = np.empty((rows, columns), dtype=np.float64)
+    tap = np.empty_like(acc)
+    for r0 in range(0, out_len, rows):
+        r1 = min(out_len, r0 + rows)
+        block, term = acc[:r1 - r0], tap[:r1 - r0]
+        np.multiply(src[indices[r0:r1, 0]], weights[r0:r1, :1], out=block)  # uint8 or float32 -> float64 exactly
+        for k in range(1, taps):
+            np.multiply(src[indices[r0:r1, k]], weights[r0:r1, k:k + 1], out=term)
+            block += term
+        if rounding:
+            block += 0.5
+            np.floor(block, out=block)
+            np.clip(block, 0, 255, out=block)
+        out[r0:r1] = block
+    return out
 
 
 def _resize_axis(img: np.ndarray, axis: int, out_len: int, scale: float, antialiasing: bool) -> np.ndarray:
     in_len = img.shape[axis]
     weights, indices = contributions(in_len, out_len, scale, antialiasing)
-    # the resized axis first and contiguous, so each tap gathers whole rows (np.take into a reused buffer);
-    # the taps are summed in the same order and precision as MATLAB's loop (w0*x0, then += w1*x1, ...)
-    src = np.ascontiguousarray(np.moveaxis(img, axis, 0), dtype=np.float64)
-    rest = src.shape[1:]
-    flat = src.reshape(in_len, -1)
-    out = np.empty((out_len, flat.shape[1]), dtype=np.float64)
-    tap = np.empty_like(out)
-    np.take(flat, indices[:, 0], axis=0, out=out)
-    out *= weights[:, :1]
-    for k in range(1, weights.shape[1]):
-        np.take(flat, indices[:, k], axis=0, out=tap)
-        tap *= weights[:, k:k + 1]
-        out += tap
-    out = np.moveaxis(out.reshape((out_len,) + rest), 0, axis)
-    if img.dtype == np.uint8:
-        return _round_uint8(out)
-    return out.astype(img.dtype if np.issubdtype(img.dtype, np.floating) else np.float64)
+    rounding = img.dtype == np.uint8
+    out_dtype = np.uint8 if rounding else img.dtype if np.issubdtype(img.dtype, np.floating) else np.float64
+    # the resized axis first and contiguous, so each tap gathers whole rows
+    src = np.ascontiguousarray(np.swapaxes(img, 0, axis))
+    out = _resize_rows(src.reshape(in_len, -1), weights, indices, out_dtype, rounding)
+    return np.ascontiguousarray(np.swapaxes(out.reshape((out_len,) + src.shape[1:]), 0, axis))
 
 
 def imresize(img: np.ndarray, scale: float = None, output_shape: Tuple[int, int] = None,
