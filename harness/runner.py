@@ -3,9 +3,10 @@
 For each (model, scale): build the model, prepare the backend session for the Full-HD LR
 shape, check its output against the PyTorch fp32 reference (PSNR between them, so a broken
 FP16/INT8 conversion is flagged rather than plotted), warm up, then time every frame over
-several passes. Passes continue until the median's 95 % interval is within ``ci_target_pct``,
-the time budget ``max_time_s`` is spent or ``repeats`` passes are done (at least ``min_repeats``;
-``iterations`` fixes the count instead). Every raw time is kept in the record. Reported: the
+several passes. After ``min_repeats`` whole passes, timing stops at the first frame where the
+median's 95 % interval is within ``ci_target_pct``, the time budget ``max_time_s`` is spent or
+``repeats`` passes are done (at the end of a pass for a model whose cost depends on the frame, such as
+ClassSR's routing; ``iterations`` fixes the count instead). Every raw time is kept in the record. Reported: the
 median latency and FHD/s (Full-HD output frames per second, 1000 / median ms) with their 95 %
 intervals, p90/p99 where the sample supports them, mean, the coefficient of variation, what
 stopped the timing, CPU use in % of one core, peak RSS, device memory, temperatures and clocks before/after, and power/energy
@@ -51,7 +52,7 @@ class BenchConfig:
     warmup: int = 1                # warm-up passes over the frames
     repeats: int = 50              # at most this many timed passes
     min_repeats: int = 1
-    max_time_s: float = 8.0        # the time budget: stop adding passes after this long (the cpu profile's value)
+    max_time_s: float = 8.0        # the time budget: stop timing after this long (the cpu profile's value)
     ci_target_pct: float = 3.0     # stop once the median's 95 % interval is within +-this % (0: never)
     iterations: int = 0            # > 0: exactly this many timed frames, no adaptive stop (trtexec --iterations)
     pipeline: str = "model"        # "color": time RGB frame -> Y model + CbCr bicubic -> RGB as one
@@ -351,7 +352,8 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
     sampler, power_reason = make_sampler(cfg.power_meter, cfg.device)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)  # microsecond accounting (psutil's ticks are 10 ms)
     wall0 = time.perf_counter()
-    compute_s, gpu_ms, passes, stop = time_session(session, batch, cfg, sampler)
+    routed = getattr(model, "merge_routing", None) is not None  # its cost follows each frame's content
+    compute_s, gpu_ms, passes, stop = time_session(session, batch, cfg, sampler, whole_passes=routed)
     wall = time.perf_counter() - wall0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     clock.mark("timing")
@@ -517,47 +519,47 @@ def roofline(model, cfg: BenchConfig, fhd_per_s, out_hw=(1080, 1920)) -> Dict[st
     return out
 
 
-def time_session(session, batch, cfg: BenchConfig, sampler=None):
+def time_session(session, batch, cfg: BenchConfig, sampler=None, whole_passes: bool = False):
     """The timed loop: passes over the frames, each frame loaded then computed under the clock.
 
-    Passes go on until the median's 95 % interval is within +-``cfg.ci_target_pct`` % ("interval"),
-    the time budget ``cfg.max_time_s`` is spent ("time budget") or ``cfg.repeats`` passes are done
-    ("pass limit"), after at least ``cfg.min_repeats``; with ``cfg.iterations`` > 0, exactly that
-    many frames are timed ("iterations"). Returns (per-frame compute seconds, per-frame GPU ms where
-    the backend measures it, passes, what stopped it). The power window is opened and closed
-    exactly around it.
+    After ``cfg.min_repeats`` whole passes, timing stops as soon as the median's 95 % interval is within
+    +-``cfg.ci_target_pct`` % ("interval"), the time budget ``cfg.max_time_s`` is spent ("time budget") or
+    ``cfg.repeats`` passes are done ("pass limit"), checked after every frame: a pass of 14 slow frames no
+    longer runs to its end once the interval is there. With ``whole_passes`` (a model whose cost depends on
+    the frame's content, such as ClassSR's routing) it is checked at the end of a pass only, so that every
+    frame is timed equally often. With ``cfg.iterations`` > 0, exactly that many frames are timed
+    ("iterations"). Returns (per-frame compute seconds, per-frame GPU ms where the backend measures it, the
+    passes begun (the last may be partial), what stopped it). The power window is opened and closed exactly
+    around it.
     """
     from .stats import pooled_halfwidth_pct
 
     compute_s: List[float] = []
     gpu_ms: List[float] = []
-    passes = 0
+    frames = len(batch)
     stop = ""
     start = time.perf_counter()
     if sampler is not None:
         sampler.window_start()
     while not stop:
-        for x in batch:
-            session.load(x)
-            wall, gpu = timed_compute(session)
-            compute_s.append(wall)
-            if gpu is not None:
-                gpu_ms.append(gpu)
-            if 0 < cfg.iterations <= len(compute_s):
-                break
-        passes += 1
+        session.load(batch[len(compute_s) % frames])
+        wall, gpu = timed_compute(session)
+        compute_s.append(wall)
+        if gpu is not None:
+            gpu_ms.append(gpu)
+        n = len(compute_s)
         if cfg.iterations > 0:
-            stop = "iterations" if len(compute_s) >= cfg.iterations else ""
-        elif passes >= cfg.min_repeats:
+            stop = "iterations" if n >= cfg.iterations else ""
+        elif n >= cfg.min_repeats * frames and (not whole_passes or n % frames == 0):
             if cfg.ci_target_pct > 0 and pooled_halfwidth_pct(compute_s) <= cfg.ci_target_pct:
                 stop = "interval"
             elif time.perf_counter() - start >= cfg.max_time_s:
                 stop = "time budget"
-            elif passes >= cfg.repeats:
+            elif n >= cfg.repeats * frames:
                 stop = "pass limit"
     if sampler is not None:
         sampler.window_end()
-    return compute_s, gpu_ms, passes, stop
+    return compute_s, gpu_ms, -(-len(compute_s) // frames), stop
 
 
 # --------------------------------------------------------------------------- isolation

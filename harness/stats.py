@@ -14,6 +14,7 @@ An unsupported percentile is not reported as a number.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -28,6 +29,7 @@ def _binom():
     return binom
 
 
+@functools.lru_cache(maxsize=4096)  # the timed loop asks after every frame; SciPy takes ~0.1 ms a call
 def _cut(n: int, confidence: float) -> int:
     """Samples cut from each end for the median's interval: the largest j with P(B <= j - 1) <= alpha/2,
     B ~ Binomial(n, 1/2), as a 0-based index (-1: no interval at this n)."""

@@ -85,6 +85,29 @@ def test_a_noisy_model_runs_until_the_pass_limit_or_the_budget(monkeypatch):
     assert stop == "time budget" and passes == 1
 
 
+# A noisy first pass of 7 frames (10, 20, 10, 20, 10, 20, 15 ms), then 15 ms on every frame. The interval of
+# the median of n sorted times is (x[j], x[n-1-j]) with the largest j such that P(B <= j) <= 0.025 for
+# B ~ Binomial(n, 1/2): n = 14: j = 2 (P(B <= 2) = 106/16384 = 0.006, P(B <= 3) = 470/16384 = 0.029) and
+# x[2] = 10 ms: wide; n = 15: j = 3 (P(B <= 3) = 576/32768 = 0.018, P(B <= 4) = 1941/32768 = 0.059) and
+# x[3] = x[11] = 15 ms: within +-3 %. Whole passes only: n = 21, j = 5 (P(B <= 5) = 27896/2097152 = 0.013,
+# P(B <= 6) = 82160/2097152 = 0.039), x[5] = x[15] = 15 ms.
+NOISY_THEN_STEADY = [0.010, 0.020, 0.010, 0.020, 0.010, 0.020, 0.015]
+
+
+def test_the_loop_stops_at_the_first_frame_whose_interval_is_narrow(monkeypatch):
+    _scripted(monkeypatch, itertools.chain(NOISY_THEN_STEADY, itertools.repeat(0.015)))
+    cfg = BenchConfig(repeats=100, min_repeats=1, max_time_s=60, ci_target_pct=3.0)
+    times, _, passes, stop = time_session(_Session(), [None] * 7, cfg)
+    assert stop == "interval" and len(times) == 15 and passes == 3  # two whole passes and one frame of a third
+
+
+def test_a_frame_dependent_model_stops_at_the_end_of_a_pass(monkeypatch):
+    _scripted(monkeypatch, itertools.chain(NOISY_THEN_STEADY, itertools.repeat(0.015)))
+    cfg = BenchConfig(repeats=100, min_repeats=1, max_time_s=60, ci_target_pct=3.0)
+    times, _, passes, stop = time_session(_Session(), [None] * 7, cfg, whole_passes=True)
+    assert stop == "interval" and len(times) == 21 and passes == 3
+
+
 def test_fixed_iterations_time_exactly_that_many_frames(monkeypatch):
     _scripted(monkeypatch, itertools.repeat(0.01))
     times, _, passes, stop = time_session(_Session(), [None] * 7, BenchConfig(iterations=17, ci_target_pct=3.0))
