@@ -626,7 +626,8 @@ def _build_child(conn, model_id, scale, cfg):
         t0 = time.perf_counter()
         session = backend.prepare(model, [(1, model.channels, FHD_HEIGHT // scale, FHD_WIDTH // scale)])
         kept = ("engine_source", "build_s", "engine", "form_trial_ms", "form_trial_runs", "form_first_run_ms",
-                "form_second_run_ms", "form_primed", "form_skipped", "timing_cache", "layer_precisions")
+                "form_second_run_ms", "form_primed", "form_skipped", "form_strip_ms", "form_strip_rows", "timing_cache",
+                "layer_precisions")
         details = {k: session.details.get(k) for k in kept if k in session.details}
         details.update(form=session.form, prepare_s=time.perf_counter() - t0)
         session.close()

@@ -591,6 +591,59 @@ def _scripted_trial(monkeypatch, samples, prime: bool = False):
     return order, warm_runs, ob.trial_times(sessions, (1, 1, 4, 4), prime=prime, pause=0.0)
 
 
+def _shape_aware_timer(monkeypatch, strip_s, full_s):
+    """``quick_time`` faked: ``strip_s[form]`` seconds on a strip (fewer rows than the full shape), else
+    ``full_s[form]``; returns the list of (form, rows) runs."""
+    import harness.backends.onnxruntime_backend as ob
+
+    order = []
+
+    def quick_time(session, shape, runs=1, warm=True):
+        order.append((session.form, shape[2]))
+        return strip_s[session.form] if shape[2] < FULL_ROWS else full_s[session.form]
+
+    monkeypatch.setattr(ob, "quick_time", quick_time)
+    return order
+
+
+FULL_ROWS = 135  # the test's "Full-HD" input: 135 rows, so a strip of 135 // 8 = 16 rows
+
+
+def test_a_form_over_3x_on_the_strip_never_runs_at_full_size(monkeypatch):
+    """naive takes 4.2x the fastest form's better strip run: screened out by the strip (two runs of 16 rows), never
+    run at 135 rows; pad at 3.9x on the strip stays in and runs the full-size trial."""
+    import types
+
+    import harness.backends.onnxruntime_backend as ob
+
+    assert ob.strip_shape((1, 1, FULL_ROWS, 240)) == (1, 1, 16, 240)
+    assert ob.strip_shape((1, 1, 127, 240)) is None  # under 16 rows of strip: no strip runs
+    runs = _shape_aware_timer(monkeypatch, {"lean": 0.010, "pad": 0.039, "naive": 0.042},
+                              {"lean": 0.080, "pad": 0.090, "naive": 0.300})
+    sessions = {f: types.SimpleNamespace(form=f) for f in ("lean", "pad", "naive")}
+    trial = ob.trial_times(sessions, (1, 1, FULL_ROWS, 240), pause=0.0, strip=(1, 1, 16, 240))
+    assert runs[:6] == [("lean", 16)] * 2 + [("pad", 16)] * 2 + [("naive", 16)] * 2  # two strip runs each
+    assert ("naive", FULL_ROWS) not in runs and trial["naive"]["screened"] == "strip"
+    assert trial["naive"]["strip"] == [0.042, 0.042] and trial["naive"]["runs"] == [] and "first" not in trial["naive"]
+    assert not trial["pad"].get("screened") and trial["pad"]["first"] == 0.090 and trial["pad"]["runs"]
+
+
+@pytest.mark.torch
+def test_the_cpu_backend_screens_on_a_strip_and_records_it(tmp_path, monkeypatch):
+    from harness.backends import make_backend
+
+    monkeypatch.delenv("HARNESS_FORMS", raising=False)
+    runs = _shape_aware_timer(monkeypatch, {"lean": 0.002, "pad": 0.0025, "naive": 0.0085},
+                              {"lean": 0.012, "pad": 0.010, "naive": 0.050})
+    model = resolve("ESPCN_s2_D22_S18")
+    session = make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form="auto").prepare(
+        model, [(1, 1, FULL_ROWS, 240)])
+    assert session.form == "pad" and ("naive", FULL_ROWS) not in runs
+    assert session.details["form_strip_ms"] == {"lean": 2.0, "pad": 2.5, "naive": 8.5}
+    assert session.details["form_strip_rows"] == 16 and set(session.details["form_trial_ms"]) == {"lean", "pad"}
+    assert "naive" not in session.details["form_first_run_ms"] and session.details["form_trial_runs"]["naive"] == 0
+
+
 def test_the_trial_takes_the_median_of_interleaved_rounds(monkeypatch):
     """Each form's first run (its warm-up) is timed apart; one slow timed run (a hiccup, within the first cut
     of 2x) does not decide: the median of the rounds does."""

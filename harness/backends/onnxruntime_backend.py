@@ -4,7 +4,8 @@ On CPU, inputs are fed as NumPy arrays; on GPU providers an IOBinding keeps the 
 output on the device, so ``compute`` times the inference alone and ``load``/``fetch`` the
 copies. The graph form (``naive`` export, or one of the rewrites of :mod:`harness.models.fast`:
 ``fast``, ``lean``, ``pad``, ``subpix``) is chosen per model: ``auto`` exports every form the model
-has, times each briefly on this backend (interleaved rounds that drop a clearly slower form as soon as
+has, times each briefly on this backend (on the CPU, a form far slower on a strip of the frame first
+leaves without a full-size run; then interleaved rounds that drop a clearly slower form as soon as
 one round shows it, :func:`trial_times`) and keeps the fastest, recording every trial (``form_trial_ms``,
 ``form_trial_runs``); a rewrite whose export fails or differs from PyTorch is left out, with the reason
 (``form_refused``). In a process that measures many models (a sweep's worker), a form its family and
@@ -39,6 +40,16 @@ HOPELESS_CUT = 5.0
 # a form whose median is this many times the best one's leaves the trial after round 1, 2, ...: one run can
 # swing by ~30 % (a hiccup more), so the first cut is wider
 TRIAL_DROP = (2.0, 1.5)
+# on the CPU, before any run at the Full-HD shape, each form runs twice on a strip of the input's rows (1/STRIP_PART
+# of them, at least STRIP_MIN_ROWS: else no strip runs), and a form whose better strip run took over STRIP_CUT times
+# the fastest form's is not run at full size. Measured on 14 official models, the naive graph of the 7 eSR-TM, -TR
+# and -CNN ones took 2.6-12x the best form on strips of 1/8 and 3.9-13x at full size, so the strip catches the
+# hopeless naive graphs (eSR-TM_s3_K5_C15's: two strip runs of 93 ms instead of a full-size first run of about a
+# second); but a strip's few ms swing more, and put a form up to 2.2x further behind than at full size
+# (ESPCN_s4_D52_S6 lean: 2.2x on the strip, 1.0x at full size), so the cut is wider than the full-size one (FIRST_CUT)
+STRIP_PART = 8
+STRIP_MIN_ROWS = 16
+STRIP_CUT = 4.0
 # seconds idle before each trial run of a session other than the one run before: ONNX Runtime's pool threads of
 # the session just run spin for tens of ms and take the cores from the next one (measured, eSR-TR_s2_K5_C2 lean:
 # 40-70 ms a run interleaved without a pause, 17-19 ms with 50 ms, 15 ms in a steady loop)
@@ -64,12 +75,26 @@ def auto_forms(module) -> List[str]:
     return candidate_forms(module, allowed)
 
 
+def strip_shape(shape: Shape) -> Optional[Shape]:
+    """The shape of the strip the CPU trial screens forms on (1/:data:`STRIP_PART` of the rows), or None
+    where that is under :data:`STRIP_MIN_ROWS` rows (a small input: the trial runs at its shape only)."""
+    rows = shape[2] // STRIP_PART
+    return None if rows < STRIP_MIN_ROWS else (*shape[:2], rows, *shape[3:])
+
+
 def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_ROUNDS,
                 drop: Sequence[float] = TRIAL_DROP, first_cut: float = FIRST_CUT, pause: Optional[float] = None,
-                prime: bool = True, hopeless_cut: float = HOPELESS_CUT) -> Dict[str, Dict[str, Any]]:
+                prime: bool = True, hopeless_cut: float = HOPELESS_CUT, strip: Optional[Shape] = None,
+                strip_cut: float = STRIP_CUT) -> Dict[str, Dict[str, Any]]:
     """form -> ``{"first": seconds of its first run, "second": of its second run (where it had one),
     "runs": seconds of each timed round}``, ``"screened": True`` for a form left out by its first runs, and
     ``"primed": 1`` for the first form when ``prime``.
+
+    With a ``strip`` shape (:func:`strip_shape`), every form first runs twice at that shape, back to back with
+    no pause (``"strip"``: the seconds of both; the better one counts, and the second run follows its own
+    session's, not another session's spinning threads); a form whose better strip run took over ``strip_cut``
+    times the fastest form's is left out (``"screened": "strip"``) and never runs at ``shape``. The rest of the
+    trial, below, runs the others.
 
     With ``prime``, the first form's session runs once untimed before anything is timed: the first ONNX
     Runtime run after the exports took 120-170 ms more than the next (FSRCNN_s2_D6_S1_M1: its first form
@@ -88,28 +113,36 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
     pause = TRIAL_PAUSE_S if pause is None else pause
     last: Optional[str] = None
 
-    def run(form: str) -> float:
+    def run(form: str, at: Shape = shape, wait: bool = True) -> float:
         nonlocal last
-        if pause > 0 and last is not None and last != form:
+        if wait and pause > 0 and last is not None and last != form:
             time.sleep(pause)
         last = form
-        return quick_time(sessions[form], shape, runs=1, warm=False)
+        return quick_time(sessions[form], at, runs=1, warm=False)
 
-    trial: Dict[str, Dict[str, Any]] = {}
-    if prime and len(sessions) > 1:
-        first = next(iter(sessions))
-        run(first)
-        trial[first] = {"primed": 1}
-    for form in sessions:
-        trial.setdefault(form, {}).update(first=run(form), runs=[])
-    fastest = min(t["first"] for t in trial.values())
-    for form in sessions:
+    trial: Dict[str, Dict[str, Any]] = {form: {} for form in sessions}
+    full = list(sessions)
+    if strip is not None and len(sessions) > 1:
+        for form in sessions:  # back to back and without the pause: the second run follows its own session's
+            trial[form]["strip"] = [run(form, strip, wait=False), run(form, strip, wait=False)]
+        fastest = min(min(t["strip"]) for t in trial.values())
+        for form in sessions:
+            if min(trial[form]["strip"]) > strip_cut * fastest:
+                trial[form].update(screened="strip", runs=[])
+        full = [form for form in sessions if not trial[form].get("screened")]
+    if prime and len(full) > 1:
+        run(full[0])
+        trial[full[0]]["primed"] = 1
+    for form in full:
+        trial[form].update(first=run(form), runs=[])
+    fastest = min(trial[form]["first"] for form in full)
+    for form in full:
         first = trial[form]["first"]
         if first_cut * fastest < first <= hopeless_cut * fastest:  # perhaps a first run paying for its memory
             trial[form]["second"] = run(form)
         if min(first, trial[form].get("second", first)) > first_cut * fastest:
             trial[form]["screened"] = True
-    alive = [form for form in sessions if not trial[form].get("screened")]
+    alive = [form for form in full if not trial[form].get("screened")]
     for r in range(rounds):
         if len(alive) == 1:
             break
@@ -353,17 +386,23 @@ class OnnxRuntimeBackend(Backend):
         else:
             import statistics
 
-            trial = trial_times(sessions, input_shapes[0])
+            strip = strip_shape(input_shapes[0]) if provider == "CPUExecutionProvider" else None  # a new shape
+            trial = trial_times(sessions, input_shapes[0], strip=strip)  # would rebuild a TensorRT provider's engine
             if screened is not None:
                 SCREENED.record(screened, trial)
-            # a form not timed in rounds ranks by its last run (a screened one is over 3x the fastest)
+            # a form not timed in rounds ranks by its last run (a screened one is over 3x the fastest); one
+            # screened out on the strip never ran at full size
             timings = {form: statistics.median(t["runs"]) if t["runs"] else t.get("second", t["first"])
-                       for form, t in trial.items()}
+                       for form, t in trial.items() if "first" in t}
             best = min((f for f in trial if not trial[f].get("screened")), key=timings.get)
             chosen = sessions[best]
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
             chosen.details["form_trial_runs"] = {k: len(t["runs"]) for k, t in trial.items()}
-            chosen.details["form_first_run_ms"] = {k: round(t["first"] * 1e3, 3) for k, t in trial.items()}
+            chosen.details["form_first_run_ms"] = {k: round(t["first"] * 1e3, 3) for k, t in trial.items()
+                                                   if "first" in t}
+            if strip is not None:
+                chosen.details["form_strip_ms"] = {k: round(min(t["strip"]) * 1e3, 3) for k, t in trial.items()}
+                chosen.details["form_strip_rows"] = strip[2]
             chosen.details["form_second_run_ms"] = {k: round(t["second"] * 1e3, 3) for k, t in trial.items()
                                                     if "second" in t}
             chosen.details["form_primed"] = next((k for k, t in trial.items() if t.get("primed")), None)
