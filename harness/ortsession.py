@@ -18,9 +18,14 @@ from .errors import HarnessError, first_line
 CPU = "CPUExecutionProvider"
 
 
-def ort_session(path: Union[str, Path], threads: Optional[int] = None, providers: Optional[Sequence] = None):
+def ort_session(path: Union[str, Path], threads: Optional[int] = None, providers: Optional[Sequence] = None,
+                spin_stop: bool = False):
     """An ``onnxruntime.InferenceSession`` of ``path`` on ``providers`` (default: the CPU provider).
 
+    With ``spin_stop``, the session's pool threads stop spinning as soon as a run returns
+    (``session.force_spinning_stop``), so the next run of another session in this process finds the
+    cores free: the form trial's sessions, which take turns. A session timed frame after frame keeps
+    ONNX Runtime's default (its threads spin between runs: a fast model runs up to a third faster).
     A graph ONNX Runtime cannot load is a one-line HarnessError naming the file.
     """
     import onnxruntime as ort
@@ -33,6 +38,8 @@ def ort_session(path: Union[str, Path], threads: Optional[int] = None, providers
         # the pattern and the second allocates it, page faults over hundreds of MB for a wide model (eSR-TM_s2_K7_C16
         # lean: 203, 176, then 98 ms; 231, then 93 ms without), and the runs after are as fast either way
         opts.enable_mem_pattern = False
+    if spin_stop:
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
     if not threads and os.environ.get("HARNESS_ORT_THREADS", "").isdigit():
         threads = int(os.environ["HARNESS_ORT_THREADS"])
     if threads:

@@ -334,9 +334,10 @@ def measure(model_id: str, scale: int, cfg: BenchConfig, inputs: Optional[List[n
 
     clock.mark("reference")
     if cfg.warmup_frames > 0:  # a sweep's warm-up counts the full-size runs the session has had since its creation:
-        # the output check above, and the form trial's runs of the chosen form (its first two runs and timed rounds)
-        ran = 1 + sum(1 + n for form, n in (session.details.get("form_trial_runs") or {}).items()
-                      if form == session.form) + (session.details.get("form_primed") == session.form) \
+        # the output check above, and the form trial's runs of the chosen form where it is timed in the trial's own session
+        ran = 1 if session.details.get("fresh_after_trial") else \
+            1 + sum(1 + n for form, n in (session.details.get("form_trial_runs") or {}).items()
+                    if form == session.form) + (session.details.get("form_primed") == session.form) \
             + (session.form in (session.details.get("form_second_run_ms") or {}))
         warm = [batch[i % len(batch)] for i in range(max(1, cfg.warmup_frames - ran))]
         record["warmup_runs_before"] = ran

@@ -633,8 +633,14 @@ def test_the_cpu_backend_screens_on_a_strip_and_records_it(tmp_path, monkeypatch
     from harness.backends import make_backend
 
     monkeypatch.delenv("HARNESS_FORMS", raising=False)
+    import harness.backends.onnxruntime_backend as ob
+
     runs = _shape_aware_timer(monkeypatch, {"lean": 0.002, "pad": 0.0025, "naive": 0.0085},
                               {"lean": 0.012, "pad": 0.010, "naive": 0.050})
+    opened = []
+    real = ob.ort_session
+    monkeypatch.setattr(ob, "ort_session", lambda path, **kw: opened.append((Path(path).name.split(".")[-2],
+                                                                             kw["spin_stop"])) or real(path, **kw))
     model = resolve("ESPCN_s2_D22_S18")
     session = make_backend("onnxruntime", threads=1, workdir=str(tmp_path), form="auto").prepare(
         model, [(1, 1, FULL_ROWS, 240)])
@@ -642,6 +648,11 @@ def test_the_cpu_backend_screens_on_a_strip_and_records_it(tmp_path, monkeypatch
     assert session.details["form_strip_ms"] == {"lean": 2.0, "pad": 2.5, "naive": 8.5}
     assert session.details["form_strip_rows"] == 16 and set(session.details["form_trial_ms"]) == {"lean", "pad"}
     assert "naive" not in session.details["form_first_run_ms"] and session.details["form_trial_runs"]["naive"] == 0
+    # the trial's sessions stopped spinning after each run; pad is timed in a fresh session that spins as usual
+    assert sorted(opened[:3]) == [("lean", True), ("naive", True), ("pad", True)] and opened[3:] == [("pad", False)]
+    assert session.details["fresh_after_trial"]
+    with pytest.raises(RuntimeError, match="force_spinning_stop"):
+        session.session.get_session_options().get_session_config_entry("session.force_spinning_stop")
 
 
 def test_the_trial_takes_the_median_of_interleaved_rounds(monkeypatch):

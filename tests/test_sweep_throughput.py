@@ -101,16 +101,23 @@ def test_the_estimate_up_front_comes_from_the_last_run_on_this_device(tmp_path):
 
 @pytest.mark.torch
 def test_a_sweeps_warm_up_counts_the_runs_the_session_already_had(tmp_path, monkeypatch):
-    """3 warm-up frames in a sweep: the output check and the form trial's runs of the chosen form (its priming run
-    too, when it was the first form, and its second run) count, one frame stays; a model without a trial (one
-    form) gets 3 - 1 (the output check) = 2."""
+    """3 warm-up frames in a sweep. On the CPU the chosen form is timed in a fresh session after its trial: only
+    the output check counts, 2 frames stay; so for a model without a trial (one form). Where the trial's own
+    session is timed (a GPU provider's), the form trial's runs of the chosen form (its priming run too, when it
+    was the first form, and its second run) count as well, and one frame stays."""
+    import harness.backends.onnxruntime_backend as ob
+
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     inputs = [np.random.default_rng(0).random((24, 32), dtype=np.float32)] * 2
     cfg = BenchConfig(weights="init", iterations=3, warmup=0, warmup_frames=3, backend="onnxruntime")
     rec = measure("eSR-TM_s2_K3_C2", 2, cfg, inputs)  # forms fast, lean, naive: a trial
+    assert rec["session"]["fresh_after_trial"] and rec["session"]["form_trial_runs"][rec["form"]] >= 0
+    assert rec["warmup_runs_before"] == 1 and rec["warmup_frames_run"] == 2
+    monkeypatch.setattr(ob.OnnxRuntimeBackend, "_fresh_after_trial", staticmethod(lambda provider: False))
+    rec = measure("eSR-TM_s2_K3_C2", 2, cfg, inputs)
     runs = rec["session"]["form_trial_runs"][rec["form"]] + (rec["session"]["form_primed"] == rec["form"]) \
         + (rec["form"] in rec["session"]["form_second_run_ms"])
-    assert rec["session"]["form_primed"] == "fast"  # the first of fast, lean, naive
+    assert rec["session"]["form_primed"] == "fast" and "fresh_after_trial" not in rec["session"]
     assert rec["warmup_runs_before"] == 1 + 1 + runs and rec["warmup_frames_run"] == max(1, 3 - (2 + runs))
     monkeypatch.setenv("HARNESS_FORMS", "naive")
     rec = measure("eSR-TM_s2_K3_C2", 2, cfg, inputs)
