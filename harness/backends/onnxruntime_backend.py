@@ -90,9 +90,9 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
     "runs": seconds of each timed round}``, ``"screened": True`` for a form left out by its first runs, and
     ``"primed": 1`` for the first form when ``prime``.
 
-    With a ``strip`` shape (:func:`strip_shape`), every form first runs twice at that shape, back to back with
-    no pause (``"strip"``: the seconds of both; the better one counts, and the second run follows its own
-    session's, not another session's spinning threads); a form whose better strip run took over ``strip_cut``
+    With a ``strip`` shape (:func:`strip_shape`), every form first runs twice at that shape, back to back
+    (``"strip"``: the seconds of both; the better one counts, and the second run follows its own session's,
+    not another session's spinning threads); a form whose better strip run took over ``strip_cut``
     times the fastest form's is left out (``"screened": "strip"``) and never runs at ``shape``. The rest of the
     trial, below, runs the others.
 
@@ -113,9 +113,9 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
     pause = TRIAL_PAUSE_S if pause is None else pause
     last: Optional[str] = None
 
-    def run(form: str, at: Shape = shape, wait: bool = True) -> float:
+    def run(form: str, at: Shape = shape) -> float:
         nonlocal last
-        if wait and pause > 0 and last is not None and last != form:
+        if pause > 0 and last is not None and last != form:
             time.sleep(pause)
         last = form
         return quick_time(sessions[form], at, runs=1, warm=False)
@@ -123,8 +123,8 @@ def trial_times(sessions: Dict[str, Session], shape: Shape, rounds: int = TRIAL_
     trial: Dict[str, Dict[str, Any]] = {form: {} for form in sessions}
     full = list(sessions)
     if strip is not None and len(sessions) > 1:
-        for form in sessions:  # back to back and without the pause: the second run follows its own session's
-            trial[form]["strip"] = [run(form, strip, wait=False), run(form, strip, wait=False)]
+        for form in sessions:  # back to back: the second run follows its own session's
+            trial[form]["strip"] = [run(form, strip), run(form, strip)]
         fastest = min(min(t["strip"]) for t in trial.values())
         for form in sessions:
             if min(trial[form]["strip"]) > strip_cut * fastest:
@@ -405,11 +405,12 @@ class OnnxRuntimeBackend(Backend):
             timings = {form: statistics.median(t["runs"]) if t["runs"] else t.get("second", t["first"])
                        for form, t in trial.items() if "first" in t}
             best = min((f for f in trial if not trial[f].get("screened")), key=timings.get)
-            chosen = sessions[best]
             if fresh:  # the trial's sessions go (their memory with them), the chosen form's file opens afresh
                 sessions.clear()
                 chosen = OrtSession(self._session(candidates[best], provider), best, self.device)
                 chosen.details["fresh_after_trial"] = True
+            else:
+                chosen = sessions[best]
             chosen.details["form_trial_ms"] = {k: round(v * 1e3, 3) for k, v in timings.items()}
             chosen.details["form_trial_runs"] = {k: len(t["runs"]) for k, t in trial.items()}
             chosen.details["form_first_run_ms"] = {k: round(t["first"] * 1e3, 3) for k, t in trial.items()
