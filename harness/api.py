@@ -533,10 +533,11 @@ def prior_pace(store, cfg, exclude: Optional[str] = None) -> Optional[Dict[str, 
 
 
 # a rough model of a sweep pair's wall time from the model's speed: a fixed part plus this many Full-HD frame
-# times (the form trial, the output check, warm-up, timing, quality), fitted on a 20-pair --pool all sample on a
-# 2-core x86-64 VM (scripts/profile-sweep.py: 0.9 s + 51 frame times, within about 20 % per pair there)
-SWEEP_FIXED_S = 0.9
-SWEEP_FRAME_TIMES = 51
+# times (the form trial, the output check, warm-up, timing, quality), fitted on the full 1191-pair --pool all sweep
+# on a 2-core x86-64 VM (scripts/profile-sweep.py --db: 0.53 s + 44.1 frame times, within 14 % per pair there at the
+# median, 32 % at the 90th percentile)
+SWEEP_FIXED_S = 0.5
+SWEEP_FRAME_TIMES = 44
 PAPER_PACE_DEVICES = {"rpi": ("speed_RPI", "Raspberry Pi 400")}  # device profile -> the paper's speeds of it
 
 

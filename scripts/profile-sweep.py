@@ -8,6 +8,10 @@ Each speed row records its phases (``phases_s``: process start/imports/transfer,
 the measuring process, model build and weight load, LR inputs, export + sessions + form trial,
 the reference check, warm-up, timing, the rest) and each quality row its wall time; this prints
 their mean per pair, their share, and the run's seconds per pair (wall time of the run / pairs).
+It also fits each pair's time to its frame time, ``a + b * median frame seconds`` (least squares; a
+pair's time is its speed phases plus its quality seconds shared by the quality workers, which run
+side by side): the model behind the first estimate of a sweep on a Raspberry Pi from the eSR
+paper's speeds (``SWEEP_FIXED_S`` and ``SWEEP_FRAME_TIMES`` in ``harness/api.py``).
 With ``--sample N`` it first runs ``run-all`` on N pairs spread evenly over ``--pool all`` (every
 family and scale), into a temporary folder, with the options given.
 """
@@ -53,6 +57,29 @@ def table(db: Path, run_id=None):
     return run_id, len(pairs), len(speed), out, (max(created) - started) / max(len(pairs), 1) if created else float("nan")
 
 
+def pace_fit(db: Path, run_id: str, quality_workers: int):
+    """(a, b, pairs, median and 90th-percentile relative error) of pair seconds ~ a + b * frame seconds over the
+    run's timed pairs; a pair's seconds are its speed phases plus its quality seconds / ``quality_workers``."""
+    import numpy as np
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    speed, quality = {}, {}
+    for model, scale, measurement, status, median_ms, data in con.execute(
+            "SELECT model, scale, measurement, status, median_ms, data FROM measurements WHERE run_id = ?", (run_id,)):
+        data = json.loads(data or "{}")
+        if measurement == "speed" and status != "failed" and median_ms and isinstance(data.get("phases_s"), dict):
+            speed[model, scale] = (median_ms / 1e3, sum(v for v in data["phases_s"].values() if isinstance(v, (int, float))))
+        elif measurement.startswith("quality:") and isinstance(data.get("seconds"), (int, float)):
+            quality[model, scale] = quality.get((model, scale), 0.0) + float(data["seconds"])
+    if len(speed) < 3:
+        return None
+    frame = np.array([f for f, _ in speed.values()])
+    pair = np.array([s + quality.get(k, 0.0) / quality_workers for k, (_, s) in speed.items()])
+    (a, b), *_ = np.linalg.lstsq(np.vstack([np.ones_like(frame), frame]).T, pair, rcond=None)
+    error = np.abs(pair / (a + b * frame) - 1)
+    return float(a), float(b), len(speed), float(np.median(error)), float(np.percentile(error, 90))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", help="a results store to read (default: run a sample first)")
@@ -82,6 +109,14 @@ def main() -> int:
     for name, value in phases.items():
         print(f"{name:<10} {value:>10.2f} {100 * value / total if total else 0:>5.0f}%")
     print(f"{'sum':<10} {total:>10.2f}")
+    from harness.api import SWEEP_FIXED_S, SWEEP_FRAME_TIMES, quality_workers
+
+    fit = pace_fit(db, run_id, quality_workers()[0])
+    if fit is not None:
+        a, b, n, med, p90 = fit
+        print(f"pair time ~ {a:.2f} s + {b:.1f} frame times (least squares over {n} pairs, quality shared by "
+              f"{quality_workers()[0]} workers; relative error median {100 * med:.0f} %, 90th percentile "
+              f"{100 * p90:.0f} %); the Pi first estimate uses {SWEEP_FIXED_S:g} s + {SWEEP_FRAME_TIMES:g}")
     if tmp is not None:
         tmp.cleanup()
     return 0

@@ -126,14 +126,14 @@ def test_a_sweeps_warm_up_counts_the_runs_the_session_already_had(tmp_path, monk
 
 
 def test_a_pi_sweep_is_first_estimated_from_the_papers_pi_speeds(tmp_path):
-    """Before any model has run on a Pi: 0.9 s + 51 frame times per pair at the paper's measured Pi speed, the
+    """Before any model has run on a Pi: 0.5 s + 44 frame times per pair at the paper's measured Pi speed, the
     median of those for a model the table lacks; no estimate for another device or without the table."""
     import pickle
 
     from harness.results.paper import import_table
 
     table = {m: {"speed_RPI": np.float64(v), "speed_AGX": np.float64(10.0)}
-             for m, v in {"eSR-MAX_s2_K3_C1": 10.2, "eSR-TM_s2_K7_C16": 1.02, "ESPCN_s2_D4_S12": 5.1}.items()}
+             for m, v in {"eSR-MAX_s2_K3_C1": 11.0, "eSR-TM_s2_K7_C16": 1.1, "ESPCN_s2_D4_S12": 5.5}.items()}
     (tmp_path / "tests.pkl").write_bytes(pickle.dumps(table))
     pairs = [("eSR-MAX_s2_K3_C1", 2), ("eSR-TM_s2_K7_C16", 2), ("ESPCN_s2_D4_S12", 2), ("my.onnx", 2)]
     with ResultStore(tmp_path / "h.db") as store:
@@ -141,8 +141,8 @@ def test_a_pi_sweep_is_first_estimated_from_the_papers_pi_speeds(tmp_path):
         import_table(tmp_path / "tests.pkl", store)
         pace = api.paper_pace(store, "rpi", pairs)
         assert api.paper_pace(store, "cpu", pairs) is None
-    # per pair: 0.9 + 51/10.2 = 5.9, 0.9 + 51/1.02 = 50.9, 0.9 + 51/5.1 = 10.9; my.onnx: the median, 10.9
-    assert pace["known"] == 3 and pace["total_s"] == pytest.approx(5.9 + 50.9 + 10.9 + 10.9)
+    # per pair: 0.5 + 44/11 = 4.5, 0.5 + 44/1.1 = 40.5, 0.5 + 44/5.5 = 8.5; my.onnx: the median, 8.5
+    assert pace["known"] == 3 and pace["total_s"] == pytest.approx(4.5 + 40.5 + 8.5 + 8.5)
 
 
 def test_the_quality_stage_shares_the_cores_between_two_workers(monkeypatch, tmp_path):
