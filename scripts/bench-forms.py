@@ -149,7 +149,24 @@ def table(records: List[Dict[str, object]], forms: List[str], auto: bool) -> str
     per_round = [math.exp(sum(math.log(p[i]) for p in paired) / len(paired)) for i in range(min(map(len, paired)))]
     lines.append("best form: geometric mean of each round's own speed-ups (torch and the form timed in the same round): "
                  + ", ".join(f"x{g:.2f}" for g in per_round))
+    lines.append(round_interval(per_round))
     return "\n".join(lines)
+
+
+def round_interval(per_round: List[float]) -> str:
+    """The median of the rounds' geometric means and its distribution-free 95 % interval (order statistics,
+    :func:`harness.stats.median_ci`), or why there is none: the line that says whether a goal is clearly met."""
+    import statistics
+
+    from harness.stats import median_ci, median_ci_coverage
+
+    ci = median_ci(per_round)
+    if ci is None:
+        return (f"best form: median of the {len(per_round)} rounds' geometric means x{statistics.median(per_round):.2f}; "
+                "no interval under 6 rounds (--rounds 6 or more gives one)")
+    return (f"best form: median of the {len(per_round)} rounds' geometric means x{statistics.median(per_round):.2f}, "
+            f"95 % interval x{ci[0]:.2f} to x{ci[1]:.2f} (order statistics; coverage "
+            f"{100 * median_ci_coverage(len(per_round)):.1f} %)")
 
 
 def main(argv=None) -> int:
