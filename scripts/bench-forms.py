@@ -161,11 +161,10 @@ def round_interval(per_round: List[float]) -> str:
     from harness.stats import median_ci, median_ci_coverage
 
     ci = median_ci(per_round)
+    head = f"best form: median of the {len(per_round)} rounds' geometric means x{statistics.median(per_round):.2f}"
     if ci is None:
-        return (f"best form: median of the {len(per_round)} rounds' geometric means x{statistics.median(per_round):.2f}; "
-                "no interval under 6 rounds (--rounds 6 or more gives one)")
-    return (f"best form: median of the {len(per_round)} rounds' geometric means x{statistics.median(per_round):.2f}, "
-            f"95 % interval x{ci[0]:.2f} to x{ci[1]:.2f} (order statistics; coverage "
+        return f"{head}; no interval under 6 rounds (--rounds 6 or more gives one)"
+    return (f"{head}, 95 % interval x{ci[0]:.2f} to x{ci[1]:.2f} (order statistics; coverage "
             f"{100 * median_ci_coverage(len(per_round)):.1f} %)")
 
 

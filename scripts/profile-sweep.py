@@ -54,19 +54,21 @@ def table(db: Path, run_id=None):
     started = con.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()["started"]
     out = {p: sum((s.get("phases_s") or {}).get(p, 0.0) for s in speed) / max(len(speed), 1) for p in PHASES}
     out["quality"] = sum(float(q.get("seconds") or 0.0) for q in quality) / max(len(pairs), 1)
-    return run_id, len(pairs), len(speed), out, (max(created) - started) / max(len(pairs), 1) if created else float("nan")
+    per_pair = (max(created) - started) / max(len(pairs), 1) if created else float("nan")
+    return run_id, len(pairs), len(speed), out, per_pair, rows
 
 
-def pace_fit(db: Path, run_id: str, quality_workers: int):
-    """(a, b, pairs, median and 90th-percentile relative error) of pair seconds ~ a + b * frame seconds over the
-    run's timed pairs; a pair's seconds are its speed phases plus its quality seconds / ``quality_workers``."""
+def pace_fit(rows, quality_workers: int):
+    """(a, b, pairs, median and 90th-percentile relative error) of pair seconds ~ a + b * frame seconds over a
+    run's timed pairs (``rows``: its measurements, as :func:`table` read them); a pair's seconds are its speed
+    phases plus its quality seconds / ``quality_workers``."""
     import numpy as np
 
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     speed, quality = {}, {}
-    for model, scale, measurement, status, median_ms, data in con.execute(
-            "SELECT model, scale, measurement, status, median_ms, data FROM measurements WHERE run_id = ?", (run_id,)):
-        data = json.loads(data or "{}")
+    for r in rows:
+        model, scale, measurement, median_ms = r["model"], r["scale"], r["measurement"], r["median_ms"]
+        data = json.loads(r["data"] or "{}")
+        status = r["status"]
         if measurement == "speed" and status != "failed" and median_ms and isinstance(data.get("phases_s"), dict):
             speed[model, scale] = (median_ms / 1e3, sum(v for v in data["phases_s"].values() if isinstance(v, (int, float))))
         elif measurement.startswith("quality:") and isinstance(data.get("seconds"), (int, float)):
@@ -102,7 +104,7 @@ def main() -> int:
                               isolation="process" if args.fresh_process else "worker")
         print(f"run {run.run_id}: {time.time() - t0:.0f} s", file=sys.stderr)
         db = run.db
-    run_id, pairs, timed, phases, per_pair = table(db, args.run)
+    run_id, pairs, timed, phases, per_pair, rows = table(db, args.run)
     total = sum(phases.values())
     print(f"run {run_id}: {pairs} pairs ({timed} timed), {per_pair:.2f} s per pair (run wall time / pairs)")
     print(f"{'phase':<10} {'s per pair':>10} {'share':>6}")
@@ -111,11 +113,12 @@ def main() -> int:
     print(f"{'sum':<10} {total:>10.2f}")
     from harness.api import SWEEP_FIXED_S, SWEEP_FRAME_TIMES, quality_workers
 
-    fit = pace_fit(db, run_id, quality_workers()[0])
+    workers = quality_workers()[0]
+    fit = pace_fit(rows, workers)
     if fit is not None:
         a, b, n, med, p90 = fit
         print(f"pair time ~ {a:.2f} s + {b:.1f} frame times (least squares over {n} pairs, quality shared by "
-              f"{quality_workers()[0]} workers; relative error median {100 * med:.0f} %, 90th percentile "
+              f"{workers} workers; relative error median {100 * med:.0f} %, 90th percentile "
               f"{100 * p90:.0f} %); the Pi first estimate uses {SWEEP_FIXED_S:g} s + {SWEEP_FRAME_TIMES:g}")
     if tmp is not None:
         tmp.cleanup()

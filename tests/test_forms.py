@@ -609,7 +609,7 @@ def _shape_aware_timer(monkeypatch, strip_s, full_s):
 FULL_ROWS = 135  # the test's "Full-HD" input: 135 rows, so a strip of 135 // 8 = 16 rows
 
 
-def test_a_form_over_3x_on_the_strip_never_runs_at_full_size(monkeypatch):
+def test_a_form_over_4x_on_the_strip_never_runs_at_full_size(monkeypatch):
     """naive takes 4.2x the fastest form's better strip run: screened out by the strip (two runs of 16 rows), never
     run at 135 rows; pad at 3.9x on the strip stays in and runs the full-size trial."""
     import types
