@@ -842,7 +842,8 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
                                          json.dumps(summary_rows(table), indent=2, default=str),
                                          elsewhere="give another --out DIR")
         figures = draw_all(store, plots, run_id=run_id)
-        figures += draw_visuals(store, image_sets[0], plots, run_id=run_id, weights=cfg.weights, onnx_dir=onnx_dir)
+        figures += draw_visuals(store, image_sets[0], plots, run_id=run_id, weights=cfg.weights, onnx_dir=onnx_dir,
+                                timeout_s=cfg.timeout_s, log=log)  # model code in a worker process
         html, _ = write_report(store, out_dir, run_id=run_id, plots_dir=plots, figures=figures)  # drawn once
     finally:
         store.close()  # a WAL checkpoint: harness.db alone holds every row (it may be copied elsewhere)
