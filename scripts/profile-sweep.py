@@ -11,7 +11,7 @@ their mean per pair, their share, and the run's seconds per pair (wall time of t
 It also fits each pair's time to its frame time, ``a + b * median frame seconds`` (least squares; a
 pair's time is its speed phases plus its quality seconds shared by the quality workers, which run
 side by side): the model behind the first estimate of a sweep on a Raspberry Pi from the eSR
-paper's speeds (``SWEEP_FIXED_S`` and ``SWEEP_FRAME_TIMES`` in ``harness/api.py``).
+paper's speeds (``SWEEP_FIXED_S`` and ``SWEEP_FRAME_TIMES`` in ``harness/api/stages.py``).
 With ``--sample N`` it first runs ``run-all`` on N pairs spread evenly over ``--pool all`` (every
 family and scale), into a temporary folder, with the options given.
 """

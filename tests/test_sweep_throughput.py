@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-import harness.api as api
+import harness.api.stages as stages
 from harness.api import Estimate, duration_text, prior_pace, run_bench, sweep_timing
+from harness.errors import HarnessError
 from harness.results.store import ResultStore
 from harness.runner import BenchConfig, _peak_rss_mb, _reset_peak_rss, measure
 
@@ -20,7 +21,7 @@ def _cfg(**kw):
 
 def test_a_worker_measures_models_in_turn_and_is_replaced_now_and_then(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(api, "WORKER_RECYCLE", 2)
+    monkeypatch.setattr(stages, "WORKER_RECYCLE", 2)
     pairs = [("bicubic-opencv", 2), ("bicubic-opencv", 3), ("bicubic-opencv", 4)]
     recs = run_bench(pairs, _cfg(), isolate="worker")
     pids = [r["pid"] for r in recs]
@@ -60,13 +61,13 @@ def test_a_sweep_times_to_the_profiles_sweep_target_unless_told_otherwise():
     assert (swept.ci_target_pct, swept.max_time_s) == (5.0, 2.0)
     assert sweep_timing(cfg, profile, {"ci_target_pct": 1.0}).ci_target_pct == 3.0  # --ci-target given: the cfg's
     assert sweep_timing(cfg, {"name": "x"}, {}) is cfg
-    with pytest.raises(api.HarnessError, match="sweep_max_time_s = 'two' is not a number"):
+    with pytest.raises(HarnessError, match="sweep_max_time_s = 'two' is not a number"):
         sweep_timing(cfg, dict(profile, sweep_max_time_s="two", path="devices/x.toml"), {})
 
 
 def test_the_estimate_speaks_after_the_first_models_then_every_few_minutes(monkeypatch):
     now = [0.0]
-    monkeypatch.setattr(api.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(stages.time, "monotonic", lambda: now[0])
     lines = []
     eta = Estimate(100, "bench", lines.append)
     for _ in range(3):
@@ -137,10 +138,10 @@ def test_a_pi_sweep_is_first_estimated_from_the_papers_pi_speeds(tmp_path):
     (tmp_path / "tests.pkl").write_bytes(pickle.dumps(table))
     pairs = [("eSR-MAX_s2_K3_C1", 2), ("eSR-TM_s2_K7_C16", 2), ("ESPCN_s2_D4_S12", 2), ("my.onnx", 2)]
     with ResultStore(tmp_path / "h.db") as store:
-        assert api.paper_pace(store, "rpi", pairs) is None  # no table yet
+        assert stages.paper_pace(store, "rpi", pairs) is None  # no table yet
         import_table(tmp_path / "tests.pkl", store)
-        pace = api.paper_pace(store, "rpi", pairs)
-        assert api.paper_pace(store, "cpu", pairs) is None
+        pace = stages.paper_pace(store, "rpi", pairs)
+        assert stages.paper_pace(store, "cpu", pairs) is None
     # per pair: 0.5 + 44/11 = 4.5, 0.5 + 44/1.1 = 40.5, 0.5 + 44/5.5 = 8.5; my.onnx: the median, 8.5
     assert pace["known"] == 3 and pace["total_s"] == pytest.approx(4.5 + 40.5 + 8.5 + 8.5)
 
@@ -152,7 +153,7 @@ def test_the_quality_stage_shares_the_cores_between_two_workers(monkeypatch, tmp
     from harness.ortsession import ort_session
 
     model = tiny_y_onnx(tmp_path / "tiny.onnx")
-    assert [api.quality_workers(c) for c in (1, 2, 3, 4, 8)] == [(1, 1), (2, 1), (2, 1), (2, 2), (2, 4)]
+    assert [stages.quality_workers(c) for c in (1, 2, 3, 4, 8)] == [(1, 1), (2, 1), (2, 1), (2, 2), (2, 4)]
     monkeypatch.setenv("HARNESS_ORT_THREADS", "1")
     assert ort_session(model).get_session_options().intra_op_num_threads == 1
     assert ort_session(model, threads=2).get_session_options().intra_op_num_threads == 2  # explicit wins
