@@ -155,7 +155,7 @@ def power(paper_pts: List[Dict], title: str, key: str, path_stem: Path,
     import matplotlib.pyplot as plt
 
     from .pareto import front_with_ties
-    from .plots import declutter, labels_inside
+    from .plots import declutter, hidden_note, labels_inside
 
     pts = [p for p in paper_pts if is_finite(p.get("mean_w")) and is_finite(p.get("fhd_per_s")) and p["fhd_per_s"] > 0]
     if not pts:
@@ -192,7 +192,7 @@ def power(paper_pts: List[Dict], title: str, key: str, path_stem: Path,
     ax.grid(True, which="both", alpha=0.3)
     _finish(fig, ax, "x")
     labels_inside(fig, ax, texts)
-    declutter(fig, texts)
+    hidden_note(ax, declutter(fig, texts, within=ax))
     return save_figure(fig, path_stem)
 
 

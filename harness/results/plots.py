@@ -175,27 +175,56 @@ def labels_inside(fig, ax, texts) -> None:
             text.set_horizontalalignment("right")
 
 
-def declutter(fig, texts, tries: int = 8) -> None:
+def declutter(fig, texts, tries: int = 8, within=None) -> int:
     """Nudge annotation labels that overlap an earlier one up or down, a line at a time.
 
     Neighbouring models (a ghost network beside its base, the eSR-TM/CNN cluster) otherwise print
     their names on top of each other. ``texts`` in priority order: earlier ones stay put. Offsets
-    are in points, so call it after the layout is final.
+    are in points, so call it after the layout is final. With ``within`` (an Axes) a label must also
+    lie inside those axes (not over the title or the legend), and one that finds no free place there
+    is hidden: a dense front (the eSR paper's Raspberry Pi figures) keeps the names that fit, readable.
+    Returns how many labels were hidden.
     """
     lay_out(fig)  # text extents are known only once laid out
     renderer = fig.canvas.get_renderer()
-    placed = []
+    frame = within.get_window_extent(renderer) if within is not None else None
+
+    def free(box) -> bool:
+        if frame is not None and (box.x0 < frame.x0 - 1 or box.x1 > frame.x1 + 1 or box.y0 < frame.y0 - 1
+                                  or box.y1 > frame.y1 + 1):
+            return False
+        return not any(box.overlaps(other) for other in placed)
+
+    placed: list = []
+    hidden = 0
     for text in texts:
         x0, y0 = text.xyann
         box = text.get_window_extent(renderer)
         line = box.height * 72.0 / fig.dpi + 1.0  # one label's height and a point, in points
-        for k in range(tries):
-            if not any(box.overlaps(other) for other in placed):
+        for k in range(tries + 1):
+            if free(box):
+                placed.append(box)
+                break
+            if k == tries:
+                text.xyann = (x0, y0)
+                if frame is not None:
+                    text.set_visible(False)
+                    hidden += 1
+                else:
+                    placed.append(box)
                 break
             step = (k // 2 + 1) * line * (1 if k % 2 == 0 else -1)
             text.xyann = (x0, y0 + step)
             box = text.get_window_extent(renderer)
-        placed.append(box)
+    return hidden
+
+
+def hidden_note(ax, hidden: int, what: str = "front") -> None:
+    """A small note under the axes when :func:`declutter` hid labels: the names are in the report's table."""
+    if hidden:  # beside the axes' lower right corner, under the legend
+        ax.annotate(f"{hidden} {what} label{'s' if hidden > 1 else ''} left out\nwhere they would overlap (every\n"
+                    f"model is named in the report's table)", (1.0, 0.0), xycoords="axes fraction",
+                    xytext=(10, 0), textcoords="offset points", ha="left", va="bottom", fontsize=7, color="#777777")
 
 
 BASELINE_STYLE = {  # family: marker, size, colour, legend label (the baselines are drawn on their own)
@@ -273,7 +302,8 @@ def trade_off_axes(points: List[Dict], title: str, quality_key: str):
                    label="on the front, statistically tied")
     labels = [ax.annotate(pts[i]["model"] + (" (tied)" if i in ties else ""), (pts[i]["fhd_per_s"], q(pts[i])),
                           fontsize=LABEL_FONT, xytext=(5, 4), textcoords="offset points",
-                          color="#555555" if i in ties else "#111111") for i in front]
+                          color="#555555" if i in ties else "#111111")
+              for i in clear + [i for i in front if i in ties]]  # the clear front's names placed first
     for i, p in enumerate(pts):
         if p["family"] in METHOD_MARKERS and i not in front:
             labels.append(ax.annotate(p["model"], (p["fhd_per_s"], q(p)), fontsize=LABEL_FONT, xytext=(5, -11),
@@ -297,7 +327,7 @@ def trade_off_axes(points: List[Dict], title: str, quality_key: str):
     log_ticks(ax, "x")
     fig.tight_layout()  # the chosen tick labels may be taller or shorter
     labels_inside(fig, ax, labels)
-    declutter(fig, labels)
+    hidden_note(ax, declutter(fig, labels, within=ax))
     return fig
 
 
@@ -338,7 +368,7 @@ def energy_figure(points: List[Dict], title: str, path_stem: Path) -> Optional[L
     log_ticks(ax, "y")
     fig.tight_layout()  # the chosen tick labels may be wider or narrower
     labels_inside(fig, ax, labels)
-    declutter(fig, labels)
+    hidden_note(ax, declutter(fig, labels, within=ax))
     return save_figure(fig, path_stem)
 
 

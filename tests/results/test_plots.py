@@ -114,3 +114,32 @@ def test_labels_of_neighbouring_models_do_not_overlap():
     assert texts[0].xyann == (4, 3)
     assert not any(boxes[i].overlaps(boxes[j]) for i in range(3) for j in range(i + 1, 3))
     plt.close(fig)
+
+
+def test_declutter_within_the_axes_hides_what_finds_no_free_place():
+    """30 names on one point of a short axes: the first stays put, the others stack above and below it
+    while there is room inside the axes, and the rest are hidden (counted), never drawn over each other
+    or over the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.results.plots import declutter
+
+    fig, ax = plt.subplots(figsize=(6, 2), dpi=100)  # room for a few 7-point lines only
+    ax.set_xlim(1, 100)
+    ax.set_ylim(30, 35)
+    ax.set_title("a title the labels must not cover")
+    texts = [ax.annotate(f"model_{k}", (10.0, 32.5), fontsize=7, xytext=(4, 3), textcoords="offset points")
+             for k in range(30)]
+    hidden = declutter(fig, texts, within=ax)
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    shown = [t.get_window_extent(renderer) for t in texts if t.get_visible()]
+    assert texts[0].get_visible() and texts[0].xyann == (4, 3)
+    assert 1 < len(shown) < 30 and hidden == 30 - len(shown)
+    assert not any(shown[i].overlaps(shown[j]) for i in range(len(shown)) for j in range(i + 1, len(shown)))
+    assert all(frame.y0 - 1 <= b.y0 and b.y1 <= frame.y1 + 1 for b in shown)
+    assert declutter(fig, [ax.annotate("x", (10.0, 32.5)) for _ in range(30)]) == 0  # without `within`: all drawn
+    plt.close(fig)
