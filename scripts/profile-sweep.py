@@ -64,15 +64,18 @@ def pace_fit(rows, quality_workers: int):
     phases plus its quality seconds / ``quality_workers``."""
     import numpy as np
 
+    from harness.api.stages import row_seconds
+
     speed, quality = {}, {}
     for r in rows:
         model, scale, measurement, median_ms = r["model"], r["scale"], r["measurement"], r["median_ms"]
-        data = json.loads(r["data"] or "{}")
-        status = r["status"]
-        if measurement == "speed" and status != "failed" and median_ms and isinstance(data.get("phases_s"), dict):
-            speed[model, scale] = (median_ms / 1e3, sum(v for v in data["phases_s"].values() if isinstance(v, (int, float))))
-        elif measurement.startswith("quality:") and isinstance(data.get("seconds"), (int, float)):
-            quality[model, scale] = quality.get((model, scale), 0.0) + float(data["seconds"])
+        seconds = row_seconds(measurement, json.loads(r["data"] or "{}"))
+        if seconds is None:
+            continue
+        if measurement == "speed" and r["status"] != "failed" and median_ms:
+            speed[model, scale] = (median_ms / 1e3, seconds)
+        elif measurement != "speed":
+            quality[model, scale] = quality.get((model, scale), 0.0) + seconds
     if len(speed) < 3:
         return None
     frame = np.array([f for f, _ in speed.values()])

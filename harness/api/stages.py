@@ -159,6 +159,16 @@ def export_times(store, run_id: str, path: Union[str, Path]) -> Path:
     return write_text_atomic(Path(path), json.dumps(out), elsewhere="give another --export-times FILE")
 
 
+def row_seconds(measurement: str, data: Dict[str, Any]) -> Optional[float]:
+    """The wall seconds a stored row took, from its ``data``: a speed row's phases summed (``phases_s``),
+    a quality row's ``seconds``; None where the row did not record them."""
+    if measurement == "speed":
+        phases = data.get("phases_s")
+        return sum(v for v in phases.values() if isinstance(v, (int, float))) if isinstance(phases, dict) else None
+    seconds = data.get("seconds") if measurement.startswith("quality:") else None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
 def prior_pace(store, cfg, exclude: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """Seconds per pair of the newest earlier run on this device, backend and precision that recorded
     where its time went: ``speed_s`` (median wall of a speed row), ``quality_s`` (median per set),
@@ -171,12 +181,13 @@ def prior_pace(store, cfg, exclude: Optional[str] = None) -> Optional[Dict[str, 
                           (run_id, cfg.backend, "torch", "onnxruntime"))
         speed, quality = [], []
         for r in rows:
-            data = json.loads(r["data"] or "{}")
+            seconds = row_seconds(r["measurement"], json.loads(r["data"] or "{}"))
+            if seconds is None:
+                continue
             if r["measurement"] == "speed" and r["backend"] == cfg.backend and r["precision"] == cfg.precision:
-                if isinstance(data.get("phases_s"), dict):
-                    speed.append(sum(v for v in data["phases_s"].values() if isinstance(v, (int, float))))
-            elif r["measurement"].startswith("quality:") and isinstance(data.get("seconds"), (int, float)):
-                quality.append(float(data["seconds"]))
+                speed.append(seconds)
+            elif r["measurement"] != "speed":
+                quality.append(seconds)
         if speed:
             return {"run_id": run_id, "speed_s": statistics.median(speed),
                     "quality_s": statistics.median(quality) if quality else 0.0}
