@@ -37,6 +37,24 @@ def fresh_form_memory():
     yield
 
 
+PROJECT_OUTPUTS = [Path(__file__).resolve().parents[1] / name for name in ("results", "plots")]
+
+
+def _outputs_listing():
+    return {f: f.stat().st_mtime_ns for folder in PROJECT_OUTPUTS if folder.is_dir() for f in folder.iterdir()}
+
+
+@pytest.fixture(autouse=True)
+def leaves_project_outputs_alone():
+    """No test writes into the project's own results/ or plots/ (a user's runs live there): each test
+    gives its own folders (tmp_path). A test that wrote there fails, naming what it wrote."""
+    before = _outputs_listing()
+    yield
+    after = _outputs_listing()
+    written = sorted(str(f) for f, mtime in after.items() if before.get(f) != mtime)
+    assert not written, f"the test wrote into the project's results/plots folders: {written}"
+
+
 @pytest.fixture
 def shared_datasets():
     if not (DATASETS / "Set5" / "HR").is_dir():

@@ -61,6 +61,7 @@ def test_the_documented_example_runs(tmp_path, monkeypatch, rng, capsys):
     assert (table["status"] == "ok").all() and table["psnr:Set5"].notna().all() and (table["fhd_per_s"] > 0).all()
     assert set(run.front["model"]) <= set(table["model"]) and len(run.front) >= 1
     assert Path("results/harness.db").is_file() and run.db == Path("results") / "harness.db"
+    assert run.figures and {Path(f).parent for f in run.figures} == {Path("plots")}  # beside out, not in the checkout
     same = df.set_index("model").loc[table["model"], ["psnr:Set5", "fhd_per_s"]].to_numpy()
     assert np.allclose(same, table[["psnr:Set5", "fhd_per_s"]].to_numpy())
 
@@ -77,3 +78,12 @@ def test_api_names_are_not_shadowed_by_submodules():
     for name in ("protocol", "results.table", "api"):
         importlib.import_module(f"harness.{name}")
     assert callable(harness.quality) and callable(harness.bench) and callable(harness.run_all)
+
+
+def test_figures_go_beside_the_results_unless_given():
+    from harness.api import PROJECT_ROOT, plots_beside
+
+    assert plots_beside(PROJECT_ROOT / "results") == PROJECT_ROOT / "plots"
+    assert plots_beside("run/results") == Path("run/plots")
+    assert plots_beside("results") == Path("plots")
+    assert plots_beside("run/results", "elsewhere") == Path("elsewhere")

@@ -64,7 +64,7 @@ from .stages import (
 
 # the API proper, then the stage helpers the command line and scripts call (each defined in .plan or .stages)
 __all__ = ["BenchResult", "Latency", "RunResult", "bench", "compare", "import_paper", "load_results", "paper_figures",
-           "paper_overlay", "paper_predictions", "quality", "quality_results", "run_all", "summary_rows",
+           "paper_overlay", "paper_predictions", "plots_beside", "quality", "quality_results", "run_all", "summary_rows",
            "BASELINES", "Pairs", "as_list", "bench_config", "calib_folders", "calib_key", "config_key", "data_identity",
            "export_key", "export_scales", "model_scale_pairs", "models_at_scales", "resume_miss", "sweep_pairs",
            "sweep_timing", "timing_key", "timing_overrides", "writable_folder",
@@ -79,6 +79,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def _log(progress: bool) -> Callable[[str], None]:
     return (lambda msg: print(msg, file=sys.stderr, flush=True)) if progress else (lambda msg: None)
+
+
+def plots_beside(results: Union[str, Path], plots: Union[str, Path, None] = None) -> Path:
+    """The figures folder: ``plots`` where given, else a ``plots`` folder beside the results folder
+    ``results`` (the checkout's ``plots/`` beside its ``results/``; ``run/plots`` beside ``run/results``),
+    so figures go where their results go, never into the checkout behind a caller's back."""
+    return Path(plots) if plots is not None else Path(results).parent / "plots"
 
 
 # --------------------------------------------------------------------------- quality
@@ -246,7 +253,7 @@ def summary_rows(table) -> List[Dict]:
 
 def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[str] = (), scales=(),
             weights: str = "shipped", data=None, sets: Optional[Sequence[str]] = None, frames=None,
-            out: Union[str, Path] = PROJECT_ROOT / "results", plots: Union[str, Path] = PROJECT_ROOT / "plots",
+            out: Union[str, Path] = PROJECT_ROOT / "results", plots: Union[str, Path, None] = None,
             resume: bool = False, repeats=None, timeout=None, backend=None, precision=None, calib_data=None,
             onnx_dir=None, progress: bool = False, log: Optional[Callable[[str], None]] = None,
             command: str = "", keep_failed: bool = False, warmup=None, iterations=None, duration=None,
@@ -254,8 +261,9 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
             pipeline: str = "model", isolation: str = "worker") -> RunResult:
     """The main job: quality of every model on every set found (else the embedded set), speed and
     power on the 14 Full-HD frames with the device profile, all in one results store; then the
-    joined table, CSV, summary, figures and report. ``log`` gets one line per step (default: stderr
-    when ``progress``, else nothing).
+    joined table, CSV, summary, figures and report: the store, CSV, summary and report in ``out``, the
+    figures in ``plots`` (default: a ``plots`` folder beside ``out``, :func:`plots_beside`). ``log`` gets
+    one line per step (default: stderr when ``progress``, else nothing).
 
     Model code runs in child processes in both stages, so a model that raises, crashes, hangs
     (``timeout``) or runs out of memory is one failure row and the sweep goes on. ``resume``
@@ -291,7 +299,8 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     scale_list, pairs, weights_of = sweep_pairs(as_list(models), pool, [int(s) for s in as_list(scales)],
                                                 cfg.weights, onnx_dir=onnx_dir)
     out_dir = Path(out)
-    for folder, option in ((out_dir, "--out"), (Path(plots), "--plots")):  # found now, not after the sweep
+    plots = plots_beside(out_dir, plots)
+    for folder, option in ((out_dir, "--out"), (plots, "--plots")):  # found now, not after the sweep
         writable_folder(folder, option)
     writable_folder(cache_dir(), "the cache folder", "HARNESS_CACHE=DIR")  # LR frames, ONNX files, engines
     # bad ids/weights fail before any work
@@ -367,7 +376,7 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
 
 def compare(model: str, device: str = "cpu", scale=None, weights: Optional[str] = None, data=None,
             sets: Optional[Sequence[str]] = None, db: Union[str, Path] = PROJECT_ROOT / "results" / "harness.db",
-            plots: Union[str, Path] = PROJECT_ROOT / "plots", *, backend=None, precision=None, repeats=None,
+            plots: Union[str, Path, None] = None, *, backend=None, precision=None, repeats=None,
             timeout=None, frames=None, calib_data=None, progress: bool = False, command: str = "") -> Dict[str, Any]:
     """Measure a new model like the pool (quality and speed into the store ``db``, with the same
     backend's bicubic if the store lacks it), redraw the figures, and say whether it beats bicubic
@@ -385,6 +394,7 @@ def compare(model: str, device: str = "cpu", scale=None, weights: Optional[str] 
     from ..results.store import ResultStore
 
     weights = weights or ("init" if ":" in model else "shipped")
+    plots = plots_beside(Path(db).parent, plots)
     profile, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, repeats=repeats,
                                 timeout_s=timeout, frames_dir=frames, calib_data=calib_data)
     scales = [int(s) for s in as_list(scale)]
@@ -485,16 +495,16 @@ def paper_overlay(out: Union[str, Path] = PROJECT_ROOT / "results", device: Opti
 
 
 def paper_figures(out: Union[str, Path] = PROJECT_ROOT / "results", device: Optional[str] = None, scales=(),
-                  set_name: str = PAPER_SET, plots: Union[str, Path] = PROJECT_ROOT / "plots",
+                  set_name: str = PAPER_SET, plots: Union[str, Path, None] = None,
                   predicted: Optional[List[Dict[str, Any]]] = None, overlay: bool = True,
                   progress: bool = False) -> Dict[str, Any]:
     """The paper's trade-off figures (PSNR on ``set_name`` against FHD/s, and power against FHD/s) from the
-    authors' table in ``out/harness.db``, per paper device (``device``, default all three) and scale (default
-    2, 3, 4), written into ``plots`` as ``paper_<device>_x<scale>_<set>`` and ``paper_power_<device>_x<scale>``
-    (PNG and SVG); with ``overlay``, the harness's own measurements of the same models on top and the
-    statistics of :func:`paper_overlay`. ``predicted``: extra points (``model``, ``scale``, ``psnr``: set ->
-    dB, ``fhd_per_s``, ``fhd_per_s_low``, ``fhd_per_s_high``) drawn hollow and labelled ``(predicted)``.
-    Returns ``files`` and ``verdicts`` (the :func:`paper_overlay` dicts)."""
+    authors' table in ``out/harness.db``, per paper device (``device``, default all three) and scale (default 2,
+    3, 4), written into ``plots`` (default: beside ``out``) as ``paper_<device>_x<scale>_<set>`` and
+    ``paper_power_<device>_x<scale>`` (PNG and SVG); with ``overlay``, the harness's own measurements of the
+    same models on top and the statistics of :func:`paper_overlay`. ``predicted``: extra points (``model``,
+    ``scale``, ``psnr``: set -> dB, ``fhd_per_s``, ``fhd_per_s_low``, ``fhd_per_s_high``) drawn hollow and
+    labelled ``(predicted)``. Returns ``files`` and ``verdicts`` (the :func:`paper_overlay` dicts)."""
     from ..results.overlay import overlay as compare_all
     from ..results.paper import device_key
     from ..results.paper_plots import draw_paper, set_key
@@ -503,7 +513,7 @@ def paper_figures(out: Union[str, Path] = PROJECT_ROOT / "results", device: Opti
     points = _paper_points(out)
     scale_list = [int(s) for s in as_list(scales)]
     devices = [device_key(device)] if device else []
-    writable_folder(Path(plots), "--plots")
+    plots = writable_folder(plots_beside(_paper_db(out).parent, plots), "--plots")
     files = draw_paper(points, plots, devices, scale_list, key, overlay=overlay, predicted=predicted,
                        compare_with=device, log=_log(progress))
     verdicts = compare_all(points, device, scale_list, key) if overlay else []
@@ -514,7 +524,7 @@ PREDICTED_ON = ("agx", "rpi")  # the paper devices a new model is placed on by c
 
 
 def paper_predictions(db: Union[str, Path], model, scale: int, psnr: Dict[str, float],
-                      plots: Union[str, Path] = PROJECT_ROOT / "plots", devices: Sequence[str] = PREDICTED_ON,
+                      plots: Union[str, Path, None] = None, devices: Sequence[str] = PREDICTED_ON,
                       set_name: str = PAPER_SET) -> Dict[str, Any]:
     """A model placed on the eSR paper's figures of ``devices`` as **predicted**: its FHD/s there from
     :mod:`harness.predict` (fitted on the paper's table in ``db``), with the 90 % band and the reasons it is
@@ -529,6 +539,7 @@ def paper_predictions(db: Union[str, Path], model, scale: int, psnr: Dict[str, f
     from ..results.store import ResultStore
 
     db = _paper_db(db)
+    plots = plots_beside(db.parent, plots)
     if not db.is_file():
         return {"reason": f"{db}: no results store"}
     with ResultStore(db, readonly=True) as store:
