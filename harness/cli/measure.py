@@ -14,6 +14,7 @@ from .options import (
     add_data,
     add_device,
     add_fresh_process,
+    add_ids,
     add_json,
     add_onnx_dir,
     add_timing,
@@ -43,7 +44,7 @@ def cmd_quality(args) -> int:
 
     model_ids = model_ids_of(args)
     if not model_ids:
-        raise HarnessError("give --model ID (several: --model A,B) or --pool NAME, e.g. --model bicubic-matlab")
+        raise HarnessError("give a model id (several: A B, or --model A,B) or --pool NAME, e.g. quality bicubic-matlab")
     results = quality_results(model_ids, scales_of(args.scale), args.data, csv_list(args.sets), weights=args.weights,
                               progress=not args.json and sys.stderr.isatty(), onnx_dir=args.onnx_dir)
     rows = [r.record(per_image=args.per_image) for r in results]
@@ -75,7 +76,7 @@ def cmd_bench(args) -> int:
     profile, cfg = device_config(args)
     model_ids = model_ids_of(args)
     if not model_ids:
-        raise HarnessError("give --model ID (several: --model A,B) or --pool NAME")
+        raise HarnessError("give a model id (several: A B, or --model A,B) or --pool NAME, e.g. bench eSR-MAX_s2_K3_C1")
     make_backend(cfg.backend, precision=cfg.precision, device=cfg.target)  # unknown backend/precision: one line
     pairs = model_scale_pairs(model_ids, scales_of(args.scale) or export_scales(cfg.onnx_dir))
     for mid, s in pairs:  # fail on a bad id or missing weights before any measurement
@@ -266,6 +267,7 @@ def cmd_export(args) -> int:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("quality", help="PSNR/SSIM of models on test sets (standard Y-channel protocol)")
+    add_ids(p)
     p.add_argument("--model", help="model id(s), comma-separated (python -m harness zoo list)")
     p.add_argument("--pool", help="a named pool of models: all, default, paper-front, methods (or a "
                                    "comma-separated union)")
@@ -281,6 +283,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("bench", help="speed (FHD/s), latency percentiles and power on the 14 Full-HD frames")
     add_device(p)
+    add_ids(p)
     p.add_argument("--model", help="model id(s), comma-separated")
     p.add_argument("--pool", help="a named pool: all, default, paper-front, methods (or a comma-separated union)")
     p.add_argument("--scale", help="scales for scale-free ids and pools (default 2,3,4)")

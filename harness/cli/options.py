@@ -120,12 +120,17 @@ def add_data(p: argparse.ArgumentParser) -> None:
                         "without either, the embedded scikit-image set)")
 
 
+def add_ids(p) -> None:
+    """Model ids as plain arguments (``bench eSR-MAX_s2_K3_C1``), the same as --model."""
+    p.add_argument("ids", nargs="*", metavar="MODEL", help="model id(s), the same as --model")
+
+
 def model_ids_of(args) -> List[str]:
-    """Ids from --model and/or --pool (a pool is filtered to --scale when given)."""
+    """Ids given as arguments, by --model and/or --pool (a pool is filtered to --scale when given)."""
     from ..models import id_scale
     from ..models.pools import pool_ids
 
-    ids = csv_list(getattr(args, "model", None))
+    ids = [i for item in getattr(args, "ids", None) or [] for i in csv_list(item)] + csv_list(getattr(args, "model", None))
     pool = getattr(args, "pool", None)
     if pool:
         scales = scales_of(getattr(args, "scale", None))

@@ -26,6 +26,17 @@ def test_quality_json_records(tiny_data, capsys):
     assert records[0]["set"] == "Set5" and records[0]["images"] == 2 and records[0]["scale"] == 2
 
 
+def test_model_ids_as_plain_arguments_are_the_same_as_model(tiny_data, capsys):
+    common = ["--scale", "2", "--data", str(tiny_data), "--json"]
+    assert main(["quality", "--model", "bicubic-matlab,bicubic-opencv", *common]) == 0
+    by_option = json.loads(capsys.readouterr().out)
+    assert main(["quality", "bicubic-matlab", "bicubic-opencv", *common]) == 0
+    assert json.loads(capsys.readouterr().out) == by_option and [r["model"] for r in by_option] == [
+        "bicubic-matlab", "bicubic-opencv"]
+    assert main(["bench", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: give a model id (several: A B, or --model A,B)")
+
+
 @pytest.mark.torch
 def test_quality_table_several_models_and_scales(tiny_data, capsys):
     assert main(["quality", "--model", "bicubic-matlab,Bicubic_s3", "--scale", "3", "--data", str(tiny_data)]) == 0
