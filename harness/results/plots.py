@@ -219,12 +219,13 @@ def declutter(fig, texts, tries: int = 8, within=None) -> int:
     return hidden
 
 
-def hidden_note(ax, hidden: int, what: str = "front") -> None:
-    """A small note under the axes when :func:`declutter` hid labels: the names are in the report's table."""
-    if hidden:  # beside the axes' lower right corner, under the legend
-        ax.annotate(f"{hidden} {what} label{'s' if hidden > 1 else ''} left out\nwhere they would overlap (every\n"
-                    f"model is named in the report's table)", (1.0, 0.0), xycoords="axes fraction",
-                    xytext=(10, 0), textcoords="offset points", ha="left", va="bottom", fontsize=7, color="#777777")
+def hidden_note(ax, hidden: int) -> None:
+    """A small note beside the axes' lower right corner (under the legend) when :func:`declutter` hid
+    labels, so a reader knows that some names are missing, not the models."""
+    if hidden:
+        ax.annotate(f"{hidden} model label{'s' if hidden > 1 else ''} left out\nwhere {'they' if hidden > 1 else 'it'} "
+                    f"would overlap", (1.0, 0.0), xycoords="axes fraction", xytext=(10, 0), textcoords="offset points",
+                    ha="left", va="bottom", fontsize=7, color="#777777")
 
 
 BASELINE_STYLE = {  # family: marker, size, colour, legend label (the baselines are drawn on their own)
