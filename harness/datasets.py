@@ -125,7 +125,7 @@ def missing_set_message(root: Optional[Path], name: str) -> str:
     elif source is not None:
         how = source.note
     else:
-        how = "copy its HR images there"
+        how = f"it is not one of the standard sets ({', '.join(STANDARD_SETS)}), so it cannot be fetched"
     return f"test set {name} not found: put its HR images (png/bmp/jpg) in {where}; {how}"
 
 

@@ -58,6 +58,11 @@ def test_missing_set_gives_one_line_with_fetch_hint(tmp_path):
     assert f"{tmp_path}/Urban100/HR/" in msg and "python -m harness data fetch Urban100" in msg
     with pytest.raises(HarnessError, match="manga109.org"):
         find_set(tmp_path, "Manga109")
+    with pytest.raises(HarnessError) as err:  # a set of the user's own: where it goes, and that it cannot be fetched
+        find_set(tmp_path, "MySet")
+    assert str(err.value) == (f"test set MySet not found: put its HR images (png/bmp/jpg) in {tmp_path}/MySet/HR/; "
+                              "it is not one of the standard sets (Set5, Set14, BSD100, Urban100, Manga109, DIV2K), "
+                              "so it cannot be fetched")
     with pytest.raises(HarnessError, match="no test set found"):
         resolve_sets(tmp_path, None)
 
