@@ -188,6 +188,8 @@ def declutter(fig, texts, tries: int = 8, within=None) -> int:
     lay_out(fig)  # text extents are known only once laid out
     renderer = fig.canvas.get_renderer()
     frame = within.get_window_extent(renderer) if within is not None else None
+    placed: list = []
+    hidden = 0
 
     def free(box) -> bool:
         if frame is not None and (box.x0 < frame.x0 - 1 or box.x1 > frame.x1 + 1 or box.y0 < frame.y0 - 1
@@ -195,8 +197,6 @@ def declutter(fig, texts, tries: int = 8, within=None) -> int:
             return False
         return not any(box.overlaps(other) for other in placed)
 
-    placed: list = []
-    hidden = 0
     for text in texts:
         x0, y0 = text.xyann
         box = text.get_window_extent(renderer)

@@ -113,7 +113,7 @@ def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weight
     for p in collect(store, run_id):
         groups.setdefault((p["device"], p["backend"], p["precision"], p["scale"]), []).append(p)
     written: List[Path] = []
-    upscaled: Dict[Tuple, Tuple[str, object]] = {}  # a model in several groups runs once
+    upscaled: Dict[Tuple[str, int, str], Tuple[str, object]] = {}  # a model in several groups runs once
     with Worker(upscale_task, what="on one image (or preparing the model)") as worker:
         for (device, backend, precision, scale), pts in sorted(groups.items()):
             chosen = visual_choice(pts)
@@ -122,11 +122,10 @@ def draw_visuals(store, image_set, out_dir, run_id: Optional[str] = None, weight
             lr = downscale(modcrop(hr, scale), scale)
             panels = []
             for p in chosen:
-                task = dict(model=p["model"], scale=scale, weights=p["weights"] if p["weights"] != "none" else weights,
-                            onnx_dir=onnx_dir)
-                key = tuple(sorted((k, str(v)) for k, v in task.items()))
+                key = (p["model"], scale, p["weights"] if p["weights"] != "none" else weights)
                 if key not in upscaled:
-                    upscaled[key] = worker.call(dict(task, lr=lr), timeout_s)
+                    upscaled[key] = worker.call(dict(model=key[0], scale=scale, weights=key[2], onnx_dir=onnx_dir,
+                                                     lr=lr), timeout_s)
                     if upscaled[key][0] != "ok" and log is not None:
                         log(f"visual comparison x{scale}: {p['model']} left out: {upscaled[key][1]}")
                 status, sr = upscaled[key]
