@@ -71,3 +71,48 @@ def test_torch_backend_on_cuda_matches_the_cpu_reference(precision, tol):
     assert out.shape == ref.shape == (1, 1, 120, 160) and out.dtype == np.float32
     assert float(np.abs(out - ref).max()) < tol
     assert session.device_memory_bytes() > 0
+
+
+def test_torch_cuda_session_times_compute_with_cuda_events():
+    """The GPU time of one forward pass (CUDA events) is positive and within the host's clock around the same
+    synchronised call; a CPU session has none."""
+    import time
+
+    model = resolve("eSR-TM_s2_K7_C16")
+    lr = np.random.default_rng(2).random((1, 1, 540, 960), dtype=np.float32)
+    session = TorchBackend(precision="fp16", device="cuda").prepare(model, [lr.shape])
+    session.load(lr)
+    session.compute()
+    walls, gpus = [], []
+    for _ in range(20):
+        t = time.perf_counter()
+        session.compute()
+        walls.append((time.perf_counter() - t) * 1e3)
+        gpus.append(session.last_gpu_ms)
+    assert all(0 < g <= w + 0.05 for g, w in zip(gpus, walls)), list(zip(gpus, walls))
+    cpu = TorchBackend(precision="fp32", device="cpu").prepare(model, [(1, 1, 60, 80)])
+    cpu.infer(lr[..., :60, :80])
+    assert getattr(cpu, "last_gpu_ms", None) is None
+
+
+def test_bench_on_cuda_keeps_compute_gpu_and_end_to_end_apart(tmp_path):
+    """A bench row on the CUDA profile with PyTorch fp16: the GPU's event time within the host's compute time,
+    the end-to-end time (host->device copy of a 540x960 input, device->host of the 1080x1920 output) above it,
+    device memory and the GPU's NVML state recorded, power either measured or NaN with NVML's reason."""
+    import math
+
+    import harness
+
+    r = harness.bench("eSR-TM_s2_K7_C16", device="cuda", backend="torch", precision="fp16", duration=1.0, weights="init",
+                      isolate=False)
+    rec = r.record
+    assert r.status == "ok", r.reason
+    assert rec["runtime"] == "torch" and rec["input_shape"] == [1, 1, 540, 960]
+    assert 0 < rec["gpu_median_ms"] <= rec["median_ms"] * 1.05
+    assert rec["e2e"]["median_ms"] > rec["median_ms"]
+    assert rec["device_memory_bytes"] > 540 * 960 * 2
+    assert "gpu" in rec["before"] and rec["before"]["gpu"]
+    if math.isnan(r.mean_w):
+        assert "nvml" in rec["power_reason"].lower() or "nvidia" in rec["power_reason"].lower(), rec["power_reason"]
+    else:
+        assert 10 < r.mean_w < 1500 and r.mj_per_frame > 0

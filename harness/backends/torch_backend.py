@@ -26,6 +26,9 @@ class TorchSession(Session):
         self._x = None
         self._y = None
         self.details["runtime"] = "torch"
+        self._events = None
+        if self.device.type == "cuda":  # compute-only GPU time, as the TensorRT session reports it
+            self._events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
 
     def _sync(self):
         if self.device.type == "cuda":
@@ -36,9 +39,20 @@ class TorchSession(Session):
         self._sync()
 
     def compute(self) -> None:
-        with self.torch.inference_mode():
+        """Run and wait; on CUDA, ``last_gpu_ms`` is this execution's GPU time from CUDA events recorded on
+        the device's current stream around the forward pass."""
+        if self._events is None:
+            with self.torch.inference_mode():
+                self._y = self.module(self._x)
+            return
+        start, end = self._events
+        stream = self.torch.cuda.current_stream(self.device)
+        with self.torch.cuda.device(self.device), self.torch.inference_mode():
+            start.record(stream)
             self._y = self.module(self._x)
-        self._sync()
+            end.record(stream)
+        end.synchronize()
+        self.last_gpu_ms = float(start.elapsed_time(end))
 
     def fetch(self) -> np.ndarray:
         return self._y.float().cpu().numpy()

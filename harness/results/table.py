@@ -37,10 +37,11 @@ GROUP = ["device", "backend", "precision", "scale"]
 # the columns every table has, in order; psnr:<set> and ssim:<set> follow the identity columns
 IDENTITY = KEY + ["family", "colour_space", "form", "params", "macs_per_fhd", "bytes_per_fhd", "input_shape"]
 SPEED = ["fhd_per_s", "fhd_per_s_low", "fhd_per_s_high", "ci_halfwidth_pct", "timing_stop", "runtime", "median_ms",
-         "p90_ms", "p99_ms", "mean_ms", "cov", "n", "cpu_util_pct", "mean_w", "mj_per_frame", "psnr_vs_reference",
-         "peak_rss_mb"]
+         "gpu_median_ms", "e2e_median_ms", "p90_ms", "p99_ms", "mean_ms", "cov", "n", "cpu_util_pct", "mean_w",
+         "mj_per_frame", "psnr_vs_reference", "peak_rss_mb"]
 # from the speed record's JSON only (absent from older stores: None); the raw times_ms stay out of the table
-_FROM_DATA = ("n", "mean_ms", "fhd_per_s_low", "fhd_per_s_high", "ci_halfwidth_pct", "timing_stop", "runtime")
+_FROM_DATA = ("n", "mean_ms", "fhd_per_s_low", "fhd_per_s_high", "ci_halfwidth_pct", "timing_stop", "runtime",
+              "gpu_median_ms", "e2e_median_ms")
 TAIL = ["psnr_mean", "quality_basis", "status", "reason", "emulated", "run_id"]
 _SEVERITY = {"ok": 0, "flagged": 1}
 
@@ -143,7 +144,10 @@ def build_records(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]
         ci = _interval(d.get("fhd_per_s_ci"))
         rec.update(fhd_per_s_low=ci[0] if ci else None, fhd_per_s_high=ci[1] if ci else None,
                    ci_halfwidth_pct=number_or_none(d.get("ci_halfwidth_pct")),
-                   timing_stop=_text_or_none(d.get("timing_stop")), runtime=_text_or_none(d.get("runtime")))
+                   timing_stop=_text_or_none(d.get("timing_stop")), runtime=_text_or_none(d.get("runtime")),
+                   gpu_median_ms=number_or_none(d.get("gpu_median_ms")),
+                   e2e_median_ms=number_or_none((d.get("e2e") or {}).get("median_ms")
+                                                if isinstance(d.get("e2e"), dict) else None))
         records.append(_with_quality(rec, quality.get(qkey, {})))
     for qkey, sets in quality.items():
         if qkey in used:

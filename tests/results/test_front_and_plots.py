@@ -2,6 +2,7 @@
 against the bicubic of the same colour space (issue 21, points 2, 4 and 7), on hand-made points."""
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -107,6 +108,24 @@ def test_table_exposes_the_interval_fields_but_not_the_raw_times(tmp_path):
     old, _ = _store(tmp_path / "old", with_ci=False)  # a store from before the intervals: no error, no interval
     row = load_table(old).set_index("model").loc["eSR-CNN_s2_C2_D1_S3"]
     assert row.fhd_per_s_low is None and row.timing_stop is None and row.runtime is None
+
+
+def test_table_keeps_a_gpu_rows_three_latencies_apart(tmp_path):
+    """A CUDA row's record (as the runner stores it: median_ms on the host clock, gpu_median_ms from CUDA events,
+    the end-to-end latency with copies under e2e) gives three columns; a CPU row leaves the GPU two empty."""
+    store = ResultStore(tmp_path / "h.db")
+    run, _ = store.start_run("cuda", "k")
+    base = {"scale": 2, "backend": "torch", "precision": "fp16", "weights": "shipped", "family": "eSR-TM",
+            "input_shape": [1, 1, 540, 960]}
+    store.add(run, "speed", dict(base, model="eSR-TM_s2_K7_C16", device="cuda", fhd_per_s=400.0, median_ms=2.5,
+                                 gpu_median_ms=2.25, e2e={"median_ms": 4.75, "n": 28}))
+    store.add(run, "speed", dict(base, model="eSR-TM_s2_K7_C16", device="cpu", precision="fp32", fhd_per_s=20.0,
+                                 median_ms=50.0))
+    table = load_table(store).set_index("device")
+    gpu, cpu = table.loc["cuda"], table.loc["cpu"]
+    assert (gpu.median_ms, gpu.gpu_median_ms, gpu.e2e_median_ms) == (2.5, 2.25, 4.75)
+    assert cpu.median_ms == 50.0 and math.isnan(cpu.gpu_median_ms) and math.isnan(cpu.e2e_median_ms)
+    assert "e2e_median_ms" in to_csv(load_table(store), tmp_path / "t.csv").read_text().splitlines()[0]
 
 
 def test_front_marks_the_tied_member_and_speed_is_against_the_same_colour_space(tmp_path):
