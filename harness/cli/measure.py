@@ -17,6 +17,7 @@ from .options import (
     add_ids,
     add_json,
     add_onnx_dir,
+    add_plots,
     add_timing,
     add_weights,
     calib_folders_of,
@@ -195,7 +196,7 @@ def cmd_compare(args) -> int:
 
 def cmd_run_all(args) -> int:
     """The main job (:func:`harness.api.run_all`), then its summary table and where everything went."""
-    from ..api import run_all, summary_rows
+    from ..api import plots_beside, run_all, summary_rows
     from ..output import emit
     from ..results.store import ResultStore
 
@@ -220,7 +221,8 @@ def cmd_run_all(args) -> int:
                       mj_per_frame="mJ/frame"))
     with ResultStore(run.db, readonly=True) as stored:
         report_problems(stored.rows("run_id = ?", (run.run_id,)))
-    print(f"{len(run.figures)} figure files in {args.plots}; report {run.report} (and report.md)", file=sys.stderr)
+    plots = plots_beside(args.out, args.plots)
+    print(f"{len(run.figures)} figure files in {plots}; report {run.report} (and report.md)", file=sys.stderr)
     print(f"results in {run.db} (run {run.run_id}), {run.csv}; {run.seconds:.0f} s", file=sys.stderr)
     if run.emulated:
         print(f"EMULATED ({run.emulated}): the FHD/s, latency and power above are not the device's", file=sys.stderr)
@@ -320,7 +322,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--repeats", type=int, help="at most this many timed passes (profile default)")
     p.add_argument("--timeout", type=float, help="seconds per model (profile default)")
     p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
-    p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    add_plots(p, "--db")
     add_json(p)
     p.set_defaults(func=cmd_compare)
 
@@ -340,7 +342,7 @@ def add_parsers(sub) -> None:
     add_data(p)
     p.add_argument("--sets", help="comma-separated sets (default: every set found, else embedded)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="results folder (default: results/)")
-    p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    add_plots(p, "--out")
     p.add_argument("--resume", action="store_true", help="continue the newest run of the same configuration "
                                                          "(and data): measure what it lacks and what failed")
     p.add_argument("--keep-failed", action="store_true", help="with --resume: keep failed rows as they are "

@@ -136,3 +136,9 @@ def model_ids_of(args) -> List[str]:
         scales = scales_of(getattr(args, "scale", None))
         ids += [i for i in pool_ids(pool) if not scales or id_scale(i) in scales]
     return ids
+
+
+def add_plots(p, beside: str) -> None:
+    """--plots, by default a plots/ folder beside the results (``beside`` names the option holding them)."""
+    p.add_argument("--plots", default=None, help=f"figures folder (default: a plots/ folder beside {beside}'s "
+                                                 f"folder: the checkout's plots/ for the default)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .options import PROJECT_ROOT, add_json, scales_of
+from .options import PROJECT_ROOT, add_json, add_plots, scales_of
 
 
 def cmd_paper(args) -> int:
@@ -44,6 +44,6 @@ def add_parsers(sub) -> None:
                                                   "BSDS100), Urban100, Manga109 or mean (default Set14)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "results"),
                    help="folder of the results store harness.db holding the imported table (default results/)")
-    p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    add_plots(p, "the store")
     add_json(p)
     p.set_defaults(func=cmd_paper)

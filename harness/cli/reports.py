@@ -8,17 +8,18 @@ import sys
 from pathlib import Path
 
 from ..errors import HarnessError
-from .options import PROJECT_ROOT, add_calib, add_data, add_json, add_weights, calib_folders_of, csv_list
+from .options import PROJECT_ROOT, add_calib, add_data, add_json, add_plots, add_weights, calib_folders_of, csv_list
 
 
 def cmd_plot(args) -> int:
+    from ..api import plots_beside
     from ..results.plots import draw_all
     from ..results.store import ResultStore
 
     if not Path(args.db).is_file():
         raise HarnessError(f"{args.db}: no results database; run ./run_all.sh or python -m harness bench first")
     with ResultStore(args.db, readonly=True) as store:  # a store in a read-only folder draws too
-        files = draw_all(store, args.out, run_id=args.run)
+        files = draw_all(store, plots_beside(Path(args.db).parent, args.out), run_id=args.run)
     if not files:
         raise HarnessError(f"{args.db} holds no model with both speed and quality measured; run ./run_all.sh")
     for f in files:
@@ -112,13 +113,14 @@ def cmd_results_salvage(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from ..api import plots_beside
     from ..results.report import write_report
     from ..results.store import ResultStore
 
     if not Path(args.db).is_file():
         raise HarnessError(f"{args.db}: no results database; run ./run_all.sh first")
     with ResultStore(args.db, readonly=True) as store:  # a store in a read-only folder reports too
-        html, md = write_report(store, args.out, run_id=args.run, plots_dir=args.plots)
+        html, md = write_report(store, args.out, run_id=args.run, plots_dir=plots_beside(args.out, args.plots))
     print(html)
     print(md)
     return 0
@@ -187,14 +189,15 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("plot", help="quality-speed (and energy) trade-off figures from the results store")
     p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
     p.add_argument("--run", help="only this run id (default: everything in the store)")
-    p.add_argument("--out", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    p.add_argument("--out", default=None, help="figures folder (default: a plots/ folder beside --db's folder: the "
+                                               "checkout's plots/ for the default)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("report", help="the self-contained HTML report (and a Markdown summary) from a store")
     p.add_argument("--db", default=str(PROJECT_ROOT / "results" / "harness.db"), help="results database")
     p.add_argument("--run", help="only this run id (default: everything in the store)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "results"), help="folder for report.html/report.md")
-    p.add_argument("--plots", default=str(PROJECT_ROOT / "plots"), help="figures folder (default: plots/)")
+    add_plots(p, "--out")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("int8-report", help="FP32 against INT8 (post-training and QAT) of one model: PSNR (RGB "

@@ -171,3 +171,28 @@ def test_an_unwritable_output_folder_is_found_before_the_sweep(tmp_path, capsys,
     assert code == 2 and err[-1] == (f"error: the cache folder {blocker / 'cache'}: cannot write there (Not a directory); "
                                      f"give a writable folder with HARNESS_CACHE=DIR or fix its permissions")
     assert not (tmp_path / "r" / "harness.db").exists()
+
+
+def test_figures_go_beside_the_results_unless_plots_is_given(tmp_path, capsys):
+    """run-all --out R/results draws into R/plots (found unwritable before any work: a file is in the way), and
+    plot --db S/results/harness.db into S/plots, never into the checkout's plots/."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "plots").write_text("in the way")
+    code = main(["run-all", "--device", "cpu", "--pool", "none", "--scale", "2", "--out", str(tmp_path / "r" / "results")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"error: --plots {tmp_path / 'r' / 'plots'}: cannot write there")
+    db = tmp_path / "s" / "results" / "harness.db"
+    db.parent.mkdir(parents=True)
+    store = ResultStore(db)
+    run, _ = store.start_run("cpu", "k")
+    for model, psnr, fps in (("Bicubic_s2", 33.0, 20.0), ("eSR-MAX_s2_K3_C1", 33.5, 40.0)):
+        row = {"model": model, "scale": 2, "device": "cpu", "backend": "onnxruntime", "precision": "fp32",
+               "weights": "shipped", "family": model.split("_")[0]}
+        store.add(run, "quality:Set5", dict(row, psnr=psnr, ssim=0.9))
+        store.add(run, "speed", dict(row, fhd_per_s=fps, median_ms=1000 / fps, input_shape=[1, 1, 540, 960]))
+    store.close()
+    assert main(["plot", "--db", str(db)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed and all(p.startswith(str(tmp_path / "s" / "plots")) for p in printed)
+    assert (tmp_path / "s" / "plots" / "tradeoff_cpu_onnxruntime_fp32_x2_Set5.png").is_file()
