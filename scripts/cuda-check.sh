@@ -38,16 +38,16 @@ torch.version.cuda, torch.cuda.is_available(), \"ort\", onnxruntime.__version__,
 \"numpy\", numpy.__version__)'"
 step doctor 120 "$PY" -m harness doctor --device "$device" --capture "$out/capture"
 tar czf "$out/capture.tgz" -C "$out" capture 2>/dev/null && rm -rf "$out/capture"
-step tests 300 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/power tests/backends/test_runtime_labels.py
+step tests 200 "$PY" -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/power tests/backends/test_runtime_labels.py
 for p in "$precision" fp32; do
-  step "bench-torch-$p" 240 "$PY" -m harness bench --device "$device" --backend torch --precision "$p" --duration 2 \
+  step "bench-torch-$p" 150 "$PY" -m harness bench --device "$device" --backend torch --precision "$p" --duration 2 \
     --model "$models" --db "$out/bench.db"
 done
-step bench-tensorrt 120 "$PY" -m harness bench --device "$device" --backend tensorrt --duration 2 --model eSR-TM_s2_K7_C4 \
+step bench-tensorrt 60 "$PY" -m harness bench --device "$device" --backend tensorrt --duration 2 --model eSR-TM_s2_K7_C4 \
   --db "$out/bench.db"
-step bench-ort-cuda 120 "$PY" -m harness bench --device "$device" --backend onnxruntime --precision fp32 --duration 2 \
+step bench-ort-cuda 60 "$PY" -m harness bench --device "$device" --backend onnxruntime --precision fp32 --duration 2 \
   --model eSR-TM_s2_K7_C4 --db "$out/bench.db"
-step run-all 300 "$PY" -m harness run-all --device "$device" --backend torch --precision "$precision" --pool none \
+step run-all 200 "$PY" -m harness run-all --device "$device" --backend torch --precision "$precision" --pool none \
   --models "eSR-TM_s{scale}_K7_C4,ESPCN_s{scale}_D34_S32,FSRCNN_s{scale}_D56_S12_M4" --scale 2,4 --duration 2 \
   --out "$out/run/results"
 cp "$out"/run/results/*.csv "$out/" 2>/dev/null
