@@ -10,12 +10,41 @@ rest of the package but the error type, and ``onnxruntime`` only when called.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from .errors import HarnessError, first_line
 
 CPU = "CPUExecutionProvider"
+
+_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : (Load model from .*? failed:)?")
+_SOURCE = re.compile(r"\S*onnxruntime_src/\S+:\d+ ")
+_IR = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
+
+
+def ort_reason(exc: BaseException, limit: int = 200) -> str:
+    """ONNX Runtime's error as a reader needs it: without the status prefix, the file name (the caller names
+    it) and the C++ source location and function signature that precede the reason; at most ``limit`` characters.
+    A file newer than this ONNX Runtime reads gets the fix."""
+    text = first_line(exc, 10_000)
+    text = _PREFIX.sub("", text)
+    found = _SOURCE.search(text)
+    if found:  # "<file>:<line> <signature>(<arguments>) <reason>": skip the signature, parentheses balanced
+        rest, depth, i = text[found.end():], 0, 0
+        opened = rest.find("(")
+        if opened >= 0 and "::" in rest[:opened]:
+            for i in range(opened, len(rest)):
+                depth += {"(": 1, ")": -1}.get(rest[i], 0)
+                if depth == 0:
+                    break
+            rest = rest[i + 1:].lstrip()
+        text = text[:found.start()] + rest
+    ir = _IR.search(text)
+    if ir:
+        text += (f": save it with IR version {ir.group(2)} or lower (onnx: model.ir_version = {ir.group(2)}), or "
+                 f"upgrade onnxruntime")
+    return text.strip()[:limit] or type(exc).__name__
 
 
 def ort_session(path: Union[str, Path], threads: Optional[int] = None, providers: Optional[Sequence] = None,
@@ -48,4 +77,4 @@ def ort_session(path: Union[str, Path], threads: Optional[int] = None, providers
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=list(providers or [CPU]))
     except Exception as exc:  # noqa: BLE001 - ORT raises several types for a bad graph
-        raise HarnessError(f"{path}: ONNX Runtime cannot load it ({first_line(exc, 200)})") from None
+        raise HarnessError(f"{path}: ONNX Runtime cannot load it ({ort_reason(exc, 300)})") from None

@@ -28,7 +28,7 @@ from .cachefile import atomic_path, load_or_build, verified, write_record
 from .color import rgb_to_y
 from .errors import HarnessError, first_line
 from .imresize import downscale
-from .ortsession import ort_session
+from .ortsession import ort_reason, ort_session
 
 MAX_CALIBRATION_IMAGES = 64  # images read from calibration folders (evenly spread over the sorted list)
 
@@ -405,6 +405,6 @@ def _export_checked_qat(model_id: str, net, tmp: Path) -> None:
         session = ort_session(tmp)
         y = session.run(None, {"lr": np.full((1, net.in_channels, 8, 10), 0.5, np.float32)})[0]
     except Exception as exc:  # noqa: BLE001 - ORT raises several types
-        raise HarnessError(f"{model_id}: ONNX Runtime cannot run the QAT export ({first_line(exc, 200)})") from None
+        raise HarnessError(f"{model_id}: ONNX Runtime cannot run the QAT export ({ort_reason(exc, 200)})") from None
     if y.shape != (1, net.in_channels, 8 * net.scale, 10 * net.scale) or not np.all(np.isfinite(y)):
         raise HarnessError(f"{model_id}: the QAT export gives output {y.shape} (or NaN) for an 8x10 input")

@@ -102,8 +102,9 @@ def tiny_y_onnx(path, scale: int = 2):
     nodes = [helper.make_node("Mul", ["lr", "a"], ["m"]), helper.make_node("Add", ["m", "b"], ["t"]),
              helper.make_node("Concat", ["t"] * (scale * scale), ["c"], axis=1),
              helper.make_node("DepthToSpace", ["c"], ["sr"], blocksize=scale)]
+    # IR version 8 (onnx 1.10) pinned: the installed onnx's newest may be beyond the installed ONNX Runtime's
     model = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], initializer=consts),
-                              opset_imports=[helper.make_opsetid("", 13)])
+                              opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     helper.set_model_props(model, {"scale": str(scale)})  # what the fake TensorRT parser reads
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

@@ -16,7 +16,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import HarnessError, first_line
-from ..ortsession import ort_session
+from ..ortsession import ort_reason, ort_session
 from .base import Upscaler
 
 PATTERN = r"(?P<path>.+\.onnx)"
@@ -126,7 +126,7 @@ def probe_scale(path: str, channels: int, fixed_hw=None) -> int:
         out = sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, channels, h, w), np.float32)})[0]
     except Exception as exc:  # noqa: BLE001 - ORT raises several types
         raise HarnessError(f"ONNX file {path} fails on a 1x{channels}x{h}x{w} float32 input "
-                           f"({first_line(exc, 160)}); check that it runs in ONNX Runtime on such an input") from None
+                           f"({ort_reason(exc, 160)}); check that it runs in ONNX Runtime on such an input") from None
     if out.ndim != 4 or out.shape[1] != channels or out.shape[2] % h or out.shape[3] % w \
             or out.shape[2] // h != out.shape[3] // w:
         raise HarnessError(f"ONNX file {path}: output shape {tuple(out.shape)} for input (1, {channels}, {h}, {w}) is "
