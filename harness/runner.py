@@ -526,19 +526,25 @@ def time_session(session, batch, cfg: BenchConfig, sampler=None, whole_passes: b
     After ``cfg.min_repeats`` whole passes, timing stops as soon as the median's 95 % interval is within
     +-``cfg.ci_target_pct`` % ("interval"), the time budget ``cfg.max_time_s`` is spent ("time budget") or
     ``cfg.repeats`` passes are done ("pass limit"), checked after every frame: a pass of 14 slow frames no
-    longer runs to its end once the interval is there. With ``whole_passes`` (a model whose cost depends on
+    longer runs to its end once the interval is there. With a power ``sampler``, the loop then runs on until
+    it has lasted the meter's ``min_window_s`` ("power window"): a fast model's 42 frames on a GPU take 20 ms,
+    in which NVML's energy counter may not move at all. With ``whole_passes`` (a model whose cost depends on
     the frame's content, such as ClassSR's routing) it is checked at the end of a pass only, so that every
     frame is timed equally often. With ``cfg.iterations`` > 0, exactly that many frames are timed
     ("iterations"). Returns (per-frame compute seconds, per-frame GPU ms where the backend measures it, the
     passes begun (the last may be partial), what stopped it). The power window is opened and closed exactly
     around it.
     """
-    from .stats import pooled_halfwidth_pct
+    from .stats import pooled_halfwidth_pct, prepare_cuts
 
     compute_s: List[float] = []
     gpu_ms: List[float] = []
     frames = len(batch)
     stop = ""
+    met = False  # the stop rule was met, and the loop runs on only to fill the power meter's window
+    # With a meter, the window lasts at least what the meter needs to measure it (PowerSampler.min_window_s).
+    window_min = sampler.min_window_s if sampler is not None and cfg.iterations <= 0 else 0.0
+    prepare_cuts(max(cfg.min_repeats * frames, 1024))  # SciPy's import and its per-n calls stay out of the window
     start = time.perf_counter()
     if sampler is not None:
         sampler.window_start()
@@ -552,12 +558,17 @@ def time_session(session, batch, cfg: BenchConfig, sampler=None, whole_passes: b
         if cfg.iterations > 0:
             stop = "iterations" if n >= cfg.iterations else ""
         elif n >= cfg.min_repeats * frames and (not whole_passes or n % frames == 0):
-            if cfg.ci_target_pct > 0 and pooled_halfwidth_pct(compute_s) <= cfg.ci_target_pct:
+            elapsed = time.perf_counter() - start
+            if met:
+                stop = "power window" if elapsed >= window_min else ""
+            elif cfg.ci_target_pct > 0 and pooled_halfwidth_pct(compute_s) <= cfg.ci_target_pct:
                 stop = "interval"
-            elif time.perf_counter() - start >= cfg.max_time_s:
+            elif elapsed >= cfg.max_time_s:
                 stop = "time budget"
             elif n >= cfg.repeats * frames:
                 stop = "pass limit"
+            if stop and not met and elapsed < window_min:
+                stop, met = "", True
     if sampler is not None:
         sampler.window_end()
     return compute_s, gpu_ms, -(-len(compute_s) // frames), stop

@@ -29,10 +29,28 @@ def _binom():
     return binom
 
 
+_CUTS: Dict[Tuple[int, float], int] = {}  # filled by prepare_cuts: a lookup instead of a SciPy call in the loop
+
+
+def prepare_cuts(n_max: int, confidence: float = CONFIDENCE) -> None:
+    """Compute :func:`_cut` for every n up to ``n_max`` in one vectorised SciPy call (and import SciPy),
+    so that the timed loop, which asks after every frame, pays neither the import (about a second, once)
+    nor ~0.1 ms a new n inside the timed window (where a power meter integrates)."""
+    alpha = 1.0 - confidence
+    n = np.arange(1, int(n_max) + 1)
+    binom = _binom()
+    j = binom.ppf(alpha / 2.0, n, 0.5).astype(np.int64)
+    j -= (binom.cdf(j, n, 0.5) > alpha / 2.0)
+    _CUTS.update({(int(k), confidence): int(v) for k, v in zip(n, j)})
+
+
 @functools.lru_cache(maxsize=4096)  # the timed loop asks after every frame; SciPy takes ~0.1 ms a call
 def _cut(n: int, confidence: float) -> int:
     """Samples cut from each end for the median's interval: the largest j with P(B <= j - 1) <= alpha/2,
     B ~ Binomial(n, 1/2), as a 0-based index (-1: no interval at this n)."""
+    known = _CUTS.get((n, confidence))
+    if known is not None:
+        return known
     alpha = 1.0 - confidence
     j = int(_binom().ppf(alpha / 2.0, n, 0.5))
     if _binom().cdf(j, n, 0.5) > alpha / 2.0:

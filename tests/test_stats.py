@@ -112,3 +112,17 @@ def test_fixed_iterations_time_exactly_that_many_frames(monkeypatch):
     _scripted(monkeypatch, itertools.repeat(0.01))
     times, _, passes, stop = time_session(_Session(), [None] * 7, BenchConfig(iterations=17, ci_target_pct=3.0))
     assert stop == "iterations" and len(times) == 17 and passes == 3  # 7 + 7 + 3: no adaptive stop
+
+
+def test_prepared_cuts_are_conovers_order_statistics():
+    """The vectorised table gives the same order statistics as Conover's table of the median's 95 % interval
+    (n = 10: x(2)..x(9); 20: x(6)..x(15); 100: x(40)..x(61)) and as the one-n path for every n up to 2000."""
+    from harness import stats
+
+    one_by_one = [stats._cut(n, 0.95) for n in range(1, 2001)]
+    stats._cut.cache_clear()
+    stats._CUTS.clear()
+    stats.prepare_cuts(2000)
+    assert [stats._CUTS[(n, 0.95)] for n in range(1, 2001)] == one_by_one
+    assert [stats._CUTS[(n, 0.95)] + 1 for n in (10, 20, 100)] == [2, 6, 40]
+    assert stats._CUTS[(5, 0.95)] == -1 and stats._CUTS[(6, 0.95)] == 0

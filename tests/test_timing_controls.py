@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import harness.runner as runner
 from harness.api import export_times, run_bench
 from harness.cli import main
 from harness.results.store import ResultStore
-from harness.runner import BenchConfig, latency_stats, pool_rounds
+from harness.runner import BenchConfig, latency_stats, pool_rounds, time_session
 
 
 def _record(model, times_ms, wall, mj=None, w=None, status="ok", stop="interval"):
@@ -89,3 +90,40 @@ def test_the_colour_pipeline_times_rgb_frames_for_a_y_model():
     rec = runner.measure("eSR-MAX_s2_K3_C1", 2, BenchConfig(weights="init", repeats=1, pipeline="color"), inputs)
     assert rec["pipeline"] == "color" and rec["input_shape"] == [1, 3, 24, 32] and rec["colour_space"] == "y"
     assert rec["session"]["pipeline"] == "color" and rec["runtime"] == "onnxruntime" and rec["n"] == 3
+
+
+class _SteadySession:
+    """compute() takes 1 ms, every time: the interval is met as soon as the minimum passes are timed."""
+
+    def load(self, x):
+        pass
+
+    def compute(self):
+        t = time.perf_counter()
+        while time.perf_counter() - t < 1e-3:
+            pass
+
+
+class _Sampler:
+    def __init__(self, min_window_s):
+        self.min_window_s, self.windows = min_window_s, []
+
+    def window_start(self):
+        self.windows.append([time.perf_counter()])
+
+    def window_end(self):
+        self.windows[-1].append(time.perf_counter())
+
+
+def test_the_timed_loop_fills_the_power_meters_window():
+    """Alone, 3 passes of 14 one-ms frames meet the interval (about 42 ms); with a meter that needs 0.3 s, the
+    loop runs on for it (more frames, stop 'power window'), and the meter's window is that loop."""
+    cfg = BenchConfig(min_repeats=3, repeats=1000, max_time_s=5.0, ci_target_pct=3.0)
+    batch = [None] * 14
+    times, _, passes, stop = time_session(_SteadySession(), batch, cfg)
+    assert stop == "interval" and len(times) == 42
+    sampler = _Sampler(0.3)
+    times, _, passes, stop = time_session(_SteadySession(), batch, cfg, sampler)
+    (t0, t1), = sampler.windows
+    assert stop == "power window" and t1 - t0 >= 0.3 and len(times) > 42
+    assert sum(times) <= t1 - t0

@@ -56,11 +56,16 @@ def _read_meter(meter, live: bool) -> Tuple[str, Dict[str, object]]:
             total = first.total_energy_j()
             return f"counter {total:.1f} J (one reading; a capture has no rate)", {"energy_j": total}
         t0 = first.t
-        time.sleep(0.3)
+        wait = max(0.3, float(getattr(meter, "min_window_s", 0.0) or 0.0))  # a span the counter measures
+        time.sleep(wait)
         second = meter.read()
         rate = (second.total_energy_j() - first.total_energy_j()) / max(second.t - t0, 1e-9)
         value, data = _describe(second, meter.name, energy_rate_w=rate)
-        return value + " (energy counter over 0.3 s)", data
+        step = meter.info().get("counter_update_s")
+        if step is not None:
+            data["counter_update_s"] = step
+        updates = f"; it updates every {step * 1000:.0f} ms" if isinstance(step, float) else ""
+        return value + f" (energy counter over {wait:.1f} s{updates})", data
     return _describe(first, meter.name)
 
 

@@ -73,11 +73,16 @@ class Meter:
 
     ``pace_s`` is set by meters that produce readings at their own pace (``read()`` blocks
     until the next one, e.g. tegrastats); the sampler then reads back-to-back.
+
+    ``min_window_s`` is the shortest window the meter measures well (several updates of its counter
+    or average); the sampler's :attr:`~harness.power.sampler.PowerSampler.min_window_s` also asks
+    for ten of its readings, and the runner's timed loop lasts at least that long.
     """
 
     name = "meter"
     mode = "power"
     pace_s: Optional[float] = None
+    min_window_s: float = 0.0
 
     def __init__(self) -> None:
         # Extra facts for the results store (e.g. which meters ``auto`` tried and why they failed).

@@ -8,7 +8,8 @@ pynvml is imported lazily so the harness runs without it.
 from __future__ import annotations
 
 import importlib
-from typing import Dict, Optional, Tuple
+import time
+from typing import Callable, Dict, Optional, Tuple
 
 from ..errors import HarnessError
 from .base import Meter, MeterError, Reading, now
@@ -65,6 +66,7 @@ class NvmlMeter(Meter):
             try:
                 nv.nvmlDeviceGetTotalEnergyConsumption(self._handle)
                 self.mode = "energy"
+                self._pace_counter()
                 return True, f"NVML total-energy counter of GPU {self.index}"
             except Exception as exc:
                 self._facts["energy_counter"] = f"not supported ({exc})"
@@ -75,6 +77,22 @@ class NvmlMeter(Meter):
             return False, f"NVML reports neither energy nor power for GPU {self.index} ({exc})"
         self.mode = "power"
         return True, f"NVML power usage of GPU {self.index} (sampled)"
+
+    def _pace_counter(self) -> None:
+        """How often the driver updates the energy counter (it is a step function, not a live integral), timed
+        once per GPU and process: the window must span many updates, so ``min_window_s`` is ten of them (at
+        least 0.5 s; 2 s where no update was seen in ``COUNTER_PROBE_S``)."""
+        if self.index in _COUNTER_PERIOD:
+            period = _COUNTER_PERIOD[self.index]
+        else:
+            period = _COUNTER_PERIOD[self.index] = counter_period(
+                lambda: self._nv.nvmlDeviceGetTotalEnergyConsumption(self._handle))  # type: ignore[union-attr]
+        if period is None:
+            self.min_window_s = 2.0
+            self._facts["counter_update_s"] = f"no update seen in {COUNTER_PROBE_S:g} s"
+        else:
+            self.min_window_s = max(0.5, 10.0 * period)
+            self._facts["counter_update_s"] = round(period, 4)
 
     def start(self) -> None:
         self.probe()
@@ -110,6 +128,26 @@ class NvmlMeter(Meter):
                     "unit": "mJ counter" if self.mode == "energy" else "mW (driver-averaged)"})
         out.update(self._facts)
         return out
+
+
+COUNTER_PROBE_S = 0.6
+_COUNTER_PERIOD: Dict[int, Optional[float]] = {}  # per GPU index, for this process
+
+
+def counter_period(read: Callable[[], float], limit_s: float = COUNTER_PROBE_S, changes: int = 4,
+                   clock: Callable[[], float] = time.perf_counter) -> Optional[float]:
+    """The median time between changes of a counter read back-to-back (``changes`` changes, or as many as
+    ``limit_s`` gives, at least two), or None where it changed fewer than twice."""
+    start = clock()
+    last, seen = read(), []
+    while len(seen) < changes and clock() - start < limit_s:
+        value = read()
+        if value != last:
+            seen.append(clock())
+            last = value
+        time.sleep(0.0005)
+    gaps = sorted(b - a for a, b in zip(seen, seen[1:]))
+    return gaps[len(gaps) // 2] if gaps else None
 
 
 def gpu_state(index: int = 0) -> Dict[str, object]:

@@ -117,6 +117,9 @@ def integrate_energy(ts: Sequence[float], es: Sequence[float], t0: float, t1: fl
     for k in range(i0, i1):
         if es[k + 1] < es[k]:
             return NAN, NAN, 0, "energy counter went backwards inside the window (reset, or a wrap of unknown range)"
+    if es[i1] == es[i0]:  # a counter that updates less often than the window is long reads 0 J: not a measurement
+        return NAN, NAN, 0, (f"the energy counter did not change in the window ({_ms(t1 - t0)} between readings "
+                             f"{_ms(ts[i1] - ts[i0])} apart): it updates less often; time for longer")
     e0 = _interp(ts, es, i0, t0)
     e1 = _interp(ts, es, i1 - 1, t1) if i1 > 0 else es[i1]
     energy = e1 - e0
@@ -285,6 +288,11 @@ class PowerSampler:
         self.stop()
 
     # the timed window
+
+    @property
+    def min_window_s(self) -> float:
+        """The shortest timed window this sampler measures: ten readings, and the meter's own minimum."""
+        return max(float(self.meter.min_window_s or 0.0), 10.0 * (self.meter.pace_s or self.interval_s))
 
     def window_start(self) -> None:
         t, wall = time.perf_counter(), time.time()

@@ -376,6 +376,9 @@ def fake_pynvml(energy_supported=True):
 
 
 def test_nvml_energy_counter(monkeypatch):
+    from harness.power import nvml
+
+    monkeypatch.setattr(nvml, "_COUNTER_PERIOD", {})
     fake = fake_pynvml()
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     meter = make_meter("nvml")
@@ -385,6 +388,28 @@ def test_nvml_energy_counter(monkeypatch):
     assert meter.info()["gpu"] == "NVIDIA GeForce RTX 3090" and meter.info()["driver"] == "535.104.05"
     meter.close()
     assert fake.state["shutdown"] == 1
+
+
+def test_nvml_counter_period_sets_the_minimum_window(monkeypatch):
+    """A counter the driver steps every 100 ms (read every simulated 1 ms): its period is 100 ms, and the meter
+    asks for windows of ten of them; a counter that never moves gives no period and a 2 s minimum."""
+    from harness.power import nvml
+
+    now = [0.0]
+
+    def read():
+        now[0] += 0.001
+        return 1000 + 25 * int(now[0] / 0.1)
+
+    assert nvml.counter_period(read, clock=lambda: now[0]) == pytest.approx(0.1, abs=0.002)
+    assert nvml.counter_period(lambda: 5.0, limit_s=0.05) is None
+    monkeypatch.setattr(nvml, "_COUNTER_PERIOD", {0: 0.1})
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml())
+    meter = NvmlMeter()
+    assert meter.probe()[0] and meter.min_window_s == pytest.approx(1.0) and meter.info()["counter_update_s"] == 0.1
+    monkeypatch.setattr(nvml, "_COUNTER_PERIOD", {0: None})
+    meter = NvmlMeter()
+    assert meter.probe()[0] and meter.min_window_s == 2.0 and "no update seen" in meter.info()["counter_update_s"]
 
 
 def test_nvml_power_fallback_missing_module_and_bad_index(monkeypatch):
@@ -683,3 +708,22 @@ def test_gpu_state_reads_temperature_and_clocks_through_nvml(monkeypatch):
     assert state["temp_c"] == 61.0 and set(state["unread"]) == {"sm_mhz", "mem_mhz"}
     monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
     assert "pip install nvidia-ml-py" in gpu_state(0)["reason"]
+
+
+def test_an_energy_counter_that_did_not_move_is_not_zero_watts():
+    """A counter updated every 100 ms, read every 50 ms, around a 30 ms window: the bracketing readings are equal,
+    so the window's energy is unknown (NaN with the reason), not 0 J; over 300 ms it is measured."""
+    ts = [0.00, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40]
+    es = [10.0, 10.0, 40.0, 40.0, 70.0, 70.0, 100.0, 100.0, 130.0]  # 30 J a step: 300 W
+    e, p, n, why = integrate_energy(ts, es, 0.11, 0.14)
+    assert math.isnan(e) and math.isnan(p) and n == 0
+    assert why.startswith("the energy counter did not change in the window (30 ms between readings 50 ms apart)")
+    e, p, n, why = integrate_energy(ts, es, 0.05, 0.35)
+    assert why == "" and e == pytest.approx(90.0) and p == pytest.approx(300.0)
+
+
+def test_sampler_min_window_is_ten_readings_or_the_meters_own():
+    meter = FunctionMeter(lambda t: 5.0)
+    assert PowerSampler(meter, interval_s=0.05).min_window_s == pytest.approx(0.5)
+    meter.min_window_s = 2.0
+    assert PowerSampler(meter, interval_s=0.05).min_window_s == 2.0
