@@ -35,7 +35,8 @@ class TorchSession(Session):
             self.torch.cuda.synchronize(self.device)
 
     def load(self, lr: np.ndarray) -> None:
-        self._x = self.torch.from_numpy(lr).to(self.device, self.dtype)
+        # copied as it is, then cast where the model runs: to(device, fp16) casts on the CPU first, on every core
+        self._x = self.torch.from_numpy(lr).to(self.device).to(self.dtype)
         self._sync()
 
     def compute(self) -> None:
