@@ -112,7 +112,13 @@ def _lib_missing_fix(ctx: Context, name: str) -> str:
         if ctx.kind == "jetson":
             return ("sudo apt install python3-libnvinfer (JetPack), in a venv made with --system-site-packages "
                     "for the system Python 3.8 (HARNESS_MACHINE=jetson ./scripts/bootstrap.sh)")
-        return "pip install -e '.[nvidia]' (tensorrt>=8.5,<11 from pypi.nvidia.com), or --backend onnxruntime"
+        here = []  # what measures this GPU without TensorRT, where the probes found it
+        if (ctx.libs.get("torch") or {}).get("devices"):
+            here.append("--backend torch (PyTorch sees the GPU)")
+        if "CUDAExecutionProvider" in ((ctx.libs.get("onnxruntime") or {}).get("providers") or []):
+            here.append("--backend onnxruntime --precision fp32 (its CUDA provider is here)")
+        return ("pip install -e '.[nvidia]' (tensorrt>=8.5,<11 from pypi.nvidia.com), or "
+                + (" or ".join(here) if here else "--backend onnxruntime with onnxruntime-gpu"))
     if name == "pycuda":
         if ctx.kind == "jetson":
             return "PATH=/usr/local/cuda/bin:$PATH pip install pycuda (./scripts/bootstrap.sh does this)"

@@ -109,3 +109,30 @@ def test_format_lines_and_exit_code():
     with pytest.raises(ValueError):
         Check("x", "fine", "?")
 
+
+
+def test_a_gpu_without_tensorrt_is_told_what_measures_it_here():
+    """The probes as a GPU machine without TensorRT gave them (PyTorch 2.11+cu130 seeing an H200, ONNX Runtime
+    without its CUDA provider): the fix names --backend torch; with only the CPU provider and no GPU PyTorch it
+    names onnxruntime-gpu; with the CUDA provider, that."""
+    from harness.doctor.context import Context
+    from harness.doctor.libraries import check_libraries
+    from harness.doctor.system import System
+
+    libs = {"torch": {"ok": True, "version": "2.11.0+cu130", "cuda_build": "13.0", "cuda_available": True,
+                      "devices": ["NVIDIA H200"]},
+            "onnxruntime": {"ok": True, "version": "1.30.0", "providers": ["CPUExecutionProvider"]},
+            "tensorrt": {"ok": False, "missing": True, "error": "tensorrt is not installed"},
+            "pycuda": {"ok": False, "missing": True, "error": "pycuda is not installed"}}
+    profile = {"backend": "tensorrt", "target": "cuda", "precision": "fp16"}
+
+    def trt_fix(libs):
+        checks = {c.name: c for c in check_libraries(Context(dict(profile), System(), "cuda", libs))}
+        return checks["tensorrt"].fix
+
+    assert trt_fix(libs).endswith("or --backend torch (PyTorch sees the GPU)")
+    assert trt_fix(dict(libs, torch={"ok": False, "missing": True})).endswith(
+        "or --backend onnxruntime with onnxruntime-gpu")
+    ort_gpu = {"ok": True, "version": "1.30.0", "providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+    assert trt_fix(dict(libs, onnxruntime=ort_gpu)).endswith(
+        "or --backend torch (PyTorch sees the GPU) or --backend onnxruntime --precision fp32 (its CUDA provider is here)")
