@@ -41,6 +41,8 @@ def sample_ids(n: int):
 
 
 def table(db: Path, run_id=None):
+    from harness.api.stages import row_seconds
+
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     con.row_factory = sqlite3.Row
     if run_id is None:
@@ -53,7 +55,7 @@ def table(db: Path, run_id=None):
     created = [r["created"] for r in rows]
     started = con.execute("SELECT started FROM runs WHERE run_id = ?", (run_id,)).fetchone()["started"]
     out = {p: sum((s.get("phases_s") or {}).get(p, 0.0) for s in speed) / max(len(speed), 1) for p in PHASES}
-    out["quality"] = sum(float(q.get("seconds") or 0.0) for q in quality) / max(len(pairs), 1)
+    out["quality"] = sum(row_seconds("quality:", q) or 0.0 for q in quality) / max(len(pairs), 1)
     per_pair = (max(created) - started) / max(len(pairs), 1) if created else float("nan")
     return run_id, len(pairs), len(speed), out, per_pair, rows
 
