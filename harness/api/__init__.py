@@ -30,6 +30,7 @@ from .plan import (
     BASELINES,
     Pairs,
     as_list,
+    backend_ready,
     bench_config,
     calib_folders,
     calib_key,
@@ -197,6 +198,7 @@ def bench(models: Union[str, Sequence[str]], device: str = "cpu", scale=None, fr
                           frames_dir=frames, onnx_dir=onnx_dir, calib_data=calib_data,
                           **timing_overrides(repeats, timeout, warmup, iterations, duration, threads, ci_target,
                                              pipeline))
+    backend_ready(cfg, device)
     ids = as_list(models)
     pairs = model_scale_pairs(ids, [int(s) for s in as_list(scale)] or export_scales(onnx_dir))
     from ..exported import resolve_model
@@ -296,6 +298,7 @@ def run_all(device: str = "cpu", pool: Optional[str] = None, models: Sequence[st
     profile, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, frames_dir=frames,
                                 onnx_dir=onnx_dir, calib_data=calib_data, **timing)
     cfg = sweep_timing(cfg, profile, timing)
+    backend_ready(cfg, device)
     scale_list, pairs, weights_of = sweep_pairs(as_list(models), pool, [int(s) for s in as_list(scales)],
                                                 cfg.weights, onnx_dir=onnx_dir)
     out_dir = Path(out)
@@ -397,6 +400,7 @@ def compare(model: str, device: str = "cpu", scale=None, weights: Optional[str] 
     plots = plots_beside(Path(db).parent, plots)
     profile, cfg = bench_config(device, backend=backend, precision=precision, weights=weights, repeats=repeats,
                                 timeout_s=timeout, frames_dir=frames, calib_data=calib_data)
+    backend_ready(cfg, device)
     scales = [int(s) for s in as_list(scale)]
     built = resolve(model, scales[0] if scales else None, weights)
     baseline = resolve(f"Bicubic_s{built.scale}")

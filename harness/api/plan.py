@@ -245,3 +245,50 @@ def resume_miss(store, setup: str, data_ids: Dict[str, Any]) -> str:
             changed.append("the Full-HD frames")
         return f"the data changed since run {run['run_id']} ({', '.join(changed) or 'content'} differ)"
     return f"no earlier run of this configuration in {store.path}"
+
+
+def _installed(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it (a module already loaded counts)."""
+    import importlib.util
+    import sys
+
+    if sys.modules.get(name) is not None:
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def backend_ready(cfg, device: str) -> None:
+    """Fail before any work where the run's backend cannot run on this machine at all (its library is absent,
+    or it has no way to the target): every row would fail for the same reason after the quality stage. Nothing
+    is initialised here (no CUDA context in the parent of the measuring processes): a library that is installed
+    but broken, or a GPU that does not answer, is still one failed row per model with the reason."""
+    backend, target = cfg.backend, str(cfg.target)
+    why = ""
+    if backend == "tensorrt":
+        from ..backends.tensorrt_backend import PYCUDA_MISSING, TENSORRT_MISSING
+
+        why = TENSORRT_MISSING if not _installed("tensorrt") else PYCUDA_MISSING if not _installed("pycuda") else ""
+    elif backend == "torch" and not _installed("torch"):
+        why = "torch is not installed (./scripts/bootstrap.sh with HARNESS_TORCH=1 installs it)"
+    elif backend == "torch" and target.startswith("cuda"):
+        import torch
+
+        if torch.version.cuda is None:
+            why = (f"this PyTorch ({torch.__version__}) is a CPU build: install a CUDA build "
+                   f"(HARNESS_MACHINE=nvidia ./scripts/bootstrap.sh)")
+    elif backend == "onnxruntime" and target.split(":")[0] in ("cuda", "tensorrt"):
+        import onnxruntime as ort
+
+        from ..backends.onnxruntime_backend import _PROVIDERS
+
+        provider = _PROVIDERS[target.split(":")[0]]
+        if provider not in ort.get_available_providers():
+            why = (f"onnxruntime {ort.__version__} has no {provider} (it has "
+                   f"{', '.join(ort.get_available_providers())}): install onnxruntime-gpu")
+    if why:
+        others = [b for b in ("torch", "onnxruntime") if b != backend]
+        raise HarnessError(f"--device {device}: the {backend} backend cannot run here: {why}; or measure with "
+                           f"another backend ({' or '.join('--backend ' + b for b in others)})")

@@ -68,7 +68,7 @@ def report_problems(rows) -> None:
 
 
 def cmd_bench(args) -> int:
-    from ..api import calib_key, config_key, export_key, export_scales, model_scale_pairs, timing_key
+    from ..api import backend_ready, calib_key, config_key, export_key, export_scales, model_scale_pairs, timing_key
     from ..backends import make_backend
     from ..environment import capture, not_the_device
     from ..exported import resolve_model
@@ -79,6 +79,7 @@ def cmd_bench(args) -> int:
     if not model_ids:
         raise HarnessError("give a model id (several: A B, or --model A,B) or --pool NAME, e.g. bench eSR-MAX_s2_K3_C1")
     make_backend(cfg.backend, precision=cfg.precision, device=cfg.target)  # unknown backend/precision: one line
+    backend_ready(cfg, args.device)  # its library absent: one line, before the store is touched
     pairs = model_scale_pairs(model_ids, scales_of(args.scale) or export_scales(cfg.onnx_dir))
     for mid, s in pairs:  # fail on a bad id or missing weights before any measurement
         resolve_model(mid, s, cfg.weights, onnx_dir=cfg.onnx_dir)

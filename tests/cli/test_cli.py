@@ -196,3 +196,31 @@ def test_figures_go_beside_the_results_unless_plots_is_given(tmp_path, capsys):
     printed = capsys.readouterr().out.split()
     assert printed and all(p.startswith(str(tmp_path / "s" / "plots")) for p in printed)
     assert (tmp_path / "s" / "plots" / "tradeoff_cpu_onnxruntime_fp32_x2_Set5.png").is_file()
+
+
+def test_a_backend_that_cannot_run_here_stops_before_any_work(tmp_path, capsys, monkeypatch):
+    """The cuda profile's TensorRT, absent: one line with the fix and the other backends, exit 2, no store (before,
+    the quality stage ran and then every speed row failed for that same reason). The same for ONNX Runtime without
+    its CUDA provider, and PyTorch's CPU build asked for cuda (this machine's: the test skips where it is not)."""
+    import harness.api.plan as plan
+
+    monkeypatch.setattr(plan, "_installed", lambda name: name not in ("tensorrt",))
+    out = tmp_path / "r" / "results"
+    assert main(["run-all", "--device", "cuda", "--pool", "none", "--scale", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: --device cuda: the tensorrt backend cannot run here: tensorrt is not importable")
+    assert err.endswith("or measure with another backend (--backend torch or --backend onnxruntime)")
+    assert not out.exists()
+    monkeypatch.setattr(plan, "_installed", lambda name: True)
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        code = main(["bench", "--device", "cuda", "--backend", "onnxruntime", "--precision", "fp32",
+                     "eSR-MAX_s2_K3_C1", "--db", str(tmp_path / "b.db")])
+        assert code == 2 and "has no CUDAExecutionProvider" in capsys.readouterr().err
+        assert not (tmp_path / "b.db").exists()
+    torch = pytest.importorskip("torch")
+    if torch.version.cuda is None:
+        assert main(["bench", "--device", "cuda", "--backend", "torch", "eSR-MAX_s2_K3_C1", "--db",
+                     str(tmp_path / "b.db")]) == 2
+        assert "is a CPU build: install a CUDA build" in capsys.readouterr().err
