@@ -282,9 +282,9 @@ def backend_ready(cfg, device: str) -> None:
     elif backend == "onnxruntime" and target.split(":")[0] in ("cuda", "tensorrt"):
         import onnxruntime as ort
 
-        from ..backends.onnxruntime_backend import _PROVIDERS
+        from ..backends.onnxruntime_backend import PROVIDERS
 
-        provider = _PROVIDERS[target.split(":")[0]]
+        provider = PROVIDERS[target.split(":")[0]]
         if provider not in ort.get_available_providers():
             why = (f"onnxruntime {ort.__version__} has no {provider} (it has "
                    f"{', '.join(ort.get_available_providers())}): install onnxruntime-gpu")

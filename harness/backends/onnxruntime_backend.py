@@ -59,7 +59,7 @@ TRIAL_PAUSE_S = 0.05
 SKIP_AFTER = 3
 # ... except every RECHECK-th of them, which tries it again (a form that survives there is tried again from then on)
 RECHECK = 10
-_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
 def auto_forms(module) -> List[str]:
@@ -251,9 +251,9 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime as ort
 
         kind = self.device.split(":")[0]
-        provider = _PROVIDERS.get(kind)
+        provider = PROVIDERS.get(kind)
         if provider is None:
-            raise HarnessError(f"onnxruntime device '{self.device}' is not one of {', '.join(_PROVIDERS)}")
+            raise HarnessError(f"onnxruntime device '{self.device}' is not one of {', '.join(PROVIDERS)}")
         if provider not in ort.get_available_providers():
             raise BackendUnavailable(f"onnxruntime {ort.__version__} has no {provider} here (available: "
                                      f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu "
