@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Tuple
 
 from ..api import BASELINES
 from ..errors import HarnessError
@@ -34,9 +35,17 @@ SPEED_COLUMNS = ("model", "scale", "backend", "precision", "form", "median_ms", 
                  "ci_halfwidth_pct", "timing_stop", "cov", "cpu_util_pct", "mean_w", "mj_per_frame",
                  "psnr_vs_reference", "status")
 
-SPEED_HEADERS = {"median_ms": "median ms", "p90_ms": "p90 ms", "p99_ms": "p99 ms", "fhd_per_s": "FHD/s",
+SPEED_HEADERS = {"median_ms": "median ms", "gpu_median_ms": "GPU ms", "e2e_median_ms": "with copies ms",
+                 "p90_ms": "p90 ms", "p99_ms": "p99 ms", "fhd_per_s": "FHD/s",
                  "ci_halfwidth_pct": "+-% (95%)", "timing_stop": "stopped by", "cov": "CoV", "cpu_util_pct": "CPU %",
                  "mean_w": "W", "mj_per_frame": "mJ/frame", "psnr_vs_reference": "vs ref dB"}
+
+
+def speed_columns(rows) -> Tuple[str, ...]:
+    """bench's columns: on a GPU (rows with CUDA-event or end-to-end times) those two after the median."""
+    gpu = tuple(c for c in ("gpu_median_ms", "e2e_median_ms") if any(r.get(c) is not None for r in rows))
+    at = SPEED_COLUMNS.index("median_ms") + 1
+    return SPEED_COLUMNS[:at] + gpu + SPEED_COLUMNS[at:]
 
 
 def cmd_quality(args) -> int:
@@ -117,15 +126,19 @@ def _bench_run(args, cfg, pairs, store, run_id, tty) -> int:
     rows = []
     for r in store.rows("run_id = ? AND measurement = 'speed'", (run_id,)):
         data = json.loads(r["data"] or "{}")
-        rows.append(dict(dict(r), ci_halfwidth_pct=data.get("ci_halfwidth_pct"), timing_stop=data.get("timing_stop")))
+        e2e = data.get("e2e") if isinstance(data.get("e2e"), dict) else {}
+        rows.append(dict(dict(r), ci_halfwidth_pct=data.get("ci_halfwidth_pct"), timing_stop=data.get("timing_stop"),
+                         gpu_median_ms=data.get("gpu_median_ms"), e2e_median_ms=e2e.get("median_ms")))
     csv_path = store.export_csv(Path(args.db).parent / f"speed_{cfg.device}.csv", "run_id = ?", (run_id,))
+    columns = speed_columns(rows)
     if args.json:
-        emit([json.loads(r["data"]) for r in rows], SPEED_COLUMNS, True)
+        emit([dict(json.loads(r["data"]), gpu_median_ms=r["gpu_median_ms"], e2e_median_ms=r["e2e_median_ms"])
+              for r in rows], columns, True)
     else:
-        emit(rows, SPEED_COLUMNS, False, digits={"median_ms": 2, "p90_ms": 2, "p99_ms": 2, "fhd_per_s": 2, "cov": 3,
-                                                "ci_halfwidth_pct": 1,
-                                                "cpu_util_pct": 0, "mean_w": 2, "mj_per_frame": 1,
-                                                "psnr_vs_reference": 1}, headers=SPEED_HEADERS)
+        emit(rows, columns, False, digits={"median_ms": 2, "p90_ms": 2, "p99_ms": 2, "fhd_per_s": 2, "cov": 3,
+                                           "gpu_median_ms": 3, "e2e_median_ms": 2, "ci_halfwidth_pct": 1,
+                                           "cpu_util_pct": 0, "mean_w": 2, "mj_per_frame": 1,
+                                           "psnr_vs_reference": 1}, headers=SPEED_HEADERS)
         report_problems(rows)
         print(f"run {run_id}: {len(records)} measured now, stored in {args.db}; CSV {csv_path}", file=sys.stderr)
     failed = sum(r["status"] == "failed" for r in rows)

@@ -224,3 +224,14 @@ def test_a_backend_that_cannot_run_here_stops_before_any_work(tmp_path, capsys, 
         assert main(["bench", "--device", "cuda", "--backend", "torch", "eSR-MAX_s2_K3_C1", "--db",
                      str(tmp_path / "b.db")]) == 2
         assert "is a CPU build: install a CUDA build" in capsys.readouterr().err
+
+
+def test_bench_shows_the_gpu_latencies_only_where_there_are_some():
+    from harness.cli.measure import SPEED_COLUMNS, speed_columns
+
+    cpu = {"model": "a", "median_ms": 9.0, "gpu_median_ms": None, "e2e_median_ms": None}
+    gpu = {"model": "b", "median_ms": 0.34, "gpu_median_ms": 0.28, "e2e_median_ms": 1.68}
+    assert speed_columns([cpu]) == SPEED_COLUMNS
+    cols = speed_columns([cpu, gpu])
+    at = cols.index("median_ms")
+    assert cols[at:at + 3] == ("median_ms", "gpu_median_ms", "e2e_median_ms") and len(cols) == len(SPEED_COLUMNS) + 2
