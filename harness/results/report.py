@@ -163,7 +163,8 @@ def runs_of(store, run_id: Optional[str], rows) -> List[Dict]:
     return [r for r in runs if r["run_id"] in ids]
 
 
-_SPEED_FIELDS = ("median_ms", "p90_ms", "p99_ms", "fhd_per_s", "cov", "mean_w", "mj_per_frame", "cpu_util_pct")
+_SPEED_FIELDS = ("median_ms", "gpu_median_ms", "e2e_median_ms", "p90_ms", "p99_ms", "fhd_per_s", "cov", "mean_w",
+                 "mj_per_frame", "cpu_util_pct")
 
 
 def collect_entries(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]:
@@ -239,8 +240,10 @@ def models_table(entries: List[Dict]) -> Table:
             Col("macs_per_fhd", "GMACs / FHD frame", "gmacs")]
     for s in sets:
         cols += [Col(f"psnr:{s}", f"PSNR {set_label(s)}", "psnr"), Col(f"ssim:{s}", f"SSIM {set_label(s)}", "ssim")]
-    cols += [Col("fhd_per_s", "FHD/s", "fps"), Col("median_ms", "median ms", "ms"), Col("p90_ms", "p90 ms", "ms"),
-             Col("p99_ms", "p99 ms", "ms"), Col("cov", "CoV", "cov"), Col("mean_w", "W", "w"),
+    gpu = [c for c in ("gpu_median_ms", "e2e_median_ms") if any(e.get(c) is not None for e in entries)]
+    cols += [Col("fhd_per_s", "FHD/s", "fps"), Col("median_ms", "median ms", "ms")] + [
+             Col(c, {"gpu_median_ms": "GPU ms", "e2e_median_ms": "with copies ms"}[c], "ms") for c in gpu] + [
+             Col("p90_ms", "p90 ms", "ms"), Col("p99_ms", "p99 ms", "ms"), Col("cov", "CoV", "cov"), Col("mean_w", "W", "w"),
              Col("mj_per_frame", "mJ/frame", "mj"), Col("form", "graph form"), Col("weights", "weights"),
              Col("status", "status")]
     rows = []

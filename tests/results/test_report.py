@@ -353,3 +353,21 @@ def test_a_run_on_another_host_is_said_first(tmp_path):
     assert "NOT THE DEVICE" in html and why in html
     assert html.index("NOT THE DEVICE") < html.index("device(s)")
     assert "NOT THE DEVICE" in md_path.read_text()
+
+
+def test_gpu_rows_show_the_gpu_time_and_the_time_with_copies(tmp_path, report):
+    """A CUDA run's rows carry gpu_median_ms and e2e (as the runner stores them): the models table gains those two
+    columns, with their values; a CPU-only report (the fixture's) has neither."""
+    assert "GPU ms" not in Tables(report["html"].read_text()).tables["models"]["head"]
+    store = ResultStore(tmp_path / "h.db")
+    run, _ = store.start_run("cuda", "k")
+    store.add(run, "quality:Set5", _quality("eSR-TM_s2_K7_C4", "eSR-TM", 34.5, "Set5", device="cuda"))
+    store.add(run, "speed", _speed("eSR-TM_s2_K7_C4", "eSR-TM", 2985.0, 223.0, device="cuda", backend="torch",
+                                   precision="fp16", gpu_median_ms=0.277, e2e={"median_ms": 1.68}))
+    html_path, _ = write_report(store, tmp_path / "out", plots_dir=tmp_path / "plots")
+    page = Tables(html_path.read_text())
+    head = page.tables["models"]["head"]
+    assert head.index("median ms") + 1 == head.index("GPU ms") and head.index("GPU ms") + 1 == head.index(
+        "with copies ms")
+    (row,) = page.records("models")
+    assert (row["median ms"], row["GPU ms"], row["with copies ms"]) == ("0.34", "0.28", "1.68")
