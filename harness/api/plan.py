@@ -280,14 +280,9 @@ def backend_ready(cfg, device: str) -> None:
             why = (f"this PyTorch ({torch.__version__}) is a CPU build: install a CUDA build "
                    f"(HARNESS_MACHINE=nvidia ./scripts/bootstrap.sh)")
     elif backend == "onnxruntime" and target.split(":")[0] in ("cuda", "tensorrt"):
-        import onnxruntime as ort
+        from ..backends.onnxruntime_backend import PROVIDERS, provider_missing
 
-        from ..backends.onnxruntime_backend import PROVIDERS
-
-        provider = PROVIDERS[target.split(":")[0]]
-        if provider not in ort.get_available_providers():
-            why = (f"onnxruntime {ort.__version__} has no {provider} (it has "
-                   f"{', '.join(ort.get_available_providers())}): install onnxruntime-gpu")
+        why = provider_missing(PROVIDERS[target.split(":")[0]])
     if why:
         others = [b for b in ("torch", "onnxruntime") if b != backend]
         raise HarnessError(f"--device {device}: the {backend} backend cannot run here: {why}; or measure with "

@@ -62,6 +62,16 @@ RECHECK = 10
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
 
+def provider_missing(provider: str) -> str:
+    """Why this ONNX Runtime cannot run ``provider`` (one of :data:`PROVIDERS`' values), or "" where it can."""
+    import onnxruntime as ort
+
+    if provider in ort.get_available_providers():
+        return ""
+    return (f"onnxruntime {ort.__version__} has no {provider} here (available: "
+            f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu for CUDA/TensorRT, or use --device cpu")
+
+
 def auto_forms(module) -> List[str]:
     """The forms ``--form auto`` exports and times for ``module``: every form its family has
     (:func:`harness.models.fast.candidate_forms`), within ``$HARNESS_FORMS`` where that is set."""
@@ -248,16 +258,13 @@ class OnnxRuntimeBackend(Backend):
         return True, ""
 
     def _provider(self) -> str:
-        import onnxruntime as ort
-
         kind = self.device.split(":")[0]
         provider = PROVIDERS.get(kind)
         if provider is None:
             raise HarnessError(f"onnxruntime device '{self.device}' is not one of {', '.join(PROVIDERS)}")
-        if provider not in ort.get_available_providers():
-            raise BackendUnavailable(f"onnxruntime {ort.__version__} has no {provider} here (available: "
-                                     f"{', '.join(ort.get_available_providers())}); install onnxruntime-gpu "
-                                     f"for CUDA/TensorRT, or use --device cpu")
+        missing = provider_missing(provider)
+        if missing:
+            raise BackendUnavailable(missing)
         if self.precision == "fp16" and kind != "tensorrt":
             raise HarnessError(f"onnxruntime fp16 runs through the TensorRT provider only; use --precision fp32 "
                                f"with {provider}")
