@@ -9,6 +9,7 @@ from typing import Tuple
 from ..api import BASELINES
 from ..errors import HarnessError
 from ..export import FORMS as EXPORT_FORMS
+from ..results.table import GPU_LATENCIES, gpu_columns, gpu_latencies
 from .options import (
     PROJECT_ROOT,
     add_calib,
@@ -35,17 +36,15 @@ SPEED_COLUMNS = ("model", "scale", "backend", "precision", "form", "median_ms", 
                  "ci_halfwidth_pct", "timing_stop", "cov", "cpu_util_pct", "mean_w", "mj_per_frame",
                  "psnr_vs_reference", "status")
 
-SPEED_HEADERS = {"median_ms": "median ms", "gpu_median_ms": "GPU ms", "e2e_median_ms": "with copies ms",
-                 "p90_ms": "p90 ms", "p99_ms": "p99 ms", "fhd_per_s": "FHD/s",
+SPEED_HEADERS = {"median_ms": "median ms", **GPU_LATENCIES, "p90_ms": "p90 ms", "p99_ms": "p99 ms", "fhd_per_s": "FHD/s",
                  "ci_halfwidth_pct": "+-% (95%)", "timing_stop": "stopped by", "cov": "CoV", "cpu_util_pct": "CPU %",
                  "mean_w": "W", "mj_per_frame": "mJ/frame", "psnr_vs_reference": "vs ref dB"}
 
 
 def speed_columns(rows) -> Tuple[str, ...]:
     """bench's columns: on a GPU (rows with CUDA-event or end-to-end times) those two after the median."""
-    gpu = tuple(c for c in ("gpu_median_ms", "e2e_median_ms") if any(r.get(c) is not None for r in rows))
     at = SPEED_COLUMNS.index("median_ms") + 1
-    return SPEED_COLUMNS[:at] + gpu + SPEED_COLUMNS[at:]
+    return SPEED_COLUMNS[:at] + tuple(gpu_columns(rows)) + SPEED_COLUMNS[at:]
 
 
 def cmd_quality(args) -> int:
@@ -126,14 +125,12 @@ def _bench_run(args, cfg, pairs, store, run_id, tty) -> int:
     rows = []
     for r in store.rows("run_id = ? AND measurement = 'speed'", (run_id,)):
         data = json.loads(r["data"] or "{}")
-        e2e = data.get("e2e") if isinstance(data.get("e2e"), dict) else {}
         rows.append(dict(dict(r), ci_halfwidth_pct=data.get("ci_halfwidth_pct"), timing_stop=data.get("timing_stop"),
-                         gpu_median_ms=data.get("gpu_median_ms"), e2e_median_ms=e2e.get("median_ms")))
+                         **gpu_latencies(data)))
     csv_path = store.export_csv(Path(args.db).parent / f"speed_{cfg.device}.csv", "run_id = ?", (run_id,))
     columns = speed_columns(rows)
     if args.json:
-        emit([dict(json.loads(r["data"]), gpu_median_ms=r["gpu_median_ms"], e2e_median_ms=r["e2e_median_ms"])
-              for r in rows], columns, True)
+        emit([dict(json.loads(r["data"]), **{c: r[c] for c in GPU_LATENCIES}) for r in rows], columns, True)
     else:
         emit(rows, columns, False, digits={"median_ms": 2, "p90_ms": 2, "p99_ms": 2, "fhd_per_s": 2, "cov": 3,
                                            "gpu_median_ms": 3, "e2e_median_ms": 2, "ci_halfwidth_pct": 1,

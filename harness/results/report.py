@@ -25,7 +25,7 @@ from ..errors import HarnessError
 from ..numeric import number_or_none
 from .files import write_text_atomic
 from .pareto import QUALITY_TIE_DB
-from .table import RGB_SPEED_BASELINE, build_records, colour_of, latest_rows, sets_order
+from .table import GPU_LATENCIES, RGB_SPEED_BASELINE, build_records, colour_of, gpu_columns, latest_rows, sets_order
 from .table import front_groups as pareto_groups
 
 EMBEDDED_NOTE = "embedded: images bundled with scikit-image, not a standard test set (not comparable with papers)"
@@ -240,9 +240,8 @@ def models_table(entries: List[Dict]) -> Table:
             Col("macs_per_fhd", "GMACs / FHD frame", "gmacs")]
     for s in sets:
         cols += [Col(f"psnr:{s}", f"PSNR {set_label(s)}", "psnr"), Col(f"ssim:{s}", f"SSIM {set_label(s)}", "ssim")]
-    gpu = [c for c in ("gpu_median_ms", "e2e_median_ms") if any(e.get(c) is not None for e in entries)]
     cols += [Col("fhd_per_s", "FHD/s", "fps"), Col("median_ms", "median ms", "ms")] + [
-             Col(c, {"gpu_median_ms": "GPU ms", "e2e_median_ms": "with copies ms"}[c], "ms") for c in gpu] + [
+             Col(c, GPU_LATENCIES[c], "ms") for c in gpu_columns(entries)] + [
              Col("p90_ms", "p90 ms", "ms"), Col("p99_ms", "p99 ms", "ms"), Col("cov", "CoV", "cov"), Col("mean_w", "W", "w"),
              Col("mj_per_frame", "mJ/frame", "mj"), Col("form", "graph form"), Col("weights", "weights"),
              Col("status", "status")]

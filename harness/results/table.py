@@ -42,8 +42,24 @@ SPEED = ["fhd_per_s", "fhd_per_s_low", "fhd_per_s_high", "ci_halfwidth_pct", "ti
 # from the speed record's JSON only (absent from older stores: None); the raw times_ms stay out of the table
 _FROM_DATA = ("n", "mean_ms", "fhd_per_s_low", "fhd_per_s_high", "ci_halfwidth_pct", "timing_stop", "runtime",
               "gpu_median_ms", "e2e_median_ms")
+# a GPU row's two other latencies (None on the CPU), with their labels in printed tables and the report
+GPU_LATENCIES = {"gpu_median_ms": "GPU ms", "e2e_median_ms": "with copies ms"}
 TAIL = ["psnr_mean", "quality_basis", "status", "reason", "emulated", "run_id"]
 _SEVERITY = {"ok": 0, "flagged": 1}
+
+
+def gpu_latencies(data: Dict) -> Dict[str, Optional[float]]:
+    """A speed record's ``gpu_median_ms`` (CUDA events) and ``e2e_median_ms`` (its ``e2e`` latencies, with the
+    host<->device copies); None where the record has none."""
+    e2e = data.get("e2e")
+    return {"gpu_median_ms": number_or_none(data.get("gpu_median_ms")),
+            "e2e_median_ms": number_or_none(e2e.get("median_ms")) if isinstance(e2e, dict) else None}
+
+
+def gpu_columns(rows: Iterable[Dict]) -> List[str]:
+    """Those of :data:`GPU_LATENCIES` that any of ``rows`` has: tables show them only for GPU runs."""
+    rows = list(rows)
+    return [c for c in GPU_LATENCIES if any(r.get(c) is not None for r in rows)]
 
 
 def _data(row) -> Dict:
@@ -145,9 +161,7 @@ def build_records(rows, emulated: Optional[Dict[str, str]] = None) -> List[Dict]
         rec.update(fhd_per_s_low=ci[0] if ci else None, fhd_per_s_high=ci[1] if ci else None,
                    ci_halfwidth_pct=number_or_none(d.get("ci_halfwidth_pct")),
                    timing_stop=_text_or_none(d.get("timing_stop")), runtime=_text_or_none(d.get("runtime")),
-                   gpu_median_ms=number_or_none(d.get("gpu_median_ms")),
-                   e2e_median_ms=number_or_none((d.get("e2e") or {}).get("median_ms")
-                                                if isinstance(d.get("e2e"), dict) else None))
+                   **gpu_latencies(d))
         records.append(_with_quality(rec, quality.get(qkey, {})))
     for qkey, sets in quality.items():
         if qkey in used:
