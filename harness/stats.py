@@ -36,6 +36,8 @@ def prepare_cuts(n_max: int, confidence: float = CONFIDENCE) -> None:
     """Compute :func:`_cut` for every n up to ``n_max`` in one vectorised SciPy call (and import SciPy),
     so that the timed loop, which asks after every frame, pays neither the import (about a second, once)
     nor ~0.1 ms a new n inside the timed window (where a power meter integrates)."""
+    if (int(n_max), confidence) in _CUTS:  # filled up to n_max already (each call fills 1..n_max)
+        return
     alpha = 1.0 - confidence
     n = np.arange(1, int(n_max) + 1)
     binom = _binom()
